@@ -4,7 +4,7 @@
 >>> act = htaf.nn.HTAF(alpha=4.0, beta=1.0, step_at_eval=True)
 >>> x = torch.tensor([-1.0, 0.5])
 >>> act(x).round(decimals=3)                      # training: smooth HTAF
-tensor([0.0470, 0.8620])
+tensor([0.0450, 0.8640])
 >>> act.eval()(x)                                 # inference: exact step
 tensor([0., 1.])
 """

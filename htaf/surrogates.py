@@ -57,7 +57,7 @@ class Surrogate:
 
     Subclasses set ``name``, ``defaults`` (parameter name -> default value; every parameter is a
     positive real) and implement :meth:`primitive` and :meth:`derivative` with plain tensor math.
-    Instances are immutable; parameters are read as attributes (``sg.alpha``).
+    Parameters are read as attributes (``sg.alpha``); treat instances as immutable values.
     """
 
     name: ClassVar[str]
@@ -73,13 +73,9 @@ class Surrogate:
                 f"unknown parameter(s) {', '.join(unknown)} for surrogate '{self.name}'; valid: {valid}"
             )
         values = {**self.defaults, **params}
-        checked = {key: check_positive(key, value) for key, value in values.items()}
-        object.__setattr__(self, "params", checked)
-        for key, value in checked.items():
-            object.__setattr__(self, key, value)
-
-    def __setattr__(self, key, value):
-        raise AttributeError(f"{type(self).__name__} is immutable; build a new one with htaf.surrogates.get")
+        self.params = {key: check_positive(key, value) for key, value in values.items()}
+        for key, value in self.params.items():
+            setattr(self, key, value)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
