@@ -5,10 +5,14 @@
 * :mod:`htaf.functional`: ``htaf``, ``htaf_grad``, ``htaf_sign``, ``heaviside``, ``sign``, ``spike``, ``sign_spike``
 * :mod:`htaf.nn`: ``HTAF``, ``Spike``, ``use_mode``
 * :mod:`htaf.surrogates`: the surrogate-gradient zoo (``get``, ``available``)
+* :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`:
+  the experiment engine behind every chapter of the book
 """
-
-from . import functional, nn, surrogates
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "nn", "surrogates", "__version__"]
+from . import functional, nn, surrogates  # noqa: E402  (the engine below records __version__)
+from . import data, experiments, results  # noqa: E402
+from .train import run, sweep  # noqa: E402
+
+__all__ = ["functional", "nn", "surrogates", "data", "experiments", "results", "run", "sweep", "__version__"]

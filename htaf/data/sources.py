@@ -1,0 +1,99 @@
+"""Readers that turn files on disk into in-memory tensors.
+
+Every reader returns ``(images, labels)``: images as uint8 ``(N, C, H, W)`` and
+labels as int64 ``(N,)``. Whole datasets are loaded at once: MNIST is 47 MB,
+which is cheaper than any per-sample transform pipeline on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TORCHVISION_CLASSES = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+}
+EXPECTED_FILES = {
+    "mnist": "MNIST/raw/train-images-idx3-ubyte (and the other three IDX files)",
+    "fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte (and the other three IDX files)",
+    "cifar10": "cifar-10-batches-py/data_batch_1 ... data_batch_5, test_batch",
+    "cifar100": "cifar-100-python/train, cifar-100-python/test",
+    "cifar10_subset": "cifar10-subset/cifar10_subset.npz (x_train, y_train, x_test, y_test)",
+}
+DIGITS_TRAIN_SIZE = 1440
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is absent under the data root and could not be downloaded."""
+
+    def __init__(self, name: str, root: Path, reason: str):
+        super().__init__(
+            f"dataset {name!r} not found under {root} ({reason}).\n"
+            f"Expected layout: {root}/{EXPECTED_FILES[name]}.\n"
+            "Fix: set HTAF_DATA to a folder holding it in that layout (such as an offline copy), "
+            "or run once with internet access (and HTAF_DOWNLOAD unset) "
+            "so that torchvision downloads it."
+        )
+        self.name = name
+        self.root = root
+
+
+def downloads_allowed() -> bool:
+    """False when ``HTAF_DOWNLOAD=0``: never touch the network."""
+    return os.environ.get("HTAF_DOWNLOAD", "1") != "0"
+
+
+def read_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 with torchvision.
+
+    Downloads when the files are absent and downloads are allowed; any failure
+    becomes a :class:`DatasetNotFoundError` that explains the expected layout.
+    """
+    import torchvision.datasets
+
+    dataset_class = getattr(torchvision.datasets, TORCHVISION_CLASSES[name])
+    train = split == "train"
+    try:
+        dataset = dataset_class(str(root), train=train, download=False)
+    except RuntimeError as missing:
+        if not downloads_allowed():
+            raise DatasetNotFoundError(name, root, "downloads disabled by HTAF_DOWNLOAD=0") from missing
+        try:
+            dataset = dataset_class(str(root), train=train, download=True)
+        except (OSError, RuntimeError) as offline:
+            raise DatasetNotFoundError(name, root, f"download failed: {offline}") from offline
+    images = torch.as_tensor(np.asarray(dataset.data))
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)
+    return images.contiguous(), labels
+
+
+def read_cifar10_subset(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the lossless CIFAR-10 subset (4000 train, 1000 test) from an npz file."""
+    path = root / "cifar10-subset" / "cifar10_subset.npz"
+    if not path.is_file():
+        raise DatasetNotFoundError("cifar10_subset", root, f"no file {path}")
+    with np.load(path) as arrays:
+        images = torch.from_numpy(arrays[f"x_{split}"]).permute(0, 3, 1, 2).contiguous()
+        labels = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64))
+    return images, labels
+
+
+def read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's bundled 8x8 digits (1797 images, 0..16 scaled to 0..255).
+
+    The split is fixed: a seed-0 permutation, first 1440 for training, 357 for test.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    order = np.random.default_rng(0).permutation(len(bunch.target))
+    chosen = order[:DIGITS_TRAIN_SIZE] if split == "train" else order[DIGITS_TRAIN_SIZE:]
+    images = np.round(bunch.images[chosen] * (255.0 / 16.0)).astype(np.uint8)
+    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(bunch.target[chosen].astype(np.int64))
