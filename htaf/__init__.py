@@ -5,6 +5,7 @@
 * :mod:`htaf.functional`: ``htaf``, ``htaf_grad``, ``htaf_sign``, ``heaviside``, ``sign``, ``spike``, ``sign_spike``
 * :mod:`htaf.nn`: ``HTAF``, ``Spike``, ``use_mode``
 * :mod:`htaf.surrogates`: the surrogate-gradient zoo (``get``, ``available``)
+* :mod:`htaf.theory`: SymPy forms, gradient mass and tail mass of every surrogate (imported on first use)
 * :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`:
   the experiment engine behind every chapter of the book
 """
@@ -15,4 +16,15 @@ from . import functional, nn, surrogates  # noqa: E402  (the engine below record
 from . import data, experiments, results  # noqa: E402
 from .train import run, sweep  # noqa: E402
 
-__all__ = ["functional", "nn", "surrogates", "data", "experiments", "results", "run", "sweep", "__version__"]
+__all__ = [
+    "functional", "nn", "surrogates", "theory", "data", "experiments", "results", "run", "sweep", "__version__",
+]
+
+
+def __getattr__(name: str):
+    # htaf.theory needs SymPy and SciPy (about a second to import): load it on first use only.
+    if name == "theory":
+        import importlib
+
+        return importlib.import_module(".theory", __name__)
+    raise AttributeError(f"module 'htaf' has no attribute {name!r}")

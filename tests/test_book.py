@@ -1,0 +1,101 @@
+"""The Jupyter Book builds with warnings as errors, and its notebooks are stored executed and error-free."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """Every ``file:`` entry of ``_toc.yml`` (the root included), without extension."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    found = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return found
+
+
+# the notebooks the book renders: they must be stored executed (the build does not execute them)
+NOTEBOOKS = [ROOT / f"{entry}.ipynb" for entry in toc_files() if (ROOT / f"{entry}.ipynb").exists()]
+THEORY_PAGES = ["01_definition", "02_gradient_mass", "03_tail_decay", "04_learning"]
+
+
+def jupyter_book() -> str:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    found = str(exe) if exe.exists() else shutil.which("jupyter-book")
+    if not found:
+        pytest.skip("jupyter-book is not installed")
+    return found
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    proc = subprocess.run(
+        [jupyter_book(), "build", str(ROOT), "--all", "-W", "--keep-going", "--path-output", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    return proc, out / "_build" / "html"
+
+
+def test_book_builds_without_warnings(built_book):
+    proc, _ = built_book
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert "build succeeded" in log, log[-6000:]
+
+
+def test_expected_pages_exist(built_book):
+    proc, html = built_book
+    assert proc.returncode == 0
+    expected = ["index.html", "book/index.html", "book/references.html"]
+    expected += [f"book/theory/{name}.html" for name in THEORY_PAGES]
+    for page in expected:
+        assert (html / page).is_file(), page
+    chapter = (html / "book/theory/03_tail_decay.html").read_text(encoding="utf-8")
+    assert chapter.count("<img") >= 3  # stored figures are rendered
+    refs = (html / "book/references.html").read_text(encoding="utf-8")
+    for key in ("SpikingJelly", "Binarized Neural Networks", "Heaviside", "SuperSpike"):
+        assert key.lower() in refs.lower()
+
+
+def test_theory_notebooks_are_in_the_toc():
+    names = {p.stem for p in NOTEBOOKS if p.parent.name == "theory"}
+    assert set(THEORY_PAGES) <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(ROOT)) for p in NOTEBOOKS])
+def test_notebook_is_stored_executed_without_errors(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert code, "notebook has no code cells"
+    for i, cell in enumerate(code):
+        assert cell.execution_count is not None, f"code cell {i} was not executed"
+        for out in cell.outputs:
+            assert out.output_type != "error", f"code cell {i} stored an error: {out.get('ename')}: {out.get('evalue')}"
+            if path.parent.name == "theory":
+                assert not (out.output_type == "stream" and out.name == "stderr"), f"code cell {i} wrote to stderr"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
