@@ -49,7 +49,7 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     for assignment in assignments:
         key, separator, value = assignment.partition("=")
         if not separator or not key:
-            raise ValueError(f"--set expects key=value, got {assignment!r}")
+            raise experiments.ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
         parsed[key] = parse_value(value)
     return parsed
 
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"list": lambda _: list_experiments(), "run": run_experiment, "results": show_results}
     try:
         commands[args.command](args)
-    except experiments.UnknownChoiceError as error:
+    except experiments.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except DatasetNotFoundError as error:

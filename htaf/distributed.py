@@ -52,6 +52,8 @@ def setup(device: torch.device) -> DistContext:
     """Join the process group once when launched with ``WORLD_SIZE > 1``."""
     ctx = from_env()
     if ctx.active and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device if device.index is not None else ctx.local_rank)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return ctx
 
@@ -66,7 +68,7 @@ def wrap(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """``model`` wrapped in DDP when several processes train it, else unchanged."""
     if not ctx.active:
         return model
-    device_ids = [device.index] if device.type == "cuda" else None
+    device_ids = [torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
 
 

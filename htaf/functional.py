@@ -188,7 +188,8 @@ def htaf_sign(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.T
 def heaviside(x: torch.Tensor) -> torch.Tensor:
     """The exact Heaviside step: 1 where ``x >= 0``, 0 where ``x < 0``, NaN where ``x`` is NaN.
 
-    Its gradient is zero everywhere (use :func:`spike` for a surrogate gradient).
+    The result is detached from autograd: the step's derivative is zero almost everywhere, so use
+    :func:`spike` (or :func:`htaf`) to train through it.
     """
     check_float_tensor(x, "heaviside")
     return _step(x.detach())

@@ -19,7 +19,6 @@ from torch import nn
 
 from . import functional as F
 from . import surrogates
-from ._validation import check_positive
 
 __all__ = ["HTAF", "Spike", "use_mode"]
 
@@ -37,7 +36,7 @@ class HTAF(nn.Module):
 
     * ``"smooth"``: HTAF forward, its exact gradient backward (a smooth activation; DHN / ICBM training).
     * ``"hard"``: exact step forward, HTAF's derivative backward (a spike / binarizer with HTAF surrogate).
-    * ``"step"``: exact step forward, zero gradient (pure inference).
+    * ``"step"``: exact step forward, detached from autograd (pure inference).
 
     Args:
         alpha: sharpness, > 0.
@@ -57,12 +56,28 @@ class HTAF(nn.Module):
         signed: bool = False,
     ):
         super().__init__()
-        self.alpha = check_positive("alpha", alpha)
-        self.beta = check_positive("beta", beta)
+        self.surrogate = surrogates.HTAF(alpha=alpha, beta=beta)
         self.mode = _check_mode(mode)
         self.step_at_eval = bool(step_at_eval)
         self.signed = bool(signed)
-        self.surrogate = surrogates.HTAF(alpha=self.alpha, beta=self.beta)
+
+    # alpha and beta live in the surrogate, so that the smooth and the hard path can never disagree;
+    # setting one (for example to anneal alpha during training) is validated like the constructor.
+    @property
+    def alpha(self) -> float:
+        return self.surrogate.alpha
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        self.surrogate = surrogates.HTAF(alpha=value, beta=self.beta)
+
+    @property
+    def beta(self) -> float:
+        return self.surrogate.beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self.surrogate = surrogates.HTAF(alpha=self.alpha, beta=value)
 
     @property
     def active_mode(self) -> str:

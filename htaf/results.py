@@ -16,9 +16,10 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -34,9 +35,12 @@ def results_root(results_dir: str | os.PathLike | None = None) -> Path:
 
 
 def checkpoints_root(results_dir: str | os.PathLike | None = None) -> Path:
-    """``$HTAF_CHECKPOINTS``, else a ``checkpoints/`` folder next to the results root (git-ignored)."""
+    """``$HTAF_CHECKPOINTS``, else ``.checkpoints/`` inside the results root (git-ignored).
+
+    Inside the results root, so that two results folders never share (or overwrite) checkpoints.
+    """
     override = os.environ.get("HTAF_CHECKPOINTS")
-    return Path(override) if override else results_root(results_dir).parent / "checkpoints"
+    return Path(override) if override else results_root(results_dir) / ".checkpoints"
 
 
 def config_hash(experiment: str, config: dict[str, Any]) -> str:
@@ -53,12 +57,28 @@ def checkpoint_path(experiment: str, profile: str, digest: str, results_dir: str
     return checkpoints_root(results_dir) / experiment / profile / f"{digest}.pt"
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, then ``os.replace``)."""
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A reader (or a run killed mid-write) sees either the old file or the new one, never a torn one.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(temporary, path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as fh:
+        try:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        except BaseException:
+            os.unlink(fh.name)
+            raise
+    os.replace(fh.name, path)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (see :func:`atomic_write`)."""
+    text = json.dumps(payload, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def read_json(path: Path) -> dict[str, Any]:

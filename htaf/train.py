@@ -33,8 +33,6 @@ from htaf import data, distributed, experiments, results
 from htaf.experiments import Config, Experiment
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "cosine")
 RESULT_SCHEMA = 1
 
 
@@ -73,7 +71,7 @@ def build_optimizer(parameters: Any, config: Config) -> torch.optim.Optimizer:
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=decay)
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, weight_decay=decay, momentum=config["momentum"])
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise experiments.UnknownChoiceError("optimizer", name, list(experiments.CHOICES["optimizer"]))
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> torch.optim.lr_scheduler.LRScheduler:
@@ -82,7 +80,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> torch.o
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     if config["lr_schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
-    raise ValueError(f"unknown lr_schedule {config['lr_schedule']!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    raise experiments.UnknownChoiceError("lr_schedule", config["lr_schedule"], list(experiments.CHOICES["lr_schedule"]))
 
 
 def compute_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
@@ -144,11 +142,8 @@ def _restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file, then ``os.replace``: a kill never leaves a torn checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    """``torch.save`` through :func:`htaf.results.atomic_write`: a kill never leaves a torn checkpoint."""
+    results.atomic_write(path, lambda fh: torch.save(state, fh))
 
 
 def fit(
@@ -310,6 +305,9 @@ def sweep(
     [0, 1]
     """
     grid = grid or {}
+    both = sorted(set(grid) & set(overrides))
+    if both:
+        raise experiments.ConfigError(f"{', '.join(both)} given both in grid and as an override; give each key once")
     rows = []
     for values in itertools.product(*grid.values()):
         varied = dict(zip(grid, values))

@@ -57,12 +57,37 @@ def test_results_without_runs_says_so(capsys):
         (["run", "mlp", "--profile", "laptop"], "smoke, cpu, gpu"),
         (["run", "mlp", "--set", "epoch=2"], "epochs"),
         (["results", "nope"], "mlp"),
+        (["run", "mlp", "--set", "optimizer=bogus"], "adam, adamw, sgd"),
+        (["run", "mlp", "--set", "dataset=nope"], "digits"),
     ],
 )
 def test_unknown_choices_exit_2_naming_valid_ones(argv, named, capsys):
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: unknown") and named in error
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("epochs=2.5", "'epochs' expects int"),
+        ("lr=abc", "'lr' expects float"),
+        ("epochs=0", "'epochs' must be at least 1"),
+        ("lr=-1", "'lr' must be greater than 0"),
+        ("epochs", "--set expects KEY=VALUE"),
+    ],
+)
+def test_bad_values_exit_2_before_training(assignment, message, capsys):
+    assert main(["run", "mlp", "--set", assignment]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_integral_float_for_an_int_key_names_the_same_run():
+    from htaf import experiments, results
+
+    a = experiments.resolve_config("mlp", "smoke", epochs=2)
+    b = experiments.resolve_config("mlp", "smoke", epochs=2.0)
+    assert results.config_hash("mlp", a) == results.config_hash("mlp", b) and isinstance(b["epochs"], int)
 
 
 def test_missing_dataset_exits_1_with_the_explanation(tmp_path, monkeypatch, capsys):
@@ -77,7 +102,7 @@ def test_set_values_are_parsed():
         "epochs": 2, "lr": 0.001, "amp": False, "subset": None, "activation": "tanh", "data_kwargs": {"d": 3}
     }
     assert parse_value("3.0") == 3.0 and isinstance(parse_value("3"), int)
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_assignments(["epochs"])
 
 

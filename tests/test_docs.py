@@ -1,6 +1,8 @@
-"""Doctests of the public modules, and the benchmark script still running (on tiny inputs)."""
+"""Doctests of every module of the package, and the benchmark script still running (on tiny inputs)."""
 
 import doctest
+import importlib
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +12,22 @@ import pytest
 import htaf
 
 ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(
+    name for _, name, _ in pkgutil.walk_packages(htaf.__path__, prefix="htaf.") if name != "htaf.__main__"
+) + ["htaf", "htaf.__main__"]
 
 
-@pytest.mark.parametrize("module", [htaf.functional, htaf.nn, htaf.surrogates], ids=lambda m: m.__name__)
-def test_doctests(module):
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
+WITH_EXAMPLES = {"htaf.functional", "htaf.nn", "htaf.surrogates", "htaf.train", "htaf.theory", "htaf.results"}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))  # examples that train write here
+    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    if name in WITH_EXAMPLES:
+        assert result.attempted > 0
 
 
 def test_benchmark_script_runs():

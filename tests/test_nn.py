@@ -80,6 +80,19 @@ def test_use_mode_switches_and_restores():
     assert net[3].mode == "hard"
 
 
+def test_changing_alpha_or_beta_updates_both_paths():
+    act = HTAF(4.0, 1.0, mode="hard")
+    act.alpha = 8.0
+    _, g = grad_of(act, X)
+    torch.testing.assert_close(g, F.htaf_grad(X, 8.0, 1.0))
+    act.mode, act.beta = "smooth", 0.5
+    y, g = grad_of(act, X)
+    torch.testing.assert_close(y, F.htaf(X, 8.0, 0.5))
+    torch.testing.assert_close(g, F.htaf_grad(X, 8.0, 0.5))
+    with pytest.raises(ValueError, match="alpha"):
+        act.alpha = -1.0
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="mode must be one of smooth, hard, step"):
         HTAF(mode="soft")

@@ -97,7 +97,22 @@ def test_results_are_written_atomically(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["b.json"]
 
 
-def test_checkpoints_live_outside_results(tmp_path, monkeypatch):
+def test_interrupted_write_keeps_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "b.json"
+    results.write_json(path, {"x": 1})
+
+    def crash_midway(fh):
+        fh.write(b'{"x": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write(path, crash_midway)
+    assert results.read_json(path) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]
+
+
+def test_checkpoints_live_in_a_hidden_folder_of_their_results_root(tmp_path, monkeypatch):
     monkeypatch.delenv("HTAF_CHECKPOINTS")
     checkpoint = results.checkpoint_path("mlp", "smoke", "abc", tmp_path / "results")
-    assert checkpoint == tmp_path / "checkpoints" / "mlp" / "smoke" / "abc.pt"
+    assert checkpoint == tmp_path / "results" / ".checkpoints" / "mlp" / "smoke" / "abc.pt"
+    assert results.load("mlp", "smoke", tmp_path / "results").empty  # never read as results

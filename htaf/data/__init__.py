@@ -121,11 +121,15 @@ def load(name: str, split: str, root: str | os.PathLike | None = None, normalise
     frozen_kwargs = json.dumps(kwargs, sort_keys=True)
     root_key = str(data_root(root))
     images, labels, attributes = _images(name, split, root_key, frozen_kwargs)
+    # The cache holds one copy per process: hand out new tensors, never the cached ones.
     if normalise:
         mean, std = _channel_stats(name, root_key, frozen_kwargs)
         images = (images - mean) / std
+    else:
+        images = images.clone()
+    labels = labels.clone()
     if attributes is not None:
-        return AttributeDataset(images, labels, attributes, concept_shapes.ATTRIBUTE_NAMES)
+        return AttributeDataset(images, labels, attributes.clone(), concept_shapes.ATTRIBUTE_NAMES)
     return TensorDataset(images, labels)
 
 

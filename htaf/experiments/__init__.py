@@ -37,6 +37,7 @@ from htaf import data
 
 __all__ = [
     "Config",
+    "ConfigError",
     "ENGINE_DEFAULTS",
     "PROFILES",
     "REQUIRED_KEYS",
@@ -66,12 +67,59 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 Config = dict[str, Any]
 
 
-class UnknownChoiceError(ValueError):
-    """An unknown experiment, profile or config key; the message lists the valid choices."""
+class ConfigError(ValueError):
+    """A config value of the wrong type or outside its allowed range; the message says which and why."""
+
+
+class UnknownChoiceError(ConfigError):
+    """An unknown experiment, profile, config key or value; the message lists the valid choices."""
 
     def __init__(self, kind: str, value: str, choices: list[str]):
         super().__init__(f"unknown {kind} {value!r}; valid choices: {', '.join(choices) or '(none)'}")
         self.kind, self.value, self.choices = kind, value, choices
+
+
+#: allowed values of the engine's string-valued keys
+CHOICES: dict[str, tuple] = {
+    "optimizer": ("adam", "adamw", "sgd"),
+    "lr_schedule": ("constant", "cosine"),
+    "task": (None, "classification", "regression"),
+}
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """``value`` converted to the type of the profile's ``default`` (int <-> integral float), else ConfigError."""
+    if default is None or (value is None and ENGINE_DEFAULTS.get(key, ...) is None):
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ConfigError(
+        f"config key {key!r} expects {type(default).__name__} (default {default!r}), got {value!r}"
+    )
+
+
+def _check_values(config: Config) -> None:
+    for key, allowed in CHOICES.items():
+        if config[key] not in allowed:
+            raise UnknownChoiceError(f"value of {key!r}", config[key], [str(a) for a in allowed])
+    if config["dataset"] not in data.available():
+        raise UnknownChoiceError("dataset", config["dataset"], data.available())
+    for key in ("epochs", "batch_size"):
+        if config[key] < 1:
+            raise ConfigError(f"config key {key!r} must be at least 1, got {config[key]!r}")
+    if not config["lr"] > 0:
+        raise ConfigError(f"config key 'lr' must be greater than 0, got {config['lr']!r}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +133,8 @@ class Experiment:
       (e.g. per-layer gradient norms).
     - ``eval_metrics(model, test_loader, device, config) -> dict``: called once
       at the end, merged into the final test metrics (e.g. spike rates).
-    - ``on_epoch_start(model, epoch, config)``: e.g. annealing schedules.
+    - ``on_epoch_start(model, epoch, config)``: e.g. annealing schedules;
+      ``epoch`` counts from 0 (the history and ``on_epoch_end`` count from 1).
     """
 
     name: str
@@ -137,9 +186,11 @@ def resolve_profile(profile: str | None = None) -> str:
 def resolve_config(experiment: str | Experiment, profile: str | None = None, **overrides: Any) -> Config:
     """The full config of one run: engine defaults < profile defaults < ``overrides``.
 
-    Only known keys may be overridden. An int given for a float default becomes
-    a float, so ``lr=1`` and ``lr=1.0`` name the same run. ``task=None``
-    resolves to the dataset's task.
+    Only known keys may be overridden, with values of the default's type: an int
+    given for a float default becomes a float (``lr=1`` and ``lr=1.0`` name the
+    same run) and an integral float for an int default an int; anything else,
+    and values outside the allowed choices, raise :class:`ConfigError`.
+    ``task=None`` resolves to the dataset's task.
 
     >>> config = resolve_config("mlp", "smoke", epochs=1)
     >>> config["epochs"], config["dataset"], config["task"]
@@ -153,10 +204,8 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     for key, value in overrides.items():
         if key not in config:
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
-        default = config[key]
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        config[key] = value
+        config[key] = _coerce(key, config[key], value)
+    _check_values(config)
     if config["task"] is None:
         config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task
     return config
