@@ -12,7 +12,7 @@
 
 __version__ = "0.1.0"
 
-from . import functional, nn, surrogates  # noqa: E402  (the engine below records __version__)
+from . import functional, nn, surrogates  # noqa: E402
 from . import data, experiments, results  # noqa: E402
 from .train import run, sweep  # noqa: E402
 
