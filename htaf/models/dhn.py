@@ -1,0 +1,314 @@
+r"""Deep Heaviside networks (DHNs): MLPs whose hidden units are exact 0/1 threshold units at inference.
+
+Following Kong, Chen, Langer and Schmidt-Hieber (2025, arXiv 2505.00110), three variants:
+
+``plain``
+    :math:`h_0 = x`, :math:`h_l = H(W_l h_{l-1} + b_l)` for :math:`l = 1..L`, output :math:`W_{L+1} h_L + b_{L+1}`.
+    Every deeper layer only sees the binary code :math:`h_1 \in \{0,1\}^m` of the first layer, so the
+    network is constant on the cells of the first layer's hyperplane arrangement, whatever its depth:
+    depth cannot add resolution. This is our reading of why plain DHNs are limited; the paper itself
+    states the limitation as VC-dimension and approximation-rate bounds.
+
+``skip``
+    Skip connections from the input into every hidden layer:
+
+    .. math:: h_1 = H(W_1 x + b_1), \qquad h_l = H(W_l h_{l-1} + V_l x + b_l), \quad l \ge 2.
+
+    Each layer places fresh hyperplanes in input space, so depth refines the partition. This is our
+    reading of the paper's skip connections: a skip between *binary* layers (``h_l + h_{l-1}``, or
+    concatenating earlier binary layers) would still be a function of :math:`h_1` and could not fix
+    the bottleneck, so the skip has to carry the real-valued input. All units stay exactly 0/1.
+
+``linear``
+    A share of the units in every hidden layer has the identity activation:
+
+    .. math:: h_l = \big(H(A_l h_{l-1} + a_l),\; B_l h_{l-1} + c_l\big),
+
+    with :math:`k = \mathrm{round}(\text{linear\_share} \cdot m)` linear units (at least one) and
+    :math:`m - k` threshold units per layer. The linear units carry real-valued information forward.
+
+Hidden threshold units are built by ``method``:
+
+* ``"htaf"``: :class:`htaf.nn.HTAF` in ``"smooth"`` mode with ``step_at_eval=True``: smooth HTAF while
+  training, exact step at inference (the *switch*).
+* ``"htaf_anneal"``: the same module; the experiment raises ``alpha`` geometrically during training
+  (:func:`anneal_alpha`) so that the smooth function approaches the step before the switch.
+* ``"htaf_hard"``: :class:`htaf.nn.HTAF` in ``"hard"`` mode: exact step forward, HTAF derivative backward.
+* any other name of :func:`htaf.surrogates.available` (``"ste"``, ``"rectangle"``, ``"sigmoid"``, ``"atan"``,
+  ...): :class:`htaf.nn.Spike`, exact step forward, that surrogate's derivative backward.
+
+>>> net = DHN(in_features=4, out_features=3, width=8, depth=3, variant="skip", method="htaf")
+>>> net.eval()(torch.zeros(2, 4)).shape
+torch.Size([2, 3])
+>>> net.binary_units, net.linear_units
+([8, 8, 8], [0, 0, 0])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from htaf import surrogates
+from htaf.nn import HTAF, Spike, use_mode
+
+__all__ = [
+    "VARIANTS",
+    "HTAF_METHODS",
+    "DHN",
+    "DHNLayer",
+    "make_threshold",
+    "n_linear_units",
+    "set_alpha",
+    "anneal_alpha",
+    "firing_rates",
+    "firing_summary",
+]
+
+VARIANTS = ("plain", "skip", "linear")
+#: methods that use the :class:`htaf.nn.HTAF` module (the others are :class:`htaf.nn.Spike` surrogates)
+HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
+
+
+def make_threshold(
+    method: str, alpha: float = 4.0, beta: float = 1.0, surrogate_params: dict[str, float] | None = None
+) -> nn.Module:
+    """Build one threshold activation for ``method`` (see the module docstring).
+
+    ``alpha`` and ``beta`` parametrise HTAF (the three HTAF methods); ``surrogate_params`` go to the
+    surrogate of any other method (its registry defaults when ``None``).
+
+    >>> make_threshold("htaf_hard", alpha=8.0)
+    HTAF(alpha=8.0, beta=1.0, mode='hard')
+    >>> make_threshold("atan")
+    Spike(Atan(alpha=2.0), signed=False)
+    >>> make_threshold("sigmoid", surrogate_params={"alpha": 10.0})
+    Spike(Sigmoid(alpha=10.0), signed=False)
+    """
+    if method in ("htaf", "htaf_anneal"):
+        return HTAF(alpha=alpha, beta=beta, mode="smooth", step_at_eval=True)
+    if method == "htaf_hard":
+        return HTAF(alpha=alpha, beta=beta, mode="hard")
+    if method not in surrogates.available():
+        choices = ", ".join([*HTAF_METHODS, *(s for s in surrogates.available() if s != "htaf")])
+        raise ValueError(f"unknown DHN method {method!r}; choose one of {choices}")
+    return Spike(method, **(surrogate_params or {}))
+
+
+def n_linear_units(width: int, linear_share: float) -> int:
+    r"""Number of identity units per layer in the ``linear`` variant:
+    :math:`k = \min(m - 1, \max(1, \mathrm{round}(s\,m)))`, so both kinds of unit are present.
+
+    >>> n_linear_units(64, 0.25), n_linear_units(10, 0.01)
+    (16, 1)
+    """
+    if width < 2:
+        raise ValueError(f"the linear variant needs width >= 2 (one linear, one threshold unit), got {width}")
+    if not 0.0 < linear_share < 1.0:
+        raise ValueError(f"linear_share must lie strictly between 0 and 1, got {linear_share!r}")
+    return min(width - 1, max(1, round(linear_share * width)))
+
+
+class DHNLayer(nn.Module):
+    r"""One hidden layer: :math:`h = (\mathrm{act}(z_{1:m-k}),\ z_{m-k+1:m})` with
+    :math:`z = W h_{\text{prev}} + b\ (+\ V x)`; the skip term :math:`Vx` is computed by :class:`DHN`
+    for all layers at once and passed in.
+
+    Args:
+        in_features: size of the previous layer's output.
+        width: number of units ``m``.
+        activation: the threshold module applied to the first ``m - k`` units.
+        n_linear: ``k``, units with identity activation (the last ``k`` of the layer).
+    """
+
+    def __init__(self, in_features: int, width: int, activation: nn.Module, n_linear: int = 0):
+        super().__init__()
+        if not 0 <= n_linear < width:
+            raise ValueError(f"n_linear must lie in [0, width); got {n_linear} for width {width}")
+        self.linear = nn.Linear(in_features, width)
+        self.act = activation
+        self.width = width
+        self.n_linear = n_linear
+
+    @property
+    def n_binary(self) -> int:
+        """Number of threshold units in the layer."""
+        return self.width - self.n_linear
+
+    def forward(self, h: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.linear(h)
+        if skip is not None:
+            z = z + skip
+        if self.n_linear == 0:
+            return self.act(z)
+        return torch.cat([self.act(z[:, : self.n_binary]), z[:, self.n_binary :]], dim=1)
+
+
+class DHN(nn.Module):
+    """A deep Heaviside network: ``depth`` hidden layers of ``width`` units and a linear read-out.
+
+    The input is flattened. See the module docstring for the variants and methods.
+
+    Args:
+        in_features: input size after flattening.
+        out_features: number of outputs (classes, or 1 for scalar regression).
+        width: units per hidden layer.
+        depth: number of hidden layers, >= 1.
+        variant: ``"plain"``, ``"skip"`` or ``"linear"``.
+        method: how the threshold units are trained (``"htaf"``, ``"htaf_hard"``, ``"ste"``, ...).
+        linear_share: share of identity units per layer, used by the ``linear`` variant only.
+        alpha, beta: HTAF parameters for the HTAF methods.
+        surrogate_params: parameters of the surrogate for Spike methods (e.g. ``{"alpha": 4.0}``).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        width: int = 64,
+        depth: int = 2,
+        variant: str = "plain",
+        method: str = "htaf",
+        linear_share: float = 0.25,
+        alpha: float = 4.0,
+        beta: float = 1.0,
+        surrogate_params: dict[str, float] | None = None,
+    ):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features),
+                            ("width", width), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown DHN variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        n_linear = n_linear_units(width, linear_share) if variant == "linear" else 0
+        self.variant, self.method = variant, method
+        self.layers = nn.ModuleList(
+            DHNLayer(
+                in_features if i == 0 else width,
+                width,
+                make_threshold(method, alpha, beta, surrogate_params),
+                n_linear=n_linear,
+            )
+            for i in range(depth)
+        )
+        # rows [(l-2) m, (l-1) m) of this weight are V_l, the skip weights of hidden layer l >= 2;
+        # one GEMM for all layers is about twice as fast on a CPU as one per layer
+        self.skip = (
+            nn.Linear(in_features, width * (depth - 1), bias=False) if variant == "skip" and depth > 1 else None
+        )
+        self.readout = nn.Linear(width, out_features)
+
+    @property
+    def binary_units(self) -> list[int]:
+        """Threshold units per hidden layer."""
+        return [layer.n_binary for layer in self.layers]
+
+    @property
+    def linear_units(self) -> list[int]:
+        """Identity units per hidden layer."""
+        return [layer.n_linear for layer in self.layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        h = self.layers[0](x)
+        if self.skip is not None:
+            skips = self.skip(x).split(self.layers[0].width, dim=1)
+            for layer, skip in zip(self.layers[1:], skips):
+                h = layer(h, skip)
+        else:
+            for layer in self.layers[1:]:
+                h = layer(h)
+        return self.readout(h)
+
+
+# --------------------------------------------------------------------------------------------
+# Annealing HTAF's sharpness
+# --------------------------------------------------------------------------------------------
+
+
+def set_alpha(model: nn.Module, alpha: float) -> None:
+    """Set the sharpness of every :class:`htaf.nn.HTAF` module in ``model`` (forward and surrogate)."""
+    for module in model.modules():
+        if isinstance(module, HTAF):
+            module.alpha = alpha
+
+
+def anneal_alpha(epoch: int, epochs: int, alpha_start: float, alpha_end: float) -> float:
+    r"""Geometric schedule :math:`\alpha_e = \alpha_0 (\alpha_1/\alpha_0)^{e/(E-1)}` for epoch ``e`` of ``E``.
+
+    The first epoch uses ``alpha_start``, the last ``alpha_end``.
+
+    >>> [round(anneal_alpha(e, 3, 2.0, 32.0), 3) for e in range(3)]
+    [2.0, 8.0, 32.0]
+    """
+    if alpha_start <= 0 or alpha_end <= 0:
+        raise ValueError(f"alpha_start and alpha_end must be > 0, got {alpha_start!r}, {alpha_end!r}")
+    if epochs <= 1:
+        return float(alpha_end)
+    progress = min(max(epoch / (epochs - 1), 0.0), 1.0)
+    return float(alpha_start * math.exp(progress * math.log(alpha_end / alpha_start)))
+
+
+# --------------------------------------------------------------------------------------------
+# Firing statistics
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def firing_rates(
+    model: DHN, batches: Iterable, device: torch.device | str = "cpu"
+) -> list[torch.Tensor]:
+    """Per-unit firing frequency of every threshold unit under the exact step, layer by layer.
+
+    ``batches`` yields input tensors or ``(inputs, ...)`` tuples (a DataLoader). The network runs in
+    eval mode with every HTAF module in ``"step"`` mode (Spike modules are exact steps already), and
+    the frequency of a unit is the share of inputs on which it outputs 1. Returns one float64 tensor
+    of shape ``(n_binary,)`` per hidden layer. The model's train/eval state is restored.
+    """
+    was_training = model.training
+    counts = [torch.zeros(n, dtype=torch.float64) for n in model.binary_units]
+    seen = 0
+    outputs: list[torch.Tensor] = []
+    hooks = [layer.act.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for layer in model.layers]
+    try:
+        model.eval()
+        with use_mode(model, "step"):
+            for batch in batches:
+                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+                outputs.clear()
+                model(inputs.to(device))
+                for i, out in enumerate(outputs):
+                    counts[i] += (out == 1).sum(dim=0).to("cpu", torch.float64)
+                seen += inputs.shape[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("firing_rates got no inputs")
+    return [c / seen for c in counts]
+
+
+def firing_summary(rates: list[torch.Tensor]) -> dict[str, float | list[float]]:
+    """Shares of threshold units that never fire (``dead_share``) or always fire (``always_on_share``).
+
+    Shares are over all threshold units of the network; ``*_by_layer`` lists give them per layer and
+    ``mean_firing_rate`` is the average unit's frequency.
+
+    >>> firing_summary([torch.tensor([0.0, 1.0, 0.5, 0.5])])["dead_share"]
+    0.25
+    """
+    flat = torch.cat(rates)
+    if flat.numel() == 0:
+        raise ValueError("the network has no threshold units")
+    return {
+        "dead_share": float((flat == 0).double().mean()),
+        "always_on_share": float((flat == 1).double().mean()),
+        "mean_firing_rate": float(flat.mean()),
+        "dead_share_by_layer": [float((r == 0).double().mean()) for r in rates],
+        "always_on_share_by_layer": [float((r == 1).double().mean()) for r in rates],
+    }
