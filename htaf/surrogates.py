@@ -36,6 +36,7 @@ __all__ = [
     "get",
     "available",
     "ede_t",
+    "with_peak_slope",
     "HTAF",
     "Sigmoid",
     "Atan",
@@ -95,6 +96,10 @@ class Surrogate:
         """The closed-form derivative of :meth:`primitive` (used in the backward pass)."""
         raise NotImplementedError
 
+    def grad_input(self, x: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+        """``grad_output * derivative(x)``: the spike's backward pass; a family may fuse it for speed."""
+        return grad_output * self.derivative(x)
+
     @property
     def peak_slope(self) -> float:
         """``derivative(0)``: the slope at threshold."""
@@ -138,6 +143,40 @@ def get(name: str, **params) -> Surrogate:
     return _REGISTRY[key](**params)
 
 
+#: the parameter each family's peak slope is proportional to (HTAF: beta, keeping the sharpness alpha)
+SLOPE_PARAMETER = {
+    "htaf": "beta", "sigmoid": "alpha", "atan": "alpha", "fast_sigmoid": "slope", "triangle": "alpha",
+    "approx_sign": "alpha", "rectangle": "alpha", "erf": "alpha", "swish_sign": "beta", "ede": "t",
+}
+
+
+def with_peak_slope(name: str, peak_slope: float, scale: str | None = None, **params) -> Surrogate:
+    r"""Family ``name`` with ``params``, one parameter rescaled so that ``derivative(0) == peak_slope``.
+
+    The rescaled parameter is ``scale``, else :data:`SLOPE_PARAMETER` (for HTAF the tail rate ``beta``
+    with ``alpha`` kept; pass ``scale="alpha"`` to keep ``beta``). The peak slope is proportional to it
+    (sigmoid :math:`\alpha/4`, atan :math:`\alpha/2`, fast sigmoid :math:`k/2`, triangle and rectangle
+    :math:`\alpha`, erf :math:`\alpha/\sqrt\pi`, SignSwish :math:`\beta/2`, HTAF :math:`\alpha\beta/4`),
+    except EDE's :math:`\max(t, 1)/2`, which cannot go below 1/2; STE has no parameter.
+
+    >>> with_peak_slope("sigmoid", 1.0), with_peak_slope("htaf", 2.0), with_peak_slope("htaf", 1.0, "alpha", beta=2.0)
+    (Sigmoid(alpha=4.0), HTAF(alpha=4.0, beta=2.0), HTAF(alpha=2.0, beta=2.0))
+    """
+    target = check_positive("peak_slope", peak_slope)
+    base = get(name, **params)
+    key = scale or SLOPE_PARAMETER.get(base.name)
+    if key is None and math.isclose(base.peak_slope, target, rel_tol=1e-12):
+        return base  # STE: nothing to scale, and nothing to do
+    if key not in base.params:
+        raise ValueError(f"surrogate '{base.name}' has no parameter {key!r} to match a peak slope with "
+                         f"(parameters: {', '.join(base.params) or 'none'}; its peak slope is {base.peak_slope:g})")
+    matched = get(base.name, **{**base.params, key: base.params[key] * target / base.peak_slope})
+    if not math.isclose(matched.peak_slope, target, rel_tol=1e-9):
+        raise ValueError(f"surrogate '{base.name}' cannot reach peak slope {target:g} through {key!r} "
+                         f"(it reaches {matched.peak_slope:g})")
+    return matched
+
+
 # --------------------------------------------------------------------------------------------
 # Spiking-network surrogates (step convention)
 # --------------------------------------------------------------------------------------------
@@ -160,6 +199,9 @@ class HTAF(Surrogate):
 
     def derivative(self, x):
         return F._htaf_derivative(x, self.alpha, self.beta)
+
+    def grad_input(self, x, grad_output):
+        return F._htaf_backward_inplace(x, grad_output, self.alpha, self.beta)
 
 
 @register

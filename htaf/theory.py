@@ -399,38 +399,20 @@ def matched_params(name: str, peak_slope: float = 1.0, alpha: float | None = Non
     ede              :math:`\max(t, 1)/2`                     :math:`t = 2s` (needs :math:`s \ge 1/2`)
     ste              :math:`1/2`                              only :math:`s = 1/2`
     ===============  =======================================  ==================
+
+    (A thin wrapper of :func:`htaf.surrogates.with_peak_slope`, returning the parameters.)
     """
-    s = float(peak_slope)
-    if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"peak_slope must be a finite number > 0, got {peak_slope!r}")
+    from . import surrogates
+
     if name == "htaf":
         if alpha is not None and beta is not None:
             raise ValueError("give alpha or beta for htaf, not both")
         if beta is not None:
-            return {"alpha": 4.0 * s / beta, "beta": float(beta)}
-        a = 4.0 if alpha is None else float(alpha)
-        return {"alpha": a, "beta": 4.0 * s / a}
-    simple = {
-        "sigmoid": ("alpha", 4.0),
-        "atan": ("alpha", 2.0),
-        "fast_sigmoid": ("slope", 2.0),
-        "triangle": ("alpha", 1.0),
-        "approx_sign": ("alpha", 1.0),
-        "rectangle": ("alpha", 1.0),
-        "erf": ("alpha", math.sqrt(math.pi)),
-        "swish_sign": ("beta", 2.0),
-        "ede": ("t", 2.0),
-    }
-    if name == "ste":
-        if abs(s - 0.5) > 1e-12:
-            raise ValueError("STE has no parameter: its peak slope is 1/2 (use rectangle(alpha=s) instead)")
-        return {}
-    if name == "ede" and s < 0.5:
-        raise ValueError("EDE's peak slope max(t, 1)/2 is at least 1/2")
-    if name not in simple:
+            return surrogates.with_peak_slope("htaf", peak_slope, scale="alpha", beta=beta).params
+        return surrogates.with_peak_slope("htaf", peak_slope, alpha=4.0 if alpha is None else alpha).params
+    if name not in FAMILIES:
         raise ValueError(f"unknown family '{name}'; available: {', '.join(FAMILIES)}")
-    key, factor = simple[name]
-    return {key: factor * s}
+    return surrogates.with_peak_slope(name, peak_slope).params
 
 
 def mass_near_zero(name: str, epsilon, **params) -> np.ndarray:

@@ -151,3 +151,24 @@ def test_calling_a_surrogate_spikes():
     assert y.tolist() == [0.0, 1.0, 1.0]
     (g,) = torch.autograd.grad(y.sum(), x)
     torch.testing.assert_close(g, sg.derivative(x.detach()))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED - {"ste", "ede"}))
+@pytest.mark.parametrize("slope", [0.3, 1.0, 7.5])
+def test_with_peak_slope_matches_any_slope(name, slope):
+    sg = surrogates.with_peak_slope(name, slope)
+    assert sg.peak_slope == pytest.approx(slope, rel=1e-12)
+    assert sg.name == name
+
+
+def test_with_peak_slope_conventions_and_limits():
+    assert surrogates.with_peak_slope("htaf", 2.0) == surrogates.HTAF(alpha=4.0, beta=2.0)
+    assert surrogates.with_peak_slope("htaf", 2.0, scale="alpha") == surrogates.HTAF(alpha=8.0, beta=1.0)
+    assert surrogates.with_peak_slope("ede", 3.0) == surrogates.EDE(t=6.0)
+    assert surrogates.with_peak_slope("ste", 0.5) == surrogates.STE()
+    with pytest.raises(ValueError, match="cannot reach peak slope 0.25"):
+        surrogates.with_peak_slope("ede", 0.25)
+    with pytest.raises(ValueError, match="no parameter"):
+        surrogates.with_peak_slope("ste", 1.0)
+    with pytest.raises(ValueError, match="peak_slope"):
+        surrogates.with_peak_slope("atan", 0.0)

@@ -1,0 +1,511 @@
+r"""Spiking networks: a multi-step leaky integrate-and-fire (LIF) neuron, encoders and two builders.
+
+Tensors carry time first: ``[T, B, ...]``. Stateless layers (convolution, batch norm, linear,
+pooling) run on all ``T`` steps at once by folding time into the batch (:class:`Folded`); only the
+membrane recurrence of :class:`LIF` loops over ``T``.
+
+LIF dynamics (membrane :math:`V`, input current :math:`X_t`, leak :math:`\lambda = 1 - 1/\tau`,
+threshold :math:`\theta`, :math:`V_{-1} = 0`, reset potential 0):
+
+.. math::
+
+    H_t &= \lambda V_{t-1} + c\,X_t, \qquad c = 1/\tau \text{ (decay\_input) or } 1 \\
+    S_t &= \Theta(H_t - \theta) \\
+    V_t &= H_t - \theta S_t \quad \text{(soft reset: subtract the threshold)} \\
+    V_t &= H_t\,(1 - S_t) \quad \text{(hard reset: back to 0)}
+
+With ``decay_input=True`` and ``tau=2`` this is SpikingJelly's ``LIFNode`` (``v_reset=0`` for the hard
+reset, ``v_reset=None`` for the soft one); ``tau=inf`` gives the integrate-and-fire neuron (``IFNode``:
+:math:`\lambda = 1, c = 1`). :math:`\Theta` is :func:`htaf.functional.spike`: the exact step forward
+(1 at :math:`H_t \ge \theta`) and a surrogate's derivative :math:`g(H_t - \theta)` backward.
+``detach_reset`` stops the gradient through the :math:`S_t` that enters the reset (Zenke & Vogels 2021).
+
+The default backend ``"fused"`` runs the whole recurrence inside one autograd function: the forward
+pass loops over ``T`` without building a graph and saves only :math:`H`; the backward pass runs the
+exact adjoint recurrence (with :math:`\bar X_t = \partial L/\partial X_t` etc.)
+
+.. math::
+
+    \bar V_t &= \lambda \bar H_{t+1}, \qquad \bar V_{T-1} = 0, \qquad g_t = g(H_t - \theta) \\
+    \bar H_t &= \bar S_t\, g_t + \bar V_t \,(1 - \theta g_t) \quad \text{(soft; } 1 \text{ if detached)} \\
+    \bar H_t &= \bar S_t\, g_t + \bar V_t \,\big((1 - S_t) - H_t g_t\big) \quad \text{(hard; } 1 - S_t \text{ if detached)} \\
+    \bar X_t &= c\, \bar H_t.
+
+The ``"loop"`` backend writes the same recurrence with ordinary autograd ops (the reference the tests
+compare against).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .. import functional as HF
+from .. import surrogates
+from .._validation import check_float_tensor, compute_dtype
+
+__all__ = [
+    "RESETS",
+    "ENCODINGS",
+    "READOUTS",
+    "BACKENDS",
+    "lif_multistep",
+    "LIF",
+    "Folded",
+    "DirectEncoder",
+    "RateEncoder",
+    "make_encoder",
+    "SpikingNet",
+    "fc_snn",
+    "csnn",
+    "lif_layers",
+    "spike_rates",
+]
+
+RESETS = ("soft", "hard")
+ENCODINGS = ("direct", "rate")
+READOUTS = ("rate", "potential")
+BACKENDS = ("fused", "loop")
+
+
+def _choice(kind: str, value: str, options: Sequence[str]) -> str:
+    if value not in options:
+        raise ValueError(f"unknown {kind} {value!r}; choose one of {', '.join(options)}")
+    return value
+
+
+def _resolve(surrogate: str | surrogates.Surrogate) -> surrogates.Surrogate:
+    """A registry name or a :class:`htaf.surrogates.Surrogate` instance -> the instance."""
+    return surrogate if isinstance(surrogate, surrogates.Surrogate) else surrogates.get(surrogate)
+
+
+def _leak(tau: float) -> tuple[float, float]:
+    """``(lambda, c)`` for time constant ``tau``: ``lambda = 1 - 1/tau``; ``tau = inf`` is the IF neuron."""
+    tau = float(tau)
+    if math.isnan(tau) or tau < 1.0:
+        raise ValueError(f"tau must be >= 1 (leak 1 - 1/tau in [0, 1]); got {tau!r}; use inf for IF neurons")
+    return (1.0, 1.0) if math.isinf(tau) else (1.0 - 1.0 / tau, 1.0 / tau)
+
+
+# --------------------------------------------------------------------------------------------
+# The recurrence: fused autograd function and the plain-autograd reference loop
+# --------------------------------------------------------------------------------------------
+
+
+class _LIFFunction(torch.autograd.Function):
+    """Whole-sequence LIF: graph-free forward loop, hand-written adjoint loop backward (saves H only).
+
+    The surrogate derivative is evaluated once on the whole ``[T, ...]`` tensor in backward; each loop
+    iteration then costs two to four elementwise kernels, written in place.
+    """
+
+    @staticmethod
+    def forward(ctx, x, derivative, leak, gain, threshold, hard, detach_reset):
+        spikes = torch.empty_like(x)
+        potentials = torch.empty_like(x)
+        v = torch.zeros_like(x[0])
+        for t in range(x.shape[0]):
+            h = potentials[t]
+            if gain == 1.0:
+                torch.add(x[t], v, alpha=leak, out=h)
+            else:
+                torch.mul(v, leak, out=h).add_(x[t], alpha=gain)
+            fired = h >= threshold
+            spikes[t].copy_(fired)
+            v = h.masked_fill(fired, 0.0) if hard else torch.sub(h, spikes[t], alpha=threshold)
+        ctx.save_for_backward(potentials)
+        ctx.derivative, ctx.leak, ctx.gain = derivative, leak, gain
+        ctx.threshold, ctx.hard, ctx.detach_reset = threshold, hard, detach_reset
+        return spikes
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_spikes):
+        (potentials,) = ctx.saved_tensors
+        leak, theta = ctx.leak, ctx.threshold
+        work = compute_dtype(potentials.dtype)
+        g = ctx.derivative((potentials - theta).to(work)).to(potentials.dtype)
+        grad_h = grad_spikes * g  # the direct term dL/dS_t * g_t; the recurrence adds the rest
+        for t in range(potentials.shape[0] - 2, -1, -1):
+            carried = grad_h[t + 1] * leak  # dL/dV_t
+            if ctx.hard:
+                h = potentials[t]
+                grad_h[t].add_(carried.masked_fill(h >= theta, 0.0))
+                if not ctx.detach_reset:
+                    grad_h[t].addcmul_(carried * h, g[t], value=-1.0)
+            else:
+                grad_h[t].add_(carried)
+                if not ctx.detach_reset:
+                    grad_h[t].addcmul_(carried, g[t], value=-theta)
+        if ctx.gain != 1.0:
+            grad_h.mul_(ctx.gain)
+        return grad_h, None, None, None, None, None, None
+
+
+def _lif_loop(x, surrogate, leak, gain, threshold, hard, detach_reset):
+    """Reference: the same recurrence with plain autograd ops (one graph node per op and step)."""
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        h = leak * v + gain * x[t]
+        s = HF.spike(h - threshold, surrogate)
+        r = s.detach() if detach_reset else s
+        v = h * (1.0 - r) if hard else h - threshold * r
+        out.append(s)
+    return torch.stack(out)
+
+
+def lif_multistep(
+    x: torch.Tensor,
+    surrogate: str | surrogates.Surrogate = "htaf",
+    tau: float = 2.0,
+    threshold: float = 1.0,
+    reset: str = "hard",
+    detach_reset: bool = False,
+    decay_input: bool = True,
+    backend: str = "fused",
+) -> torch.Tensor:
+    r"""Spikes :math:`S_t` of LIF neurons driven by ``x`` of shape ``[T, ...]`` (see the module docstring).
+
+    Args:
+        x: input currents, time first, floating point.
+        surrogate: registry name or :class:`htaf.surrogates.Surrogate` used in the backward pass.
+        tau: membrane time constant (>= 1; ``inf`` for integrate-and-fire).
+        threshold: firing threshold :math:`\theta > 0`.
+        reset: ``"soft"`` (subtract :math:`\theta`) or ``"hard"`` (to 0).
+        detach_reset: no gradient through the reset term.
+        decay_input: scale the input by :math:`1/\tau` (SpikingJelly's convention) instead of 1.
+        backend: ``"fused"`` (one autograd node) or ``"loop"`` (plain autograd, the reference).
+
+    float16/bfloat16 inputs are integrated in float32 (a 16-bit membrane drifts); the spikes are
+    returned in the input dtype (0 and 1 are exact).
+    """
+    check_float_tensor(x, "lif_multistep")
+    if x.dim() < 2:
+        raise ValueError(f"lif_multistep expects a [T, B, ...] tensor, got shape {tuple(x.shape)}")
+    sg = _resolve(surrogate)
+    leak, gain = _leak(tau)
+    if not decay_input:
+        gain = 1.0
+    threshold = float(threshold)
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    hard = _choice("reset", reset, RESETS) == "hard"
+    work = x.to(compute_dtype(x.dtype))  # 16-bit inputs (autocast): the membrane runs in float32
+    if _choice("backend", backend, BACKENDS) == "loop":
+        spikes = _lif_loop(work, sg, leak, gain, threshold, hard, bool(detach_reset))
+    else:
+        spikes = _LIFFunction.apply(work, sg.derivative, leak, gain, threshold, hard, bool(detach_reset))
+    return spikes.to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+
+
+class LIF(nn.Module):
+    """Multi-step LIF layer: ``[T, B, ...]`` currents in, ``[T, B, ...]`` binary spikes out.
+
+    Holds no state between calls (every call starts from :math:`V = 0`), so no ``reset_net`` is needed.
+    When ``recording`` is True, the layer accumulates its spike count and neuron-step count
+    (read with :attr:`rate`; cleared with :meth:`clear_record`).
+
+    >>> lif = LIF("atan", tau=2.0, reset="soft")
+    >>> lif(torch.tensor([[1.5], [1.5], [1.5]])).flatten().tolist()   # H = 0.75, 1.125, 0.6875
+    [0.0, 1.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        surrogate: str | surrogates.Surrogate = "htaf",
+        tau: float = 2.0,
+        threshold: float = 1.0,
+        reset: str = "hard",
+        detach_reset: bool = False,
+        decay_input: bool = True,
+        backend: str = "fused",
+    ):
+        super().__init__()
+        self.surrogate = _resolve(surrogate)
+        _leak(tau)
+        self.tau = float(tau)
+        self.threshold = float(threshold)
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold!r}")
+        self.reset = _choice("reset", reset, RESETS)
+        self.detach_reset = bool(detach_reset)
+        self.decay_input = bool(decay_input)
+        self.backend = _choice("backend", backend, BACKENDS)
+        self.recording = False
+        self.clear_record()
+
+    def clear_record(self) -> None:
+        """Zero the spike and neuron-step counters."""
+        self._spikes = 0.0
+        self._count = 0
+
+    @property
+    def rate(self) -> float:
+        """Recorded spikes per neuron per time step (NaN if nothing was recorded)."""
+        total = float(self._spikes) if isinstance(self._spikes, torch.Tensor) else self._spikes
+        return total / self._count if self._count else float("nan")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = lif_multistep(
+            x, self.surrogate, self.tau, self.threshold, self.reset,
+            self.detach_reset, self.decay_input, self.backend,
+        )
+        if self.recording:
+            self._spikes = self._spikes + s.detach().sum(dtype=torch.float64)
+            self._count += s.numel()
+        return s
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.surrogate!r}, tau={self.tau}, threshold={self.threshold}, reset={self.reset!r}, "
+            f"detach_reset={self.detach_reset}, decay_input={self.decay_input}, backend={self.backend!r}"
+        )
+
+
+class Folded(nn.Module):
+    """Apply a stateless module to every time step at once: ``[T, B, ...] -> [T*B, ...] -> [T, B, ...]``."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.module(x.flatten(0, 1))
+        return y.unflatten(0, x.shape[:2])
+
+
+class DirectEncoder(nn.Module):
+    """Direct encoding: the static input repeated ``T`` times, ``[B, ...] -> [T, B, ...]`` (a view)."""
+
+    def __init__(self, T: int):
+        super().__init__()
+        self.T = _check_T(T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(0).expand(self.T, *x.shape)
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}"
+
+
+class RateEncoder(nn.Module):
+    r"""Rate (Bernoulli) encoding: :math:`S_t \sim \mathrm{Bernoulli}(\mathrm{clip}(x, 0, 1))` i.i.d. over ``t``.
+
+    Inputs are intensities; values outside ``[0, 1]`` are clipped. Standardised inputs
+    :math:`(x - m)/s` are mapped back first with ``mean`` :math:`m` and ``std`` :math:`s` (scalars or
+    tensors broadcastable to one sample, e.g. ``[C, 1, 1]``). Draws come from a private generator
+    seeded with ``seed`` (one per device), so a run is reproducible and the global RNG is untouched.
+    """
+
+    def __init__(self, T: int, seed: int = 0, mean: float | torch.Tensor = 0.0, std: float | torch.Tensor = 1.0):
+        super().__init__()
+        self.T = _check_T(T)
+        self.seed = int(seed)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32), persistent=False)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = (x * self.std + self.mean).clamp(0.0, 1.0).unsqueeze(0).expand(self.T, *x.shape)
+        return torch.bernoulli(p, generator=self._generator(x.device))
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}, seed={self.seed}"
+
+
+def _check_T(T: int) -> int:
+    if isinstance(T, bool) or int(T) != T or int(T) < 1:
+        raise ValueError(f"T (number of time steps) must be a positive integer, got {T!r}")
+    return int(T)
+
+
+def make_encoder(
+    encoding: str,
+    T: int,
+    seed: int = 0,
+    mean: float | torch.Tensor = 0.0,
+    std: float | torch.Tensor = 1.0,
+) -> nn.Module:
+    """``"direct"`` -> :class:`DirectEncoder`, ``"rate"`` -> :class:`RateEncoder` (seeded; ``mean``/``std`` undo input standardisation)."""
+    if _choice("encoding", encoding, ENCODINGS) == "direct":
+        return DirectEncoder(T)
+    return RateEncoder(T, seed, mean, std)
+
+
+class SpikingNet(nn.Module):
+    r"""Encoder, spiking body and readout: static input ``[B, ...]`` in, class scores ``[B, K]`` out.
+
+    * ``stem``: the stateless layers before the first :class:`LIF`. With direct encoding they see the
+      same input at every step, so they run once on ``[B, ...]`` and the result is repeated ``T`` times
+      (identical output; batch-norm statistics over ``B`` equal those over ``T`` copies).
+    * ``body``: time-major modules (:class:`Folded` layers and :class:`LIF`), ending in a linear layer
+      producing ``[T, B, K]``.
+    * ``readout``: ``"rate"`` puts a final :class:`LIF` layer on the scores and returns its firing rate
+      :math:`\frac1T\sum_t S_t` (SpikingJelly's output); ``"potential"`` returns the mean score over time
+      :math:`\frac1T\sum_t W s_t` (a non-spiking integrator; suits cross-entropy).
+    """
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        body: nn.Module,
+        encoder: nn.Module,
+        readout: str = "potential",
+        out_lif: LIF | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.stem = stem
+        self.body = body
+        self.readout = _choice("readout", readout, READOUTS)
+        if self.readout == "rate" and out_lif is None:
+            raise ValueError("readout='rate' needs an output LIF layer")
+        self.out_lif = out_lif if self.readout == "rate" else None
+
+    @property
+    def T(self) -> int:
+        return self.encoder.T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.encoder, DirectEncoder):
+            h = self.encoder(self.stem(x))
+        else:
+            e = self.encoder(x)
+            h = self.stem(e.flatten(0, 1)).unflatten(0, e.shape[:2])
+        scores = self.body(h)
+        if self.out_lif is not None:
+            scores = self.out_lif(scores)
+        return scores.mean(0)
+
+
+def fc_snn(
+    in_features: int,
+    num_classes: int,
+    hidden: Iterable[int] = (256,),
+    T: int = 4,
+    encoding: str = "direct",
+    readout: str = "potential",
+    norm: bool = True,
+    seed: int = 0,
+    input_mean: float | torch.Tensor = 0.0,
+    input_std: float | torch.Tensor = 1.0,
+    **lif,
+) -> SpikingNet:
+    """Fully connected SNN: flatten, ``[Linear -> BN -> LIF]`` per hidden width, ``Linear`` to the classes.
+
+    With ``norm`` (default) each hidden layer is ``Linear(bias=False) -> BatchNorm1d``, as the CSNN's
+    conv-BN blocks: with PyTorch's default initialisation and a unit threshold, the input currents of a
+    plain deep FC-SNN are too small to reach threshold and the deeper layers fall silent.
+    ``norm=False`` gives plain ``Linear`` layers with bias.
+
+    ``lif`` keyword arguments go to every :class:`LIF` (surrogate, tau, threshold, reset, ...);
+    ``seed``, ``input_mean`` and ``input_std`` configure the rate encoder (see :class:`RateEncoder`).
+    """
+    hidden = [int(h) for h in hidden]
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"hidden must list at least one positive width, got {hidden!r}")
+    widths = [int(in_features), *hidden]
+
+    def dense(a: int, b: int) -> nn.Sequential:
+        if norm:
+            return nn.Sequential(nn.Linear(a, b, bias=False), nn.BatchNorm1d(b))
+        return nn.Sequential(nn.Linear(a, b))
+
+    stem = nn.Sequential(nn.Flatten(), dense(widths[0], widths[1]))
+    body: list[nn.Module] = [LIF(**lif)]
+    for a, b in zip(widths[1:-1], widths[2:]):
+        body += [Folded(dense(a, b)), LIF(**lif)]
+    body.append(Folded(nn.Linear(widths[-1], num_classes)))
+    out = LIF(**lif) if readout == "rate" else None
+    return SpikingNet(stem, nn.Sequential(*body), make_encoder(encoding, T, seed, input_mean, input_std), readout, out)
+
+
+def csnn(
+    in_channels: int,
+    num_classes: int,
+    image_size: int = 28,
+    channels: int = 128,
+    fc_hidden: int | None = None,
+    T: int = 4,
+    encoding: str = "direct",
+    readout: str = "rate",
+    seed: int = 0,
+    input_mean: float | torch.Tensor = 0.0,
+    input_std: float | torch.Tensor = 1.0,
+    **lif,
+) -> SpikingNet:
+    """Convolutional SNN of SpikingJelly's Fashion-MNIST example (``conv_fashion_mnist``).
+
+    ``[Conv3x3(no bias) -> BN -> LIF -> MaxPool2]`` twice, flatten,
+    ``Linear(C*(s/4)^2 -> fc_hidden, no bias) -> LIF -> Linear(fc_hidden -> K, no bias)`` and the
+    readout. ``fc_hidden`` defaults to ``16*C`` as there (``channels*4*4``). ``image_size`` must be divisible by 4.
+    Other keyword arguments as in :func:`fc_snn`.
+    """
+    if image_size % 4:
+        raise ValueError(f"image_size must be divisible by 4 (two 2x2 poolings), got {image_size}")
+    c = int(channels)
+    fc_hidden = 16 * c if fc_hidden is None else int(fc_hidden)
+    flat = c * (image_size // 4) ** 2
+
+    def conv(cin: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+
+    stem = conv(in_channels)
+    body = nn.Sequential(
+        LIF(**lif),
+        Folded(nn.MaxPool2d(2)),
+        Folded(conv(c)),
+        LIF(**lif),
+        Folded(nn.MaxPool2d(2)),
+        Folded(nn.Sequential(nn.Flatten(), nn.Linear(flat, fc_hidden, bias=False))),
+        LIF(**lif),
+        Folded(nn.Linear(fc_hidden, num_classes, bias=False)),
+    )
+    out = LIF(**lif) if readout == "rate" else None
+    return SpikingNet(stem, body, make_encoder(encoding, T, seed, input_mean, input_std), readout, out)
+
+
+# --------------------------------------------------------------------------------------------
+# Inspection helpers
+# --------------------------------------------------------------------------------------------
+
+
+def lif_layers(model: nn.Module) -> dict[str, LIF]:
+    """The :class:`LIF` layers of ``model`` in forward order, named ``lif1``, ``lif2``, ..."""
+    return {f"lif{i}": m for i, m in enumerate((m for m in model.modules() if isinstance(m, LIF)), 1)}
+
+
+@torch.no_grad()
+def spike_rates(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, float]:
+    """Mean firing rate (spikes per neuron per step) of every LIF layer over ``batches`` of inputs.
+
+    The model is put in eval mode for the measurement and its previous mode is restored.
+    """
+    layers = lif_layers(model)
+    was_training = model.training
+    model.eval()
+    try:
+        for m in layers.values():
+            m.clear_record()
+            m.recording = True
+        for x in batches:
+            model(x)
+        return {name: m.rate for name, m in layers.items()}
+    finally:
+        for m in layers.values():
+            m.recording = False
+        model.train(was_training)

@@ -1,0 +1,235 @@
+"""Tests of the spiking-network models (htaf.models.snn) and the ``snn`` experiment."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from htaf import surrogates
+from htaf.models import snn
+
+RESETS = ["soft", "hard"]
+
+
+def constant_drive(value: float, T: int = 4) -> torch.Tensor:
+    return torch.full((T, 1), value, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Dynamics against hand-computed examples
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", snn.BACKENDS)
+def test_lif_hand_computed_soft_and_hard_reset(backend):
+    # tau=2, decay_input: H_t = V_{t-1}/2 + X_t/2 with X_t = 1.9 (drive 0.95), threshold 1.
+    # soft: H = 0.95, 1.425, 1.1625, 1.03125 -> spikes 0 1 1 1 (V after: .95, .425, .1625, .03125)
+    # hard: H = 0.95, 1.425, 0.95, 1.425     -> spikes 0 1 0 1
+    x = constant_drive(1.9)
+    soft = snn.lif_multistep(x, "atan", tau=2.0, reset="soft", backend=backend)
+    hard = snn.lif_multistep(x, "atan", tau=2.0, reset="hard", backend=backend)
+    assert soft.flatten().tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert hard.flatten().tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_if_neuron_and_no_input_decay():
+    # tau=inf: integrate-and-fire, H_t = V_{t-1} + X_t; X = 0.4 -> H = .4, .8, 1.2 (spike, soft -> .2), .6
+    s = snn.lif_multistep(constant_drive(0.4), "sigmoid", tau=math.inf, reset="soft")
+    assert s.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+    # decay_input=False, tau=2: H_t = V_{t-1}/2 + X_t; X = 0.6 -> .6, .9, 1.05 (spike, hard -> 0), .6
+    s = snn.lif_multistep(constant_drive(0.6), "sigmoid", tau=2.0, reset="hard", decay_input=False)
+    assert s.flatten().tolist() == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_spike_exactly_at_threshold():
+    # step convention: a neuron fires when H_t >= threshold
+    s = snn.lif_multistep(constant_drive(1.0, T=1), "htaf", tau=math.inf, threshold=1.0)
+    assert s.item() == 1.0
+
+
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_gradient_hand_computed(reset, detach_reset):
+    """dS_1/dX_0 for two steps, written out by hand from the recurrence."""
+    sg = surrogates.get("sigmoid", alpha=4.0)
+    lam, c, theta = 0.5, 0.5, 1.0
+    x = torch.tensor([[2.4], [1.0]], dtype=torch.float64, requires_grad=True)
+    s = snn.lif_multistep(x, sg, tau=2.0, threshold=theta, reset=reset, detach_reset=detach_reset)
+    s[1].sum().backward()
+    h0 = c * 2.4                                   # 1.2: fires
+    s0 = 1.0
+    v0 = h0 - theta * s0 if reset == "soft" else 0.0
+    h1 = lam * v0 + c * 1.0
+    g0 = sg.derivative(torch.tensor(h0 - theta, dtype=torch.float64)).item()
+    g1 = sg.derivative(torch.tensor(h1 - theta, dtype=torch.float64)).item()
+    if reset == "soft":
+        dv0_dh0 = 1.0 if detach_reset else 1.0 - theta * g0
+    else:
+        dv0_dh0 = (1.0 - s0) if detach_reset else (1.0 - s0) - h0 * g0
+    expected = g1 * lam * dv0_dh0 * c
+    assert x.grad[0].item() == pytest.approx(expected, rel=1e-12)
+    assert x.grad[1].item() == pytest.approx(g1 * c, rel=1e-12)
+
+
+def test_detach_reset_changes_only_the_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(6, 8, 5, dtype=torch.float64) * 2
+    outs, grads = [], []
+    for detach in (False, True):
+        xi = x.clone().requires_grad_()
+        s = snn.lif_multistep(xi, "htaf", reset="soft", detach_reset=detach)
+        s.sum().backward()
+        outs.append(s)
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Fused (vectorised) implementation against the plain-autograd loop and a per-step scalar loop
+# --------------------------------------------------------------------------------------------
+
+
+def scalar_reference(x: torch.Tensor, tau: float, threshold: float, reset: str) -> torch.Tensor:
+    """Element-by-element Python loop (no torch broadcasting), the definition written literally."""
+    lam, c = (1.0, 1.0) if math.isinf(tau) else (1.0 - 1.0 / tau, 1.0 / tau)
+    flat = x.reshape(x.shape[0], -1).tolist()
+    out = [[0.0] * len(flat[0]) for _ in flat]
+    for i in range(len(flat[0])):
+        v = 0.0
+        for t in range(len(flat)):
+            h = lam * v + c * flat[t][i]
+            s = 1.0 if h >= threshold else 0.0
+            out[t][i] = s
+            v = h - threshold * s if reset == "soft" else h * (1.0 - s)
+    return torch.tensor(out, dtype=x.dtype).reshape(x.shape)
+
+
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("surrogate", ["htaf", "atan", "rectangle"])
+def test_fused_matches_loop(reset, detach_reset, surrogate):
+    torch.manual_seed(1)
+    x = torch.randn(5, 7, 3, 4, dtype=torch.float64) * 1.5 + 0.8
+    weights = torch.randn_like(x)
+    results = []
+    for backend in snn.BACKENDS:
+        xi = x.clone().requires_grad_()
+        s = snn.lif_multistep(xi, surrogate, tau=3.0, threshold=0.7, reset=reset,
+                              detach_reset=detach_reset, backend=backend)
+        (s * weights).sum().backward()
+        results.append((s, xi.grad))
+    (s_fused, g_fused), (s_loop, g_loop) = results
+    assert torch.equal(s_fused, s_loop)
+    assert torch.equal(s_fused, scalar_reference(x, 3.0, 0.7, reset))
+    torch.testing.assert_close(g_fused, g_loop, rtol=1e-12, atol=1e-14)
+
+
+def test_lif_in_bfloat16_integrates_in_float32():
+    x = torch.full((8, 3), 0.3, dtype=torch.bfloat16, requires_grad=True)
+    s = snn.lif_multistep(x, "htaf", tau=math.inf, reset="soft")
+    assert s.dtype == torch.bfloat16
+    expected = scalar_reference(x.detach().float(), math.inf, 1.0, "soft")  # bf16(0.3) = 0.30078125
+    assert torch.equal(s.float(), expected)
+    s.sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+
+
+# --------------------------------------------------------------------------------------------
+# Surrogates, modules, encoders, builders
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["htaf", "atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle"])
+def test_gradient_flows_through_spikes_to_every_layer(name):
+    torch.manual_seed(0)
+    model = snn.fc_snn(16, 3, hidden=(12, 12), T=3, surrogate=surrogates.with_peak_slope(name, 1.0), tau=2.0)
+    x = torch.randn(10, 16) * 2
+    torch.nn.functional.cross_entropy(model(x), torch.arange(10) % 3).backward()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for layer in linears:
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="unknown reset"):
+        snn.LIF(reset="partial")
+    with pytest.raises(ValueError, match="unknown surrogate"):
+        snn.LIF("nope")
+    with pytest.raises(ValueError, match="tau"):
+        snn.LIF(tau=0.5)
+    with pytest.raises(ValueError, match="unknown encoding"):
+        snn.make_encoder("latency", 4)
+    with pytest.raises(ValueError, match="T"):
+        snn.DirectEncoder(0)
+    with pytest.raises(ValueError, match="unknown readout"):
+        snn.fc_snn(4, 2, readout="max")
+    with pytest.raises(ValueError, match="divisible by 4"):
+        snn.csnn(1, 10, image_size=30)
+
+
+def test_rate_encoder_is_seeded_and_undoes_standardisation():
+    x = torch.rand(64, 1, 4, 4)
+    mean, std = 0.3, 0.2
+    z = (x - mean) / std
+    a = snn.RateEncoder(T=50, seed=7, mean=mean, std=std)(z)
+    b = snn.RateEncoder(T=50, seed=7, mean=mean, std=std)(z)
+    assert a.shape == (50, 64, 1, 4, 4)
+    assert torch.equal(a, b)
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert (a.mean(0) - x).abs().mean() < 0.06  # rate ~ intensity
+
+
+def test_direct_stem_shortcut_equals_folded_computation():
+    torch.manual_seed(0)
+    model = snn.csnn(1, 10, image_size=8, channels=4, T=3, readout="rate")
+    model.eval()
+    x = torch.randn(5, 1, 8, 8)
+    fast = model(x)
+    folded = snn.Folded(model.stem)(model.encoder(x))
+    slow = model.out_lif(model.body(folded)).mean(0)
+    assert torch.equal(fast, slow)
+    assert fast.shape == (5, 10)
+
+
+def test_spike_rates_per_layer():
+    torch.manual_seed(0)
+    model = snn.csnn(1, 10, image_size=8, channels=4, T=2, readout="potential")
+    rates = snn.spike_rates(model, [torch.randn(6, 1, 8, 8) for _ in range(2)])
+    assert list(rates) == ["lif1", "lif2", "lif3"]
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert model.training  # mode restored
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment, end to end
+# --------------------------------------------------------------------------------------------
+
+
+def test_smoke_experiment_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path))
+    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    from htaf import results, train
+
+    record = train.run("snn", "smoke", epochs=2)
+    assert (tmp_path / "snn" / "smoke" / f"{record['hash']}.json").is_file()
+    metrics = record["metrics"]
+    assert metrics["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert {"spike_rate_lif1", "spike_rate_lif2"} <= set(metrics)
+    assert {"grad_norm_fc1", "grad_norm_fc2", "grad_norm_fc3"} <= set(record["history"][0])
+    assert len(results.load("snn", "smoke")) == 1
+
+
+def test_experiment_refuses_unknown_choices():
+    from htaf.experiments import get, resolve_config
+
+    exp = get("snn")
+    with pytest.raises(ValueError, match="unknown arch"):
+        exp.build_model(resolve_config("snn", "smoke", arch="rnn"))
+    with pytest.raises(ValueError, match="unknown surrogate"):
+        exp.build_model(resolve_config("snn", "smoke", surrogate="nope"))
+    conv = exp.build_model(resolve_config("snn", "smoke", arch="conv", channels=4))
+    assert conv(torch.randn(2, 1, 8, 8)).shape == (2, 10)
