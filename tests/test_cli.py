@@ -6,21 +6,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from htaf import results
 from htaf.__main__ import main, parse_assignments, parse_value
-
-
-@pytest.fixture(autouse=True)
-def isolated_results(tmp_path, monkeypatch):
-    """Never write into the repository; one thread (tiny models run faster on a shared CPU)."""
-    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_list_shows_experiments_and_profiles(capsys):

@@ -21,9 +21,7 @@ WITH_EXAMPLES = {"htaf.functional", "htaf.nn", "htaf.surrogates", "htaf.train", 
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_doctests(name, tmp_path, monkeypatch):
-    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))  # examples that train write here
-    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
+def test_doctests(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
     if name in WITH_EXAMPLES:
@@ -38,3 +36,12 @@ def test_benchmark_script_runs():
     ).stdout
     for variant in ("sigmoid", "htaf", "naive"):
         assert f"cpu    {variant} " in out
+
+
+def test_readme_quick_start_runs():
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    namespace: dict = {}
+    exec(blocks[0], namespace)  # the quick start: import, functional calls, modules, the zoo
+    assert namespace["logits"].shape == (8, 10)

@@ -3,21 +3,9 @@
 import json
 
 import pytest
-import torch
 
 from htaf import experiments, results, train
 from htaf.train import run, sweep
-
-
-@pytest.fixture(autouse=True)
-def isolated_results(tmp_path, monkeypatch):
-    """Never write into the repository; one thread (tiny models run faster on a shared CPU)."""
-    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -18,17 +18,6 @@ TIMING_KEYS = {"epoch_time_s", "samples_per_s"}
 QUICK = {"epochs": 4, "subset": 512, "hidden": [16]}
 
 
-@pytest.fixture(autouse=True)
-def isolated_results(tmp_path, monkeypatch):
-    """Never write into the repository; one thread (tiny models run faster on a shared CPU)."""
-    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def without_timing(history):
     return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
 
