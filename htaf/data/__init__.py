@@ -165,7 +165,10 @@ class EpochBatchSampler(Sampler[list[int]]):
     The permutation depends only on ``(seed, epoch)``, so a resumed run sees the
     same batches as an uninterrupted one. With ``world_size`` ranks, rank ``r``
     takes every ``world_size``-th index, so the union of the ranks' ``k``-th
-    batches is exactly the ``k``-th global batch of a single-process run.
+    batches is the ``k``-th global batch of a single-process run, except that,
+    as with :class:`~torch.utils.data.DistributedSampler`, a training set whose
+    size is not a multiple of ``world_size`` is padded by repeating up to
+    ``world_size - 1`` indices (all ranks must see the same number of batches).
     """
 
     def __init__(self, dataset: TensorDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
