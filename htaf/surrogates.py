@@ -388,7 +388,7 @@ class EDE(Surrogate):
         return 0.5 + 0.5 * self.k * torch.tanh(self.t * x)
 
     def derivative(self, x):
-        return 0.5 * self.k * self.t * F.sech2(self.t * x)
+        return F.sech2(self.t * x, 0.5 * self.k * self.t)
 
 
 def ede_t(progress: float, t_min: float = 0.1, t_max: float = 10.0) -> float:
