@@ -168,7 +168,8 @@ def with_peak_slope(name: str, peak_slope: float, scale: str | None = None, **pa
     if key is None and math.isclose(base.peak_slope, target, rel_tol=1e-12):
         return base  # STE: nothing to scale, and nothing to do
     if key not in base.params:
-        raise ValueError(f"surrogate '{base.name}' has no parameter {key!r} to match a peak slope with "
+        what = f"no parameter {key!r}" if key else "no parameter"
+        raise ValueError(f"surrogate '{base.name}' has {what} to match a peak slope with "
                          f"(parameters: {', '.join(base.params) or 'none'}; its peak slope is {base.peak_slope:g})")
     matched = get(base.name, **{**base.params, key: base.params[key] * target / base.peak_slope})
     if not math.isclose(matched.peak_slope, target, rel_tol=1e-9):

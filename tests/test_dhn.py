@@ -257,3 +257,17 @@ def test_grids_use_known_config_keys():
                 first = {key: values[0] for key, values in grid.items()}
                 config = resolve_config(experiment, profile, **first)
                 assert isinstance(dhn_experiment.build_model(config), nn.Module)
+
+
+def test_annealed_run_is_evaluated_at_its_final_alpha_even_when_resumed_at_the_end():
+    # A run resumed after its last checkpoint trains no epoch: eval_metrics must still use the final alpha.
+    from htaf import data
+    from htaf.experiments import resolve_config
+    from htaf.experiments.dhn import build_model, eval_metrics
+    from htaf.models.dhn import anneal_alpha
+
+    config = resolve_config("dhn", "smoke", method="htaf_anneal", depth=1)
+    model = build_model(config)
+    _, test = data.get_loaders(config)
+    metrics = eval_metrics(model, test, torch.device("cpu"), config)
+    assert metrics["final_alpha"] == anneal_alpha(config["epochs"] - 1, config["epochs"], config["alpha"], config["alpha_end"])

@@ -233,3 +233,25 @@ def test_experiment_refuses_unknown_choices():
         exp.build_model(resolve_config("snn", "smoke", surrogate="nope"))
     conv = exp.build_model(resolve_config("snn", "smoke", arch="conv", channels=4))
     assert conv(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_rate_encoder_generator_state_travels_in_the_state_dict():
+    encoder = snn.RateEncoder(T=3, seed=5)
+    x = torch.full((4, 10), 0.5)
+    encoder(x)  # advance the stream
+    state = encoder.state_dict()
+    expected = encoder(x)
+    restored = snn.RateEncoder(T=3, seed=5)
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored(x), expected)
+
+
+def test_integrate_and_fire_and_unmatched_slopes_are_configurable():
+    from htaf.experiments import resolve_config
+
+    config = resolve_config("snn", "smoke", tau=None, peak_slope=None)
+    assert config["tau"] is None and config["peak_slope"] is None
+    from htaf.experiments.snn import build_model
+
+    model = build_model(config)
+    assert all(layer.tau == float("inf") for layer in snn.lif_layers(model).values())

@@ -87,9 +87,13 @@ CHOICES: dict[str, tuple] = {
 }
 
 
-def _coerce(key: str, default: Any, value: Any) -> Any:
-    """``value`` converted to the type of the profile's ``default`` (int <-> integral float), else ConfigError."""
-    if default is None or (value is None and ENGINE_DEFAULTS.get(key, ...) is None):
+def _coerce(key: str, default: Any, value: Any, nullable: tuple[str, ...] = ()) -> Any:
+    """``value`` converted to the type of the profile's ``default`` (int <-> integral float), else ConfigError.
+
+    ``None`` is accepted where the default is ``None``, for engine keys whose default is ``None``, and for
+    the experiment's ``nullable`` keys.
+    """
+    if default is None or (value is None and (key in nullable or ENGINE_DEFAULTS.get(key, ...) is None)):
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -144,6 +148,8 @@ class Experiment:
     train_metrics: Callable[[nn.Module], dict[str, float]] | None = None
     eval_metrics: Callable[[nn.Module, DataLoader, torch.device, Config], dict[str, float]] | None = None
     on_epoch_start: Callable[[nn.Module, int, Config], None] | None = None
+    #: config keys that may also be set to ``None`` (for example "no time constant": integrate-and-fire)
+    nullable: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -204,7 +210,7 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     for key, value in overrides.items():
         if key not in config:
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
-        config[key] = _coerce(key, config[key], value)
+        config[key] = _coerce(key, config[key], value, exp.nullable)
     _check_values(config)
     if config["task"] is None:
         config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task

@@ -120,6 +120,7 @@ def switch_metrics(model: nn.Module, loader: DataLoader, device: torch.device, t
 
 def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
     """End-of-training metrics: :func:`switch_metrics` and the firing statistics of the threshold units."""
+    on_epoch_start(model, config["epochs"] - 1, config)  # the last epoch's alpha, also for a run resumed at its end
     metrics: dict[str, Any] = switch_metrics(model, loader, device, config["task"])
     metrics.update(firing_summary(firing_rates(model, loader, device)))
     if config["method"] in HTAF_METHODS:

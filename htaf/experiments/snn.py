@@ -54,6 +54,8 @@ def _input_stats(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
 
 def build_model(config: Config) -> snn.SpikingNet:
     """The FC-SNN or CSNN of ``config`` (see the module docstring for the keys)."""
+    if config["rate_samples"] < 1:
+        raise ValueError(f"rate_samples must be at least 1, got {config['rate_samples']!r}")
     info = data.describe(config["dataset"], **config["data_kwargs"])
     if info.task != "classification" or len(info.input_shape) != 3:
         raise ValueError(f"the snn experiment needs an image classification dataset, got {config['dataset']!r}")
@@ -169,5 +171,6 @@ EXPERIMENT = register(
         build_model=build_model,
         train_metrics=gradient_norms,
         eval_metrics=spike_rate_metrics,
+        nullable=("tau", "peak_slope"),
     )
 )

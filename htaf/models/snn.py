@@ -215,7 +215,7 @@ class LIF(nn.Module):
     (read with :attr:`rate`; cleared with :meth:`clear_record`).
 
     >>> lif = LIF("atan", tau=2.0, reset="soft")
-    >>> lif(torch.tensor([[1.5], [1.5], [1.5]])).flatten().tolist()   # H = 0.75, 1.125, 0.6875
+    >>> lif(torch.tensor([[1.5], [1.5], [1.5]])).flatten().tolist()   # H = 0.75, 1.125, 0.8125
     [0.0, 1.0, 0.0]
     """
 
@@ -322,6 +322,15 @@ class RateEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = (x * self.std + self.mean).clamp(0.0, 1.0).unsqueeze(0).expand(self.T, *x.shape)
         return torch.bernoulli(p, generator=self._generator(x.device))
+
+    # The generators' states travel in state_dict(), so a run resumed from a checkpoint draws the same
+    # spikes as an uninterrupted one.
+    def get_extra_state(self) -> dict[str, torch.Tensor]:
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        for device, generator_state in state.items():
+            self._generator(torch.device(device)).set_state(generator_state.cpu())
 
     def extra_repr(self) -> str:
         return f"T={self.T}, seed={self.seed}"
