@@ -20,7 +20,8 @@ Config keys (besides the engine's):
 * ``rate_samples``: test samples used to measure the spike rates at the end.
 
 Per epoch, ``grad_norm_<layer>`` is the L2 norm of each weight layer's gradient (mean over batches);
-at the end ``spike_rate_<lif>`` is each LIF layer's spikes per neuron per step on the test set.
+at the end ``spike_rate_<lif>`` is each LIF layer's spikes per neuron per step on the first
+``rate_samples`` test images (2000 of 10 000 in the ``cpu`` profile).
 
 >>> from htaf.experiments import get, resolve_config
 >>> model = get("snn").build_model(resolve_config("snn", "smoke"))
