@@ -204,6 +204,28 @@ def test_spike_rates_per_layer():
     assert model.training  # mode restored
 
 
+def test_spike_rates_and_gradient_norms_equal_direct_measurements():
+    from htaf.experiments.snn import gradient_norms, layer_names
+
+    torch.manual_seed(0)
+    model = snn.fc_snn(16, 3, hidden=(12, 12), T=3, tau=2.0)
+    batches = [torch.randn(5, 16) * 3 for _ in range(2)]
+    outputs: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: outputs.setdefault(name, []).append(o))
+             for name, m in snn.lif_layers(model).items()]
+    rates = snn.spike_rates(model, batches)
+    for hook in hooks:
+        hook.remove()
+    for name, rate in rates.items():
+        assert rate == pytest.approx(torch.cat([o.flatten() for o in outputs[name]]).mean().item())
+    assert max(rates.values()) > 0.0  # the comparison is not between zeros only
+
+    model(batches[0]).sum().backward()
+    norms = gradient_norms(model)
+    expected = {f"grad_norm_{name}": m.weight.grad.norm().item() for name, m in layer_names(model).items()}
+    assert norms.keys() == expected.keys() and norms == pytest.approx(expected)
+
+
 # --------------------------------------------------------------------------------------------
 # The experiment, end to end
 # --------------------------------------------------------------------------------------------
