@@ -222,14 +222,7 @@ def sign(x: torch.Tensor) -> torch.Tensor:
 def _resolve(surrogate):
     from . import surrogates  # local import: surrogates builds on this module
 
-    if isinstance(surrogate, str):
-        return surrogates.get(surrogate)
-    if isinstance(surrogate, surrogates.Surrogate):
-        return surrogate
-    raise TypeError(
-        f"surrogate must be a name from htaf.surrogates.available() or a Surrogate, "
-        f"got {type(surrogate).__name__}"
-    )
+    return surrogates.get(surrogate)
 
 
 def spike(x: torch.Tensor, surrogate="htaf") -> torch.Tensor:

@@ -129,15 +129,19 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **params) -> Surrogate:
+def get(name: str | Surrogate, **params) -> Surrogate:
     """Build the surrogate ``name`` with ``params`` overriding its defaults.
+
+    A :class:`Surrogate` passes through unchanged, or as a copy with ``params`` overridden.
 
     >>> get("sigmoid", alpha=10.0)
     Sigmoid(alpha=10.0)
     """
     if isinstance(name, Surrogate):
-        return type(name)(**{**name.params, **params})
-    key = str(name).lower().replace("-", "_")
+        return type(name)(**{**name.params, **params}) if params else name
+    if not isinstance(name, str):
+        raise TypeError(f"surrogate must be a name from available() or a Surrogate, got {type(name).__name__}")
+    key = name.lower().replace("-", "_")
     if key not in _REGISTRY:
         raise ValueError(f"unknown surrogate '{name}'; available: {', '.join(available())}")
     return _REGISTRY[key](**params)

@@ -131,6 +131,9 @@ def test_get_copies_and_overrides_an_instance():
     assert surrogates.get(base, beta=3.0) == surrogates.HTAF(alpha=2.0, beta=3.0)
     assert surrogates.get("Fast-Sigmoid") == surrogates.FastSigmoid()
     assert hash(surrogates.get("atan")) == hash(surrogates.get("atan", alpha=2.0))
+    assert surrogates.get(base) is base  # an instance without overrides passes through
+    with pytest.raises(TypeError, match="got int"):
+        surrogates.get(3)
 
 
 def test_errors_name_the_problem():

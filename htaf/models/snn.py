@@ -77,11 +77,6 @@ def _choice(kind: str, value: str, options: Sequence[str]) -> str:
     return value
 
 
-def _resolve(surrogate: str | surrogates.Surrogate) -> surrogates.Surrogate:
-    """A registry name or a :class:`htaf.surrogates.Surrogate` instance -> the instance."""
-    return surrogate if isinstance(surrogate, surrogates.Surrogate) else surrogates.get(surrogate)
-
-
 def _leak(tau: float) -> tuple[float, float]:
     """``(lambda, c)`` for time constant ``tau``: ``lambda = 1 - 1/tau``; ``tau = inf`` is the IF neuron."""
     tau = float(tau)
@@ -186,7 +181,7 @@ def lif_multistep(
     check_float_tensor(x, "lif_multistep")
     if x.dim() < 2:
         raise ValueError(f"lif_multistep expects a [T, B, ...] tensor, got shape {tuple(x.shape)}")
-    sg = _resolve(surrogate)
+    sg = surrogates.get(surrogate)
     leak, gain = _leak(tau)
     if not decay_input:
         gain = 1.0
@@ -230,7 +225,7 @@ class LIF(nn.Module):
         backend: str = "fused",
     ):
         super().__init__()
-        self.surrogate = _resolve(surrogate)
+        self.surrogate = surrogates.get(surrogate)
         _leak(tau)
         self.tau = float(tau)
         self.threshold = float(threshold)
