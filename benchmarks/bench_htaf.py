@@ -129,13 +129,15 @@ def main(argv=None) -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     parser.add_argument("--min-run-time", type=float, default=2.0, help="seconds of timing per variant")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--devices", default="auto",
+                        help="comma-separated devices to measure, e.g. 'cuda' (default: the CPU, and CUDA when present)")
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)  # internal: one CPU peak-memory measurement
     args = parser.parse_args(argv)
     if args.peak_of:
         print(measure_peak_here(args.peak_of, args.numel))
         return
 
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
     rows = [r for d in devices for r in run(d, args.numel, not args.no_compile, args.min_run_time)]
     print(f"HTAF benchmark: {args.numel:,} float32 elements, forward+backward; torch {torch.__version__}, "
           f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

@@ -126,8 +126,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--devices", default="auto",
+                        help="comma-separated devices to measure, e.g. 'cuda' (default: the CPU, and CUDA when present)")
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if args.devices == "auto":
+        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    else:
+        devices = [torch.device(name) for name in args.devices.split(",")]
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
     print(f"{'device':6} {'case':28} {'ours ms':>9} {'loop ms':>9} {'naive ms':>9} {'naive/ours':>10}")
     for device in devices:

@@ -142,3 +142,22 @@ def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     finally:
         for m, (old_mode, old_flag) in zip(modules, saved):
             m.mode, m.step_at_eval = old_mode, old_flag
+
+
+# Binary layers (binary weights with real latent weights) and their bit-packed inference form.
+from ._binary import (  # noqa: E402
+    BinaryConv2d,
+    BinaryLinear,
+    PackedBinaryConv2d,
+    PackedBinaryLinear,
+    binary_layers,
+    clip_latent_weights_,
+    pack,
+    popcount,
+    storage_bits,
+)
+
+__all__ += [
+    "BinaryLinear", "BinaryConv2d", "PackedBinaryLinear", "PackedBinaryConv2d", "binary_layers",
+    "clip_latent_weights_", "pack", "popcount", "storage_bits",
+]

@@ -1,0 +1,186 @@
+"""Binary layers, bit packing and the BNN model family (htaf.nn binary layers, htaf.models.bnn)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import htaf.functional as HF
+from htaf.models import bnn
+from htaf.nn import (
+    BinaryConv2d,
+    BinaryLinear,
+    Spike,
+    binary_layers,
+    clip_latent_weights_,
+    pack,
+    popcount,
+    storage_bits,
+)
+
+
+def signs(*shape, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.where(torch.rand(*shape, generator=generator) < 0.5, -1.0, 1.0)
+
+
+def test_popcount_matches_python_bit_count():
+    generator = torch.Generator().manual_seed(0)
+    words = torch.randint(-2**63, 2**63 - 1, (1000,), generator=generator, dtype=torch.int64)
+    expected = [int(w) & (2**64 - 1) for w in words.tolist()]
+    assert popcount(words).tolist() == [e.bit_count() for e in expected]
+    with pytest.raises(TypeError, match="int64"):
+        popcount(torch.zeros(3, dtype=torch.int32))
+
+
+def test_binary_linear_forward_uses_signs_and_scale():
+    layer = BinaryLinear(3, 2, scale="mean")
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.25, 0.0], [-1.0, 0.5, 0.75]]))
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    expected = torch.tensor([[(1 - 2 + 3) * 0.25, (-1 + 2 + 3) * 0.75]])  # sign(0) = +1
+    torch.testing.assert_close(layer(x), expected)
+    plain = BinaryLinear(3, 2, scale="none")
+    with torch.no_grad():
+        plain.weight.copy_(layer.weight)
+    torch.testing.assert_close(plain(x), torch.tensor([[2.0, 4.0]]))
+
+
+def test_weight_gradient_is_clipped_straight_through():
+    layer = BinaryLinear(4, 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -2.0, 1.0, -1.5]]))
+    layer(torch.ones(1, 4)).sum().backward()
+    assert layer.weight.grad.tolist() == [[1.0, 0.0, 1.0, 0.0]]
+
+
+def test_clip_latent_weights_only_touches_binary_layers():
+    net = torch.nn.Sequential(BinaryLinear(2, 2), torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        net[0].weight.fill_(3.0)
+        net[1].weight.fill_(3.0)
+    clip_latent_weights_(net)
+    assert net[0].weight.max().item() == 1.0 and net[1].weight.max().item() == 3.0
+
+
+@pytest.mark.parametrize("scale", ["none", "mean"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_linear_equals_float_forward(scale, bias):
+    torch.manual_seed(0)
+    layer = BinaryLinear(130, 7, bias=bias, scale=scale)
+    x = signs(33, 130)
+    assert torch.equal(pack(layer)(x), layer(x))
+
+
+@pytest.mark.parametrize("padding,stride", [(0, 1), (1, 1), (1, 2), (2, 3)])
+def test_packed_conv_equals_float_forward(padding, stride):
+    torch.manual_seed(0)
+    layer = BinaryConv2d(5, 6, 3, stride=stride, padding=padding, scale="mean")
+    x = signs(3, 5, 11, 10)
+    packed = pack(layer)
+    assert torch.equal(packed(x), layer(x))
+    assert packed(x).is_contiguous()
+
+
+def test_packed_weights_are_32_times_smaller():
+    layer = BinaryLinear(1024, 256)
+    packed = pack(layer)
+    assert packed.weight_bits.numel() * 64 == layer.weight.numel()
+    assert packed.nbytes * 32 == layer.weight.numel() * 4
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="valid choices: none, mean"):
+        BinaryLinear(2, 2, scale="max")
+    with pytest.raises(ValueError, match="unknown binarizer 'bogus'.*ste"):
+        BinaryConv2d(2, 2, 3, binarizer="bogus")
+    with pytest.raises(TypeError, match="floating-point"):
+        BinaryLinear(2, 2)(torch.ones(1, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 8\]"):
+        pack(BinaryLinear(8, 2))(torch.ones(1, 9))
+    with pytest.raises(ValueError, match=r"shape \[batch, 3, height, width\]"):
+        pack(BinaryConv2d(3, 2, 3))(torch.ones(1, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"\+/-1 inputs"):
+        pack(BinaryLinear(2, 2))(torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match="no BinaryLinear or BinaryConv2d"):
+        pack(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match="no binary layer named 'x'"):
+        pack(torch.nn.Sequential(BinaryLinear(2, 2)), names=["x"])
+
+
+# --------------------------------------------------------------------------------------------
+# Model family
+# --------------------------------------------------------------------------------------------
+
+SHAPES = {"mlp": (1, 12, 12), "cnn": (1, 12, 12), "vgg_small": (3, 16, 16), "resnet18": (3, 16, 16)}
+
+
+@pytest.mark.parametrize("arch", list(SHAPES))
+def test_trained_model_packs_exactly(arch):
+    """A few training steps, then the bit-packed model gives exactly the float model's outputs."""
+    torch.manual_seed(0)
+    options = {"hidden": [32, 32]} if arch == "mlp" else ({"channels": 8, "fc_hidden": 16} if arch == "cnn" else {})
+    net = bnn.build(arch, SHAPES[arch], 5, method="htaf", peak_slope=0.5, **options)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x, y = torch.randn(16, *SHAPES[arch]), torch.randint(0, 5, (16,))
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        clip_latent_weights_(net)
+    net.eval()
+    packed = bnn.packed(net)
+    assert bnn.packable(net), "every architecture has layers with +/-1 inputs"
+    with torch.no_grad():
+        assert torch.equal(packed(x), net(x))
+
+
+def test_activation_units_and_matched_slope():
+    unit = bnn.make_sign("htaf", peak_slope=0.5)
+    assert isinstance(unit, Spike) and unit.signed
+    x = torch.zeros(1, requires_grad=True)
+    unit(x).sum().backward()
+    assert x.grad.item() == pytest.approx(1.0)  # the sign's slope is twice the step's
+    ste = bnn.make_sign("ste", peak_slope=0.5)
+    y = torch.tensor([0.5, 1.5], requires_grad=True)
+    ste(y).sum().backward()
+    assert y.grad.tolist() == [1.0, 0.0]
+    assert isinstance(bnn.make_sign("full_precision"), torch.nn.ReLU)
+    with pytest.raises(ValueError, match="unknown BNN method 'bogus'.*full_precision"):
+        bnn.make_sign("bogus")
+    with pytest.raises(ValueError, match="unknown BNN arch"):
+        bnn.build("bogus", (1, 8, 8), 10)
+
+
+def test_full_precision_twin_has_no_binary_layer_and_same_shape():
+    binary = bnn.binary_mlp(64, 10, hidden=[16, 16], method="ste")
+    real = bnn.binary_mlp(64, 10, hidden=[16, 16], method="full_precision")
+    assert [n for n, _ in binary_layers(binary)] == ["body.1.0"]
+    assert list(binary_layers(real)) == []
+    assert sum(p.numel() for p in binary.parameters()) == sum(p.numel() for p in real.parameters())
+
+
+def test_first_and_last_layers_by_configuration():
+    net = bnn.binary_mlp(64, 10, hidden=[16, 16], method="ste", binary_first=True, binary_last=True)
+    assert [n for n, _ in binary_layers(net)] == ["body.0.0", "body.1.0", "head.0"]
+    assert bnn.packable(net) == ["body.1.0", "head.0"]  # the first layer sees real pixels
+
+
+def test_storage_bits_counts_one_bit_per_binary_weight():
+    net = bnn.binary_mlp(64, 10, hidden=[32, 32], method="ste")
+    bits = storage_bits(net)
+    assert bits["binary_weights"] == 32 * 32
+    assert bits["float32"] - bits["packed"] == 31 * 32 * 32
+
+
+def test_set_surrogate_replaces_every_signed_spike():
+    from htaf import surrogates
+
+    net = bnn.binary_mlp(16, 3, hidden=[8, 8], method="ede")
+    bnn.set_surrogate(net, surrogates.get("ede", t=3.0))
+    assert {m.surrogate.t for m in net.modules() if isinstance(m, Spike)} == {3.0}
+
+
+def test_sign_convention_matches_functional():
+    x = torch.tensor([-1.0, 0.0, 2.0])
+    assert bnn.make_sign("ste")(x).tolist() == HF.sign(x).tolist() == [-1.0, 1.0, 1.0]
