@@ -56,6 +56,11 @@ def htaf(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor
         alpha: sharpness, finite and > 0.
         beta: tail rate, finite and > 0.
 
+    Raises:
+        ValueError: ``alpha`` or ``beta`` is not positive and finite, or overflows ``x``'s dtype
+            (``alpha = 1e300`` in float32, or a peak slope ``alpha*beta/4`` above 1/16 of the dtype's largest
+            value, where the backward pass would return ``inf``/``NaN``); the message names the limit.
+
     Example:
         >>> import torch, htaf.functional as F
         >>> F.htaf(torch.tensor([-10.0, 0.0, 10.0]), alpha=8.0).round(decimals=4)
@@ -117,6 +122,10 @@ def spike(x: torch.Tensor, surrogate="htaf") -> torch.Tensor:
     Args:
         x: floating-point tensor (for SNNs, membrane potential minus threshold).
         surrogate: a :class:`htaf.surrogates.Surrogate` or a registry name (default parameters).
+
+    The gradient is finite for every input, :math:`\pm\infty` included (every family's derivative is 0
+    there); parameters that overflow ``x``'s dtype raise ``ValueError`` (see
+    :meth:`htaf.surrogates.Surrogate.check_dtype`).
 
     Example:
         >>> import torch, htaf

@@ -288,3 +288,18 @@ def test_family_without_symbolic_form_is_registered_but_not_in_theory():
         assert math.isclose(surrogates.get("toy_plain").peak_slope, 0.5)
     finally:
         surrogates.unregister("toy_plain")
+
+
+def test_readme_family_example_registers_and_reaches_theory():
+    import re
+
+    from htaf import theory as th
+
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "@surrogates.register" in b]
+    try:
+        exec(block, {})
+        assert th.numeric("laplace", lam=3.0).peak_slope == pytest.approx(1.5)
+        assert float(th.tail_mass("laplace", 1.0)) == pytest.approx(th.quad_tail("laplace", 1.0), rel=1e-9)
+    finally:
+        surrogates.unregister("laplace")
