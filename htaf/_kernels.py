@@ -98,7 +98,8 @@ def step(x: torch.Tensor) -> torch.Tensor:
 def check_htaf_fits(alpha: float, beta: float, dtype: torch.dtype) -> None:
     """Refuse ``alpha``/``beta`` whose value, peak slope or intermediates overflow ``dtype`` (see
     :func:`htaf._validation.check_fits_dtype`)."""
-    check_fits_dtype(f"HTAF(alpha={alpha:g}, beta={beta:g})", {"alpha": alpha, "beta": beta}, alpha * beta / 4.0, dtype)
+    owner = lambda: f"HTAF(alpha={alpha:g}, beta={beta:g})"  # noqa: E731 (formatted only for an error)
+    check_fits_dtype(owner, {"alpha": alpha, "beta": beta}, alpha * beta / 4.0, dtype)
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type["Surrogate"]] = {}
+_DEFAULT_INSTANCES: dict[type["Surrogate"], "Surrogate"] = {}
 
 #: colours given, in order, to a registered family that does not choose its own (see :func:`register`)
 _SPARE_COLORS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
@@ -99,6 +100,8 @@ class Surrogate:
         self.params = {key: check_positive(key, value) for key, value in values.items()}
         for key, value in self.params.items():
             setattr(self, key, value)
+        # derivative(0), computed here rather than on first use: reading a tensor's value inside a
+        # torch.compile'd function would be a data-dependent graph break
         self._peak = float(self.derivative(torch.zeros((), dtype=torch.float64)))
 
     def __repr__(self) -> str:
@@ -150,7 +153,7 @@ class Surrogate:
         ...
         ValueError: alpha = 1e+39 of Sigmoid(alpha=1e+39) is too large for torch.float32 inputs (largest finite value 3.4e+38); use a smaller alpha, or float64 inputs
         """
-        check_fits_dtype(repr(self), self.params, self._peak, dtype)
+        check_fits_dtype(self.__repr__, self.params, self.peak_slope, dtype)
 
     def spike(self, x: torch.Tensor) -> torch.Tensor:
         """Exact step forward, this surrogate's derivative backward (see :func:`htaf.functional.spike`)."""
@@ -196,9 +199,11 @@ def register(cls: type[Surrogate]) -> type[Surrogate]:
 def unregister(name: str) -> type[Surrogate]:
     """Remove the family ``name`` from the registry (for tests and interactive work); returns its class."""
     try:
-        return _REGISTRY.pop(name)
+        cls = _REGISTRY.pop(name)
     except KeyError:
         raise ValueError(f"unknown surrogate '{name}'; available: {', '.join(available())}") from None
+    _DEFAULT_INSTANCES.pop(cls, None)
+    return cls
 
 
 def available() -> list[str]:
@@ -226,7 +231,13 @@ def get(name: str | Surrogate, **params) -> Surrogate:
     """
     if isinstance(name, Surrogate):
         return type(name)(**{**name.params, **params}) if params else name
-    return family_class(name)(**params)
+    cls = family_class(name)
+    if params:
+        return cls(**params)
+    # instances are immutable values: share one with the default parameters per class (spike(x, "atan"))
+    if cls not in _DEFAULT_INSTANCES:
+        _DEFAULT_INSTANCES[cls] = cls()
+    return _DEFAULT_INSTANCES[cls]
 
 
 def __getattr__(name: str):

@@ -25,8 +25,11 @@ with :func:`scipy.integrate.quad`):
 * **per-layer gradient gain** of a deep stack of sign units, :math:`\chi(s) = s^2\,E[(2F'(sZ))^2]`,
   see :func:`gain` and :func:`simulate_stack`.
 
-Numerical evaluation goes through :func:`numeric`, which lambdifies the SymPy expressions once per
-parameter set; the tests check these against the torch implementations in :mod:`htaf.surrogates`.
+Each family's SymPy form lives in its class (:meth:`htaf.surrogates.Surrogate.symbolic`); :func:`family`,
+``FAMILIES``, ``LABELS`` and ``COLORS`` are read from the surrogate registry when used, so a family
+registered later is covered like the built-in ones. Numerical evaluation goes through :func:`numeric`,
+which lambdifies the SymPy expressions once per parameter set; the tests check these against the torch
+implementations in :mod:`htaf.surrogates`.
 """
 
 from __future__ import annotations
