@@ -6,6 +6,7 @@
 * :mod:`htaf.nn`: ``HTAF``, ``Spike``, ``use_mode``
 * :mod:`htaf.surrogates`: the surrogate-gradient zoo (``get``, ``available``)
 * :mod:`htaf.theory`: SymPy forms, gradient mass and tail mass of every surrogate (imported on first use)
+* :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up (imported on first use)
 * :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`:
   the experiment engine behind every chapter of the book
 """
@@ -17,14 +18,15 @@ from . import data, experiments, results  # noqa: E402
 from .train import run, sweep  # noqa: E402
 
 __all__ = [
-    "functional", "nn", "surrogates", "theory", "data", "experiments", "results", "run", "sweep", "__version__",
+    "functional", "nn", "surrogates", "theory", "plotting", "data", "experiments", "results", "run", "sweep",
+    "__version__",
 ]
 
 
 def __getattr__(name: str):
-    # htaf.theory needs SymPy and SciPy (about a second to import): load it on first use only.
-    if name == "theory":
+    # htaf.theory needs SymPy and SciPy (about a second to import), htaf.plotting matplotlib: load on first use.
+    if name in ("theory", "plotting"):
         import importlib
 
-        return importlib.import_module(".theory", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'htaf' has no attribute {name!r}")

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Callable
 
 import torch
 
-__all__ = ["check_positive", "check_float_tensor", "compute_dtype"]
+__all__ = ["check_positive", "check_float_tensor", "compute_dtype", "check_fits_dtype"]
+
+#: the largest finite value of each floating-point dtype (a plain dict: cheap to read, and torch.compile-friendly)
+_FLOAT_MAX = {dtype: float(torch.finfo(dtype).max) for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+#: headroom between the peak slope and the largest finite value, for the intermediates of the closed forms
+#: (HTAF forms ``4*alpha*beta = 16 * peak`` inside ``sech2``)
+_HEADROOM = 16.0
 
 
 def check_positive(name: str, value) -> float:
@@ -58,3 +65,35 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     This mirrors PyTorch's own "opmath" rule for reduced-precision pointwise kernels.
     """
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def check_fits_dtype(owner: Callable[[], str], params: dict[str, float], peak: float, dtype: torch.dtype) -> None:
+    """Check that a unit with ``params`` and peak slope ``peak`` stays finite on inputs of ``dtype``.
+
+    Finite but huge parameters overflow a narrower dtype: ``alpha=1e300`` becomes ``inf`` in float32, and
+    ``alpha*beta = 1e39`` makes HTAF's backward ``inf``/``NaN`` there. Every parameter must be finite in the
+    compute dtype, the peak slope finite in ``dtype`` itself (the gradient is returned in it), and 16 times
+    the peak slope finite in the compute dtype (room for the intermediates of the closed forms). ``owner()``
+    names the unit in messages (called only when the check fails, to keep the check cheap).
+
+    Raises:
+        ValueError: naming the parameter or the peak slope, the limit and the fix.
+    """
+    work = compute_dtype(dtype)
+    largest = _FLOAT_MAX.get(work)
+    if largest is None:  # not one of the four float dtypes (float8 and friends): nothing we can promise
+        return
+    for key, value in params.items():
+        if value > largest:
+            raise ValueError(
+                f"{key} = {value:g} of {owner()} is too large for {work} inputs (largest finite value {largest:.3g}); "
+                f"use a smaller {key}, or float64 inputs"
+            )
+    limit = min(_FLOAT_MAX[dtype], largest / _HEADROOM)
+    if not peak <= limit:
+        names = " or ".join(params) or "its parameters"
+        raise ValueError(
+            f"{owner()} overflows {dtype}: its peak slope {peak:.3g} exceeds {limit:.3g}, the largest this dtype allows "
+            f"(its largest finite value is {_FLOAT_MAX[dtype]:.3g}, the closed forms need headroom); "
+            f"lower {names}, or use float64 inputs"
+        )

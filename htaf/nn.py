@@ -57,9 +57,19 @@ class HTAF(nn.Module):
     ):
         super().__init__()
         self.surrogate = surrogates.HTAF(alpha=alpha, beta=beta)
-        self.mode = _check_mode(mode)
+        self.mode = mode
         self.step_at_eval = bool(step_at_eval)
         self.signed = bool(signed)
+
+    # validated on every assignment (use_mode and users set it after construction), like the constructor
+    @property
+    def mode(self) -> str:
+        """``"smooth"``, ``"hard"`` or ``"step"`` (see the class docstring); anything else raises ``ValueError``."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self._mode = _check_mode(value)
 
     # alpha and beta live in the surrogate, so that the smooth and the hard path can never disagree;
     # setting one (for example to anneal alpha during training) is validated like the constructor.

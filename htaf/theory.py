@@ -25,8 +25,11 @@ with :func:`scipy.integrate.quad`):
 * **per-layer gradient gain** of a deep stack of sign units, :math:`\chi(s) = s^2\,E[(2F'(sZ))^2]`,
   see :func:`gain` and :func:`simulate_stack`.
 
-Numerical evaluation goes through :func:`numeric`, which lambdifies the SymPy expressions once per
-parameter set; the tests check these against the torch implementations in :mod:`htaf.surrogates`.
+Each family's SymPy form lives in its class (:meth:`htaf.surrogates.Surrogate.symbolic`); :func:`family`,
+``FAMILIES``, ``LABELS`` and ``COLORS`` are read from the surrogate registry when used, so a family
+registered later is covered like the built-in ones. Numerical evaluation goes through :func:`numeric`,
+which lambdifies the SymPy expressions once per parameter set; the tests check these against the torch
+implementations in :mod:`htaf.surrogates`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 from scipy import integrate, optimize, special
-from sympy.codegen.cfunctions import expm1
+
+from . import surrogates
+from ._symbolic import Family, T, eps, sigmoid, x
 
 __all__ = [
     "x",
@@ -75,245 +80,63 @@ __all__ = [
     "best_alpha_for_tail",
 ]
 
-#: the input variable (real), the half-width of the "near zero" window and the tail threshold
-x = sp.Symbol("x", real=True)
-eps = sp.Symbol("epsilon", positive=True)
-T = sp.Symbol("T", positive=True)
+
+# ------------------------------------------------------------------------------------------------
+# The families: one per registered surrogate class, built from the registry at call time
+# ------------------------------------------------------------------------------------------------
 
 
-def sigmoid(z):
-    r"""The logistic sigmoid :math:`\sigma(z) = 1/(1 + e^{-z})` as a SymPy expression."""
-    return 1 / (1 + sp.exp(-z))
+def _has_symbolic(cls: type[surrogates.Surrogate]) -> bool:
+    return getattr(cls.symbolic, "__func__", None) is not surrogates.Surrogate.symbolic.__func__
 
 
-@dataclass(frozen=True)
-class Family:
-    """Symbolic description of one surrogate family (step convention).
-
-    Attributes:
-        name: registry name in :mod:`htaf.surrogates`.
-        symbols: the family's parameters, in the order of ``htaf.surrogates.get(name).params``.
-        primitive: :math:`F(x)`.
-        derivative: :math:`F'(x)`, written in a numerically stable form.
-        mass: :math:`M(\\varepsilon) = F(\\varepsilon) - F(-\\varepsilon)` in closed form (symbol :data:`eps`).
-        tail: :math:`\\int_{|x|\\ge T}|F'|` in closed form (symbol :data:`T`), numerically stable.
-        total: :math:`F(+\\infty) - F(-\\infty)`.
-        kinks: points (functions of the parameters) where :math:`F'` is not smooth, for quadrature.
-        tail_kind: a few words on how :math:`F'` decays.
-    """
-
-    name: str
-    symbols: tuple[sp.Symbol, ...]
-    primitive: sp.Expr
-    derivative: sp.Expr
-    mass: sp.Expr
-    tail: sp.Expr
-    total: sp.Expr
-    kinks: tuple[sp.Expr, ...] = ()
-    tail_kind: str = ""
-    note: str = ""
-
-    @property
-    def peak_slope(self) -> sp.Expr:
-        """:math:`F'(0)` as a SymPy expression of the parameters."""
-        return sp.simplify(self.derivative.subs(x, 0))
-
-    def subs(self, expr: sp.Expr, **params) -> sp.Expr:
-        """``expr`` with this family's parameters replaced by numbers."""
-        return expr.subs({s: sp.Float(params[s.name]) for s in self.symbols})
+def _symbolic_names() -> tuple[str, ...]:
+    return tuple(name for name in surrogates.available() if _has_symbolic(surrogates.family_class(name)))
 
 
-def _families() -> dict[str, Family]:
-    a, b = sp.symbols("alpha beta", positive=True)
-    k = sp.Symbol("slope", positive=True)
-    t = sp.Symbol("t", positive=True)
-    fam: dict[str, Family] = {}
+def __getattr__(name: str):
+    # Derived from the surrogate registry at every access, so a family registered (or removed) later is seen:
+    # FAMILIES (every family with a symbolic form, sorted), LABELS and COLORS (display name and colour of every
+    # family, from its class; htaf.plotting has the full style).
+    if name == "FAMILIES":
+        return _symbolic_names()
+    if name in ("LABELS", "COLORS"):
+        attr = name[:-1].lower()
+        return {key: getattr(surrogates.family_class(key), attr) for key in surrogates.available()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    u = a * sp.tanh(b * x)
-    fam["htaf"] = Family(
-        "htaf",
-        (a, b),
-        primitive=sigmoid(u),
-        derivative=a * b * sigmoid(u) * sigmoid(-u) * sp.sech(b * x) ** 2,
-        mass=sp.tanh(a * sp.tanh(b * eps) / 2),
-        # 2(sigma(a) - sigma(a tanh bT)) written without cancellation:
-        # a - a tanh(bT) = 2a/(1 + e^{2bT}) and sigma(a) - sigma(v) = sigma(a) sigma(-v) (1 - e^{-(a - v)}).
-        tail=-2 * sigmoid(a) * sigmoid(-a * sp.tanh(b * T)) * expm1(-2 * a / (1 + sp.exp(2 * b * T))),
-        total=sp.tanh(a / 2),
-        tail_kind="exponential, rate 2*beta (independent of the peak slope)",
-    )
-    fam["sigmoid"] = Family(
-        "sigmoid",
-        (a,),
-        primitive=sigmoid(a * x),
-        derivative=a * sigmoid(a * x) * sigmoid(-a * x),
-        mass=sp.tanh(a * eps / 2),
-        tail=2 * sigmoid(-a * T),
-        total=sp.Integer(1),
-        tail_kind="exponential, rate alpha = 4 x peak slope",
-    )
-    fam["atan"] = Family(
-        "atan",
-        (a,),
-        primitive=sp.Rational(1, 2) + sp.atan(sp.pi * a * x / 2) / sp.pi,
-        derivative=(a / 2) / (1 + (sp.pi * a * x / 2) ** 2),
-        mass=2 * sp.atan(sp.pi * a * eps / 2) / sp.pi,
-        tail=2 * sp.acot(sp.pi * a * T / 2) / sp.pi,
-        total=sp.Integer(1),
-        tail_kind="power law, x^-2",
-    )
-    fam["fast_sigmoid"] = Family(
-        "fast_sigmoid",
-        (k,),
-        primitive=sp.Rational(1, 2) + k * x / (2 * (1 + k * sp.Abs(x))),
-        derivative=(k / 2) / (1 + k * sp.Abs(x)) ** 2,
-        mass=k * eps / (1 + k * eps),
-        tail=1 / (1 + k * T),
-        total=sp.Integer(1),
-        kinks=(sp.Integer(0),),
-        tail_kind="power law, x^-2",
-    )
-    ua = a * x
-    tri = Family(
-        "triangle",
-        (a,),
-        primitive=sp.Piecewise(
-            (0, x <= -1 / a), (1, x >= 1 / a), (sp.Rational(1, 2) + ua - ua * sp.Abs(ua) / 2, True)
-        ),
-        derivative=sp.Piecewise((a * (1 - a * sp.Abs(x)), sp.Abs(x) < 1 / a), (0, True)),
-        mass=sp.Piecewise((2 * a * eps - (a * eps) ** 2, a * eps < 1), (1, True)),
-        tail=sp.Piecewise(((1 - a * T) ** 2, a * T < 1), (0, True)),
-        total=sp.Integer(1),
-        kinks=(sp.Integer(0), 1 / a),
-        tail_kind="compact support |x| < 1/alpha",
-    )
-    fam["triangle"] = tri
-    fam["rectangle"] = Family(
-        "rectangle",
-        (a,),
-        primitive=sp.Piecewise((0, x <= -1 / (2 * a)), (1, x >= 1 / (2 * a)), (a * x + sp.Rational(1, 2), True)),
-        derivative=sp.Piecewise((a, sp.Abs(x) < 1 / (2 * a)), (0, True)),
-        mass=sp.Min(2 * a * eps, 1),
-        tail=sp.Max(1 - 2 * a * T, 0),
-        total=sp.Integer(1),
-        kinks=(1 / (2 * a),),
-        tail_kind="compact support |x| < 1/(2 alpha)",
-    )
-    fam["erf"] = Family(
-        "erf",
-        (a,),
-        primitive=sp.erfc(-a * x) / 2,
-        derivative=a / sp.sqrt(sp.pi) * sp.exp(-((a * x) ** 2)),
-        mass=sp.erf(a * eps),
-        tail=sp.erfc(a * T),
-        total=sp.Integer(1),
-        tail_kind="Gaussian, exp(-alpha^2 x^2)",
-    )
-    fam["ste"] = Family(
-        "ste",
-        (),
-        primitive=sp.Piecewise((0, x <= -1), (1, x >= 1), ((x + 1) / 2, True)),
-        derivative=sp.Piecewise((sp.Rational(1, 2), sp.Abs(x) <= 1), (0, True)),
-        mass=sp.Min(eps, 1),
-        tail=sp.Max(1 - T, 0),
-        total=sp.Integer(1),
-        kinks=(sp.Integer(1),),
-        tail_kind="compact support |x| <= 1",
-        note="= rectangle(alpha=1/2)",
-    )
-    fam["approx_sign"] = Family(
-        "approx_sign",
-        (a,),
-        primitive=tri.primitive,
-        derivative=tri.derivative,
-        mass=tri.mass,
-        tail=tri.tail,
-        total=tri.total,
-        kinks=tri.kinks,
-        tail_kind=tri.tail_kind,
-        note="= triangle",
-    )
-    y = b * x
-    # SignSwish: F' changes sign at |y| = y0, the root of y tanh(y/2) = 2; F overshoots 1 beyond it.
-    y0 = sp.Float(optimize.brentq(lambda v: v * math.tanh(v / 2) - 2.0, 1.0, 4.0), 30)
-    F_sw = lambda v: sigmoid(v) + v * sigmoid(v) * sigmoid(-v)  # noqa: E731
-    # 1 - F(v) = sigma(-v) (1 - v sigma(v)), stable for large v
-    one_minus = lambda v: sigmoid(-v) * (1 - v * sigmoid(v))  # noqa: E731
-    yT = b * T
-    fam["swish_sign"] = Family(
-        "swish_sign",
-        (b,),
-        primitive=F_sw(y),
-        derivative=b * (2 - y * sp.tanh(y / 2)) / (2 * (1 + sp.cosh(y))),
-        mass=2 * F_sw(b * eps) - 1,
-        tail=2
-        * sp.Piecewise(
-            (-one_minus(yT), yT >= y0),
-            ((F_sw(y0) - F_sw(yT)) + (F_sw(y0) - 1), True),
-        ),
-        total=sp.Integer(1),
-        kinks=(y0 / b,),
-        tail_kind="exponential, rate beta, with a negative lobe (F overshoots 0 and 1)",
-    )
-    kk = sp.Max(1 / t, 1)
-    fam["ede"] = Family(
-        "ede",
-        (t,),
-        primitive=sp.Rational(1, 2) + kk * sp.tanh(t * x) / 2,
-        derivative=kk * t * sp.sech(t * x) ** 2 / 2,
-        mass=kk * sp.tanh(t * eps),
-        tail=2 * kk / (1 + sp.exp(2 * t * T)),
-        total=kk,
-        tail_kind="exponential, rate 2t",
-        note="= sigmoid(alpha=2t) for t >= 1",
-    )
-    return fam
-
-
-_FAMILIES = _families()
-
-#: display names and colours used by the book's figures
-LABELS = {
-    "htaf": "HTAF",
-    "sigmoid": "sigmoid",
-    "erf": "erf (Gaussian)",
-    "atan": "atan",
-    "fast_sigmoid": "fast sigmoid",
-    "triangle": "triangle",
-    "rectangle": "rectangle",
-    "swish_sign": "SignSwish",
-    "ste": "STE",
-    "approx_sign": "ApproxSign",
-    "ede": "EDE",
-}
-COLORS = {
-    "htaf": "#d62728",
-    "sigmoid": "#1f77b4",
-    "erf": "#17becf",
-    "atan": "#2ca02c",
-    "fast_sigmoid": "#bcbd22",
-    "triangle": "#9467bd",
-    "rectangle": "#8c564b",
-    "swish_sign": "#e377c2",
-    "ste": "#7f7f7f",
-    "approx_sign": "#9467bd",
-    "ede": "#ff7f0e",
-}
-
-#: every family of :mod:`htaf.surrogates`, in registry order
-FAMILIES: tuple[str, ...] = tuple(sorted(_FAMILIES))
 
 #: the families the chapters compare at matched peak slope (STE, ApproxSign and EDE coincide with
 #: rectangle, triangle and sigmoid there; see :func:`matched_params`)
 COMPARED: tuple[str, ...] = ("htaf", "sigmoid", "erf", "atan", "fast_sigmoid", "triangle", "rectangle", "swish_sign")
 
 
+@lru_cache(maxsize=None)
+def _family(cls: type[surrogates.Surrogate]) -> Family:
+    # keyed by the class, not the name: a family re-registered under the same name is rebuilt
+    fam = cls.symbolic()
+    if not isinstance(fam, Family):
+        raise TypeError(f"{cls.__name__}.symbolic() must return an htaf.theory.Family, got {type(fam).__name__}")
+    if fam.name != cls.name or [s.name for s in fam.symbols] != list(cls.defaults):
+        raise ValueError(f"{cls.__name__}.symbolic() describes '{fam.name}' with parameters "
+                         f"{[s.name for s in fam.symbols]}; expected '{cls.name}' with {list(cls.defaults)}")
+    return fam
+
+
 def family(name: str) -> Family:
-    """The symbolic :class:`Family` registered as ``name``."""
+    """The symbolic :class:`Family` of the registered surrogate ``name`` (from its class's ``symbolic()``).
+
+    >>> family("sigmoid").peak_slope
+    alpha/4
+    """
     try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown family '{name}'; available: {', '.join(FAMILIES)}") from None
+        cls = surrogates.family_class(name)
+    except (TypeError, ValueError):
+        raise ValueError(f"unknown family {name!r}; available: {', '.join(_symbolic_names())}") from None
+    if not _has_symbolic(cls):
+        raise ValueError(f"surrogate family '{cls.name}' has no symbolic form (its class defines no symbolic()); "
+                         f"families with one: {', '.join(_symbolic_names())}")
+    return _family(cls)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,8 +170,9 @@ def _vectorise(fn):
 
 
 @lru_cache(maxsize=512)
-def _numeric(name: str, params: tuple[tuple[str, float], ...]) -> Numeric:
-    fam = family(name)
+def _numeric(cls: type[surrogates.Surrogate], params: tuple[tuple[str, float], ...]) -> Numeric:
+    fam = _family(cls)
+    name = cls.name
     pd = dict(params)
     missing = [s.name for s in fam.symbols if s.name not in pd]
     if missing:
@@ -375,44 +199,38 @@ def numeric(name: str, **params) -> Numeric:
     >>> round(n.peak_slope, 12), round(float(n.mass(0.5)), 6)
     (1.0, 0.727894)
     """
-    from . import surrogates
+    fam = family(name)  # a clear error for unknown families and families without a symbolic form
+    sg = surrogates.get(fam.name, **params)
+    return _numeric(type(sg), tuple(sorted((k, float(v)) for k, v in sg.params.items())))
 
-    full = surrogates.get(name, **params).params
-    return _numeric(name, tuple(sorted((k, float(v)) for k, v in full.items())))
 
-
-def matched_params(name: str, peak_slope: float = 1.0, alpha: float | None = None, beta: float | None = None) -> dict:
+def matched_params(name: str, peak_slope: float = 1.0, **fixed: float | None) -> dict:
     r"""Parameters giving family ``name`` the peak slope :math:`F'(0) =` ``peak_slope``.
 
-    ===============  =======================================  ==================
-    family           peak slope                               matched parameter
-    ===============  =======================================  ==================
-    htaf             :math:`\alpha\beta/4`                    :math:`\beta = 4s/\alpha` (``alpha`` given, default 4) or :math:`\alpha = 4s/\beta`
-    sigmoid          :math:`\alpha/4`                         :math:`\alpha = 4s`
-    atan             :math:`\alpha/2`                         :math:`\alpha = 2s`
-    fast_sigmoid     :math:`k/2`                              :math:`k = 2s`
-    triangle         :math:`\alpha`                           :math:`\alpha = s`
-    approx_sign      :math:`\alpha`                           :math:`\alpha = s`
-    rectangle        :math:`\alpha`                           :math:`\alpha = s`
-    erf              :math:`\alpha/\sqrt\pi`                  :math:`\alpha = s\sqrt\pi`
-    swish_sign       :math:`\beta/2`                          :math:`\beta = 2s`
-    ede              :math:`\max(t, 1)/2`                     :math:`t = 2s` (needs :math:`s \ge 1/2`)
-    ste              :math:`1/2`                              only :math:`s = 1/2`
-    ===============  =======================================  ==================
+    The family's ``slope_parameter`` (see :mod:`htaf.surrogates`) is rescaled, the others keep their
+    defaults or the values in ``fixed``. Fixing the slope parameter itself frees the family's other
+    parameter: for HTAF, :math:`\alpha\beta/4 = s` gives :math:`\beta = 4s/\alpha` by default (``alpha=4``
+    or as given) and :math:`\alpha = 4s/\beta` with ``beta`` given. Each family's peak slope is
+    ``family(name).peak_slope``; the book's chapter on gradient mass tabulates them all. A thin wrapper of
+    :func:`htaf.surrogates.with_peak_slope`, returning the parameters; ``None`` values count as not given.
 
-    (A thin wrapper of :func:`htaf.surrogates.with_peak_slope`, returning the parameters.)
+    >>> matched_params("sigmoid", 1.0), matched_params("htaf", 2.0, beta=4.0)
+    ({'alpha': 4.0}, {'alpha': 2.0, 'beta': 4.0})
     """
-    from . import surrogates
-
-    if name == "htaf":
-        if alpha is not None and beta is not None:
-            raise ValueError("give alpha or beta for htaf, not both")
-        if beta is not None:
-            return surrogates.with_peak_slope("htaf", peak_slope, scale="alpha", beta=beta).params
-        return surrogates.with_peak_slope("htaf", peak_slope, alpha=4.0 if alpha is None else alpha).params
-    if name not in FAMILIES:
-        raise ValueError(f"unknown family '{name}'; available: {', '.join(FAMILIES)}")
-    return surrogates.with_peak_slope(name, peak_slope).params
+    cls = surrogates.family_class(name)
+    fixed = {key: value for key, value in fixed.items() if value is not None}
+    unknown = sorted(set(fixed) - set(cls.defaults))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)} for '{cls.name}'; valid: "
+                        f"{', '.join(cls.defaults) or 'none'}")
+    scale = cls.slope_parameter
+    if scale is not None and scale in fixed:
+        free = [key for key in cls.defaults if key not in fixed]
+        if len(free) != 1:
+            raise ValueError(f"give at most {len(cls.defaults) - 1} of {', '.join(cls.defaults)} for '{cls.name}' "
+                             f"(one must stay free to match the peak slope), got {', '.join(fixed)}")
+        scale = free[0]
+    return surrogates.with_peak_slope(cls.name, peak_slope, scale=scale, **fixed).params
 
 
 def mass_near_zero(name: str, epsilon, **params) -> np.ndarray:
@@ -615,8 +433,6 @@ def simulate_stack(
     :math:`\tfrac{L-l}{2}\log_{10}\chi`.
     """
     import torch
-
-    from . import surrogates
 
     sg = surrogates.get(name, **params)
     gen = torch.Generator().manual_seed(int(seed))

@@ -54,7 +54,10 @@ def test_tail_keeps_relative_precision_where_one_minus_tanh_squared_underflows()
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_inplace_twins_equal_the_differentiable_closed_forms(dtype):
-    from htaf.functional import _htaf_backward_inplace, _htaf_derivative, _htaf_value, _htaf_value_inplace
+    from htaf._kernels import htaf_backward_inplace as _htaf_backward_inplace
+    from htaf._kernels import htaf_derivative as _htaf_derivative
+    from htaf._kernels import htaf_value as _htaf_value
+    from htaf._kernels import htaf_value_inplace as _htaf_value_inplace
 
     x = torch.cat([torch.linspace(-60, 60, 4001, dtype=dtype), torch.randn(1000, dtype=dtype)])
     g = torch.rand_like(x)
@@ -252,3 +255,42 @@ def test_torch_compile_inductor():
     f = torch.compile(lambda v: F.htaf(v, 4.0, 1.0), fullgraph=True)
     (g,) = torch.autograd.grad(f(t).sum(), t)
     torch.testing.assert_close(g, F.htaf_grad(t.detach(), 4.0, 1.0))
+
+
+# ---------------------------------------------------------------------------- huge parameters
+
+
+@pytest.mark.parametrize("fn", [F.htaf, F.htaf_grad, F.htaf_sign])
+def test_alpha_beta_overflowing_the_dtype_raise_value_error(fn):
+    # htaf(x, 1e38, 10) in float32 used to return inf/NaN gradients; alpha=1e300 is inf in float32
+    x = torch.randn(8)
+    with pytest.raises(ValueError, match=r"HTAF\(alpha=1e\+38, beta=10\) overflows torch.float32: its peak slope 2.5e\+38"):
+        fn(x, 1e38, 10.0)
+    with pytest.raises(ValueError, match=r"alpha = 1e\+300 of HTAF.* too large for torch.float32"):
+        fn(x, 1e300, 1.0)
+    with pytest.raises(ValueError, match=r"beta = 1e\+300 .* too large for torch.float32 inputs"):
+        fn(x.half(), 1.0, 1e300)  # 16-bit inputs are computed in float32
+    with pytest.raises(ValueError, match="overflows torch.bfloat16"):
+        fn(x.bfloat16(), 1e37, 10.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_largest_accepted_alpha_beta_give_finite_values_and_gradients(dtype):
+    largest = torch.finfo(dtype).max
+    x = torch.tensor([-math.inf, -1e4, -1.0, -1e-3, 0.0, 1e-3, 1.0, 1e4, math.inf], dtype=dtype, requires_grad=True)
+    for alpha, beta in [(largest / 16, 1.0), (1.0, largest / 16), (2.0, largest / 32), (1e-30, 1e-30)]:
+        if dtype == torch.float16 and alpha * beta / 4 > largest / 16:
+            continue
+        y = F.htaf(x, alpha, beta)
+        (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        (g_fast,) = torch.autograd.grad(F.htaf(x, alpha, beta).sum(), x)
+        for out in (y, g, g_fast, F.htaf_grad(x.detach(), alpha, beta)):
+            assert torch.isfinite(out).all(), (alpha, beta, out)
+
+
+def test_huge_alpha_is_fine_in_float64():
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    y = F.htaf(x, 1e300, 1.0)
+    assert y.tolist() == [0.0, 0.5, 1.0]
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(g).all()

@@ -127,3 +127,23 @@ def test_trains_a_tiny_binary_classifier():
     net.eval()
     accuracy = (net(x).argmax(1) == y).float().mean().item()
     assert accuracy > 0.9
+
+
+def test_mode_is_validated_on_assignment():
+    act = HTAF()
+    with pytest.raises(ValueError, match="mode must be one of smooth, hard, step; got 'smoth'"):
+        act.mode = "smoth"
+    assert act.mode == "smooth"  # unchanged
+    act.mode = "hard"
+    assert act.active_mode == "hard" and "mode='hard'" in repr(act)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        HTAF(mode="Step")
+
+
+def test_huge_alpha_in_float32_raises_naming_alpha():
+    act = HTAF(alpha=1e300)  # a valid float64 number: checked against the input's dtype at call time
+    with pytest.raises(ValueError, match=r"alpha = 1e\+300 .* too large for torch.float32"):
+        act(torch.randn(4))
+    assert act(torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)).tolist() == [0.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="overflows torch.float32"):
+        HTAF(alpha=1e38, beta=10.0, mode="hard")(torch.randn(4))

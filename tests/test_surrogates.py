@@ -175,3 +175,41 @@ def test_with_peak_slope_conventions_and_limits():
         surrogates.with_peak_slope("ste", 1.0)
     with pytest.raises(ValueError, match="peak_slope"):
         surrogates.with_peak_slope("atan", 0.0)
+
+
+# ---------------------------------------------------------------------------- infinite inputs, huge parameters
+
+
+@pytest.mark.parametrize("name", surrogates.available())
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_derivative_is_zero_and_primitive_finite_at_infinity(name, dtype):
+    # SignSwish gave y * exp(-|y|) = inf * 0 = NaN at +-inf (and so a NaN gradient through the spike)
+    sg = surrogates.get(name)
+    x = torch.tensor([math.inf, -math.inf], dtype=torch.float64)
+    work = x.to(torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
+    assert sg.derivative(work).tolist() == [0.0, 0.0]
+    ends = sg.primitive(x.to(dtype)).double()
+    assert torch.isfinite(ends).all() and ends[0] > ends[1]
+
+
+@pytest.mark.parametrize("name", surrogates.available())
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_spike_backward_is_finite_at_infinity_and_huge_inputs(name, signed, dtype):
+    spike = htaf.functional.sign_spike if signed else htaf.functional.spike
+    x = torch.tensor([math.inf, -math.inf, 1e30, -1e30, 0.0], dtype=torch.float64).to(dtype).requires_grad_(True)
+    for create_graph in (False, True):  # the fused backward and the differentiable one
+        (g,) = torch.autograd.grad(spike(x, name).sum(), x, create_graph=create_graph)
+        assert torch.isfinite(g).all(), (name, g)
+        assert g[:2].tolist() == [0.0, 0.0]
+
+
+def test_parameters_that_overflow_the_input_dtype_raise_a_clear_error():
+    x32 = torch.randn(4, requires_grad=True)
+    with pytest.raises(ValueError, match=r"alpha = 1e\+39 .* too large for torch.float32"):
+        htaf.functional.spike(x32, surrogates.get("sigmoid", alpha=1e39))
+    with pytest.raises(ValueError, match=r"overflows torch.float16: its peak slope 1e\+05"):
+        surrogates.get("sigmoid", alpha=4e5).sign_spike(x32.detach().half())
+    # the same parameters are fine where the dtype holds them
+    (g,) = torch.autograd.grad(htaf.functional.spike(x32.double(), surrogates.get("sigmoid", alpha=1e39)).sum(), x32)
+    assert torch.isfinite(g).all()

@@ -1,0 +1,140 @@
+"""One look for every figure of the book: a style per method, the notebook set-up cell, shared plot helpers.
+
+Every method the book plots has one colour, marker, line style and label, everywhere. HTAF is red
+(``#d62728``) and its variants are shades of red. Surrogate families take their style from their class in
+:mod:`htaf.surrogates` (``label``, ``color``, ``marker``, ``linestyle``), so a newly registered family is
+styled too; the other methods (smooth baselines, HTAF variants of the experiments, references) are in
+:data:`METHODS`.
+
+>>> from htaf import plotting
+>>> plotting.style("htaf")
+{'color': '#d62728', 'marker': 'o', 'label': 'HTAF', 'linestyle': '-'}
+>>> plotting.label("htaf_hard"), plotting.color("atan")
+('HTAF (hard)', '#2ca02c')
+>>> plotting.style("htaf", marker=None, label="HTAF, alpha=8")["label"]   # override any key
+'HTAF, alpha=8'
+
+``ax.plot(x, y, **style(m))`` draws method ``m``; :func:`band`, :func:`errorbar` and :func:`chance_line` are
+the helpers the chapters share. Matplotlib is imported by these helpers only (``import htaf`` does not load
+it); :func:`setup_notebook` is the first cell of every chapter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import surrogates
+
+__all__ = ["METHODS", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar", "chance_line"]
+
+#: style of every method that is not a surrogate family (those carry theirs in their class):
+#: name -> (label, colour, marker, line style). HTAF's variants are shades of HTAF's red.
+METHODS: dict[str, tuple[str, str, str | None, str]] = {
+    "htaf_hard": ("HTAF (hard)", "#a50f15", "D", "-"),
+    "htaf_anneal": ("HTAF (annealed alpha)", "#fb6a4a", "p", "--"),
+    "htaf_default": ("HTAF (alpha=4, beta=1)", "#67000d", "8", "-."),
+    "full_precision": ("full precision", "#525252", "x", "-"),
+    "relu": ("ReLU", "#393b79", "+", "-"),
+    "continuous": ("continuous", "#637939", "1", "-"),
+    "sigmoid_smooth": ("sigmoid (smooth)", "#6baed6", "2", "--"),
+    "supervised": ("supervised", "#e7ba52", "H", "-"),
+    "untrained": ("untrained", "#bdbdbd", ".", ":"),
+    "step": ("step $H$", "#000000", None, "--"),
+}
+
+#: the matplotlib settings of the book's figures (applied by :func:`setup_notebook`)
+RC = {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
+
+
+def methods() -> list[str]:
+    """Every method with a style: the registered surrogate families, then :data:`METHODS`."""
+    return [*surrogates.available(), *METHODS]
+
+
+def _lookup(method: str) -> tuple[str, str, str | None, str]:
+    if method in METHODS:
+        return METHODS[method]
+    try:
+        cls = surrogates.family_class(method)
+    except (TypeError, ValueError):
+        raise ValueError(f"no plot style for method {method!r}; known methods: {', '.join(methods())}") from None
+    return cls.label, cls.color, cls.marker, cls.linestyle
+
+
+def style(method: str, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments that draw ``method`` in its style: ``ax.plot(x, y, **style(method))``.
+
+    Keys ``color``, ``marker``, ``label``, ``linestyle``; ``overrides`` replace or add keys (for example
+    ``marker=None`` for a dense curve, or another ``label``).
+
+    Raises:
+        ValueError: ``method`` is neither a registered surrogate nor in :data:`METHODS`; lists the known ones.
+    """
+    name, colour, marker, linestyle = _lookup(method)
+    return {"color": colour, "marker": marker, "label": name, "linestyle": linestyle, **overrides}
+
+
+def label(method: str) -> str:
+    """The display name of ``method`` (``"HTAF"``, ``"erf (Gaussian)"``, ``"HTAF (hard)"``, ...)."""
+    return _lookup(method)[0]
+
+
+def color(method: str) -> str:
+    """The colour of ``method`` (HTAF: ``"#d62728"``)."""
+    return _lookup(method)[1]
+
+
+def setup_notebook(threads: int | None = 1, *, float_format: str = "{:.4g}", default_profile: str = "cpu") -> str:
+    """The first cell of every chapter: figure style, inline PNG figures, torch threads, pandas display.
+
+    Sets the matplotlib settings :data:`RC`, PNG figures in Jupyter, ``torch.set_num_threads(threads)``
+    (``None`` keeps torch's choice; small models on a shared 2-core CPU run much faster on one thread) and
+    pandas' float format ``float_format``.
+
+    Returns:
+        The experiment profile the chapter runs: ``$HTAF_PROFILE``, else ``default_profile`` (checked by
+        :func:`htaf.experiments.resolve_profile`).
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import torch
+
+    from .experiments import resolve_profile
+
+    plt.rcParams.update(RC)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("png")
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    pd.set_option("display.float_format", float_format.format)
+    return resolve_profile(os.environ.get("HTAF_PROFILE") or default_profile)
+
+
+def band(ax, x, mean, std, method: str, *, alpha: float = 0.2, **overrides: Any):
+    """Draw ``mean`` against ``x`` in ``method``'s style with a band of +-``std`` (the spread over seeds).
+
+    A missing ``std`` (NaN, a single seed) draws no band at that point. Returns the line.
+    """
+    import numpy as np
+
+    mean, std = np.asarray(mean, dtype=float), np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
+    (line,) = ax.plot(x, mean, **style(method, **overrides))
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=alpha, linewidth=0)
+    return line
+
+
+def errorbar(ax, x, mean, std, method: str, **overrides: Any):
+    """``ax.errorbar`` of ``mean`` +- ``std`` in ``method``'s style (caps of 3 points). Returns the container."""
+    return ax.errorbar(x, mean, yerr=std, **{"capsize": 3, **style(method, **overrides)})
+
+
+def chance_line(ax, value: float, label: str = "chance", **overrides: Any):
+    """A dashed grey horizontal line at ``value`` (chance accuracy, a constant predictor's error). Returns it."""
+    return ax.axhline(value, **{"color": "grey", "linestyle": "--", "linewidth": 1, "label": label, **overrides})

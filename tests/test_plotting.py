@@ -1,0 +1,111 @@
+"""htaf.plotting: one style per method, the notebook set-up and the shared helpers (Agg backend)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from htaf import plotting, surrogates  # noqa: E402
+
+BOOK_METHODS = ["htaf", "htaf_anneal", "htaf_hard", "htaf_default", "full_precision", "relu", "continuous",
+                "sigmoid_smooth", "supervised", "untrained", "step", "ste", "rectangle", "sigmoid", "atan"]
+
+
+@pytest.fixture
+def ax():
+    fig, axis = plt.subplots()
+    yield axis
+    plt.close(fig)
+
+
+def test_every_method_of_the_book_has_a_style():
+    for method in BOOK_METHODS + surrogates.available():
+        s = plotting.style(method)
+        assert set(s) == {"color", "marker", "label", "linestyle"}
+        assert s["label"] == plotting.label(method) and s["color"] == plotting.color(method)
+        assert matplotlib.colors.is_color_like(s["color"])
+    assert set(plotting.methods()) == set(surrogates.available()) | set(plotting.METHODS)
+
+
+def test_one_colour_per_method_and_htaf_is_red():
+    colours = [plotting.color(m) for m in plotting.methods()]
+    assert len(set(colours)) == len(colours)
+    assert plotting.color("htaf") == "#d62728" == surrogates.HTAF.color
+    for variant in ("htaf_hard", "htaf_anneal", "htaf_default"):  # shades of red
+        r, g, b = matplotlib.colors.to_rgb(plotting.color(variant))
+        assert r > g and r > b and plotting.label(variant).startswith("HTAF")
+
+
+def test_surrogate_styles_come_from_their_class():
+    for name in surrogates.available():
+        cls = type(surrogates.get(name))
+        assert plotting.style(name) == {"color": cls.color, "marker": cls.marker, "label": cls.label,
+                                        "linestyle": cls.linestyle}
+    assert plotting.label("erf") == "erf (Gaussian)"
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match="no plot style for method 'htaff'; known methods: .*htaf_hard.*untrained"):
+        plotting.style("htaff")
+    with pytest.raises(ValueError, match="known methods"):
+        plotting.color(3)
+
+
+def test_overrides_and_plot(ax):
+    (line,) = ax.plot([0, 1], [0, 1], **plotting.style("atan", marker=None, label="atan, alpha=2"))
+    assert line.get_color() == plotting.color("atan") and line.get_label() == "atan, alpha=2"
+    assert line.get_marker() in (None, "None", "")
+
+
+def test_band_draws_mean_and_seed_band(ax):
+    x = np.arange(4)
+    line = plotting.band(ax, x, [0.5, 0.6, 0.7, 0.8], [0.1, np.nan, 0.0, 0.05], "htaf_hard")
+    assert line.get_color() == plotting.color("htaf_hard") and line.get_label() == "HTAF (hard)"
+    (poly,) = ax.collections
+    assert np.isfinite(poly.get_paths()[0].vertices).all()  # NaN std (one seed) draws a zero-width band
+
+
+def test_errorbar_and_chance_line(ax):
+    container = plotting.errorbar(ax, [1, 2], [0.9, 0.95], [0.01, 0.02], "ste")
+    assert container.lines[0].get_color() == plotting.color("ste")
+    chance = plotting.chance_line(ax, 0.1)
+    assert chance.get_ydata()[0] == 0.1 and chance.get_label() == "chance"
+    assert plotting.chance_line(ax, 0.5, label="constant", color="k").get_color() == "k"
+
+
+def test_setup_notebook(monkeypatch):
+    import pandas as pd
+
+    monkeypatch.delenv("HTAF_PROFILE", raising=False)
+    threads = torch.get_num_threads()
+    try:
+        assert plotting.setup_notebook(threads=1) == "cpu"
+        assert torch.get_num_threads() == 1
+        assert plt.rcParams["figure.dpi"] == 90 and plt.rcParams["axes.grid"]
+        assert pd.get_option("display.float_format")(0.123456) == "0.1235"
+        monkeypatch.setenv("HTAF_PROFILE", "smoke")
+        assert plotting.setup_notebook(None, float_format="{:.2f}") == "smoke"
+        assert pd.get_option("display.float_format")(0.123456) == "0.12"
+        monkeypatch.setenv("HTAF_PROFILE", "nope")
+        with pytest.raises(ValueError):
+            plotting.setup_notebook()
+    finally:
+        torch.set_num_threads(threads)
+        pd.reset_option("display.float_format")
+        plt.rcdefaults()
+
+
+def test_import_htaf_stays_light():
+    code = ("import sys, htaf, htaf.plotting; heavy = {'sympy', 'scipy', 'matplotlib'} & set(sys.modules); "
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
