@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from htaf import metrics as metrics_module
 from htaf.experiments import dhn as dhn_experiment
 from htaf.models.dhn import (
     DHN,
@@ -177,14 +178,14 @@ def test_switch_gap_on_a_hand_example():
     y = torch.tensor([1, 0, 1, 0])
     model = _one_unit_model()
     loader = [(x[:2], y[:2]), (x[2:], y[2:])]
-    metrics = dhn_experiment.switch_metrics(model, loader, torch.device("cpu"), "classification")
+    metrics = metrics_module.switch_metrics(model, loader, torch.device("cpu"), {"task": "classification"})
     assert metrics == {"accuracy_step": 1.0, "accuracy_smooth": 0.75, "switch_gap": -0.25}
     assert model.training  # state restored
 
     # regression: output = h; targets 1, 0, 1, 0 -> step MSE 0, smooth MSE = mean((h_smooth - y)^2)
     reg = _one_unit_model(out_features=1)
     yr = y.float().unsqueeze(1)
-    metrics = dhn_experiment.switch_metrics(reg, [(x, yr)], torch.device("cpu"), "regression")
+    metrics = metrics_module.switch_metrics(reg, [(x, yr)], torch.device("cpu"), {"task": "regression"})
     h = torch.sigmoid(4.0 * torch.tanh(x))
     expected = float(((h - yr) ** 2).mean())
     assert metrics["mse_step"] == 0.0
@@ -192,7 +193,7 @@ def test_switch_gap_on_a_hand_example():
     assert metrics["switch_gap"] == pytest.approx(-expected)
 
     # surrogate methods have no smooth forward: only the step score
-    metrics = dhn_experiment.switch_metrics(_one_unit_model("ste"), loader, torch.device("cpu"), "classification")
+    metrics = metrics_module.switch_metrics(_one_unit_model("ste"), loader, torch.device("cpu"), {"task": "classification"})
     assert metrics == {"accuracy_step": 1.0}
 
 
