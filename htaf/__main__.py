@@ -110,7 +110,7 @@ def show_results(args: argparse.Namespace) -> None:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def reproduce_book(args: argparse.Namespace) -> None:

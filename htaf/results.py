@@ -406,15 +406,11 @@ def table(experiment: str, profile: str, results_dir: str | os.PathLike | None =
 # Migrations of the file format
 # --------------------------------------------------------------------------------------------
 
-#: schema 1 -> 2: one name for the config key that chooses the unit (``method``), one gradient-norm key scheme
-RENAMED_CONFIG_KEYS_V2: dict[str, dict[str, str]] = {
-    "snn": {"surrogate": "method"},
-    "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
-}
-
-
 def _to_schema_2(record: dict[str, Any]) -> dict[str, Any]:
-    renamed = RENAMED_CONFIG_KEYS_V2.get(record["experiment"], {})
+    """One name for the config key that chooses the unit (``method``), one gradient-norm key scheme."""
+    from htaf.experiments import RENAMED_KEYS
+
+    renamed = RENAMED_KEYS.get(record["experiment"], {})
     record["config"] = {renamed.get(key, key): value for key, value in record["config"].items()}
     if record["experiment"] == "mlp":  # grad_norm_<i> (0-based Linear index) -> grad_norm_fc<i+1>
         record["history"] = [

@@ -257,3 +257,13 @@ def test_smoke_results_are_git_ignored():
     assert proc.returncode == 0
     proc = subprocess.run(["git", "check-ignore", "-q", "results/snn/cpu/0123456789abcdef.json"], cwd=ROOT)
     assert proc.returncode == 1
+
+
+def test_old_names_of_the_unit_key_still_work_loudly():
+    with pytest.warns(FutureWarning, match="'surrogate' of 'snn' is now called 'method'"):
+        config = experiments.resolve_config("snn", "smoke", surrogate="atan")
+    assert config == experiments.resolve_config("snn", "smoke", method="atan")
+    with pytest.warns(FutureWarning, match="'activation' of 'mlp'"):
+        assert experiments.resolve_config("mlp", "smoke", activation="tanh")["method"] == "tanh"
+    with pytest.warns(FutureWarning), pytest.raises(experiments.ConfigError, match="same key"):
+        experiments.resolve_config("mlp", "smoke", activation="tanh", method="relu")

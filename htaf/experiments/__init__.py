@@ -31,6 +31,7 @@ import importlib
 import math
 import os
 import pkgutil
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -94,6 +95,13 @@ class UnknownChoiceError(ConfigError):
         super().__init__(f"unknown {kind} {value!r}; valid choices: {', '.join(choices) or '(none)'}")
         self.kind, self.value, self.choices = kind, value, choices
 
+
+#: config keys renamed when one key (``method``) came to choose the unit in every family (results schema 2):
+#: ``RENAMED_KEYS[experiment][old key] = new key``; :func:`htaf.results.migrate` renames them in old files
+RENAMED_KEYS: dict[str, dict[str, str]] = {
+    "snn": {"surrogate": "method"},
+    "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
+}
 
 #: allowed values of the engine's string-valued keys
 CHOICES: dict[str, tuple] = {
@@ -352,6 +360,21 @@ def _check_engine_keys(config: Config) -> None:
         raise ConfigError(str(error)) from None
 
 
+def _renamed(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the keys renamed in schema 2 replaced by their new names (with a FutureWarning)."""
+    renamed = RENAMED_KEYS.get(name, {})
+    result = {}
+    for key, value in overrides.items():
+        if key in renamed:
+            warnings.warn(f"config key {key!r} of {name!r} is now called {renamed[key]!r}; the old name will go",
+                          FutureWarning, stacklevel=4)
+            if renamed[key] in overrides:
+                raise ConfigError(f"{key!r} and {renamed[key]!r} name the same key; give {renamed[key]!r} only")
+            key = renamed[key]
+        result[key] = value
+    return result
+
+
 def resolve_config(experiment: str | Experiment, profile: str | None = None, **overrides: Any) -> Config:
     """The full, checked config of one run: engine defaults < profile defaults < ``overrides``.
 
@@ -371,7 +394,7 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     if profile not in exp.profiles:
         raise UnknownChoiceError(f"profile for experiment {exp.name!r}", profile, list(exp.profiles))
     config = {**copy.deepcopy(ENGINE_DEFAULTS), **copy.deepcopy(dict(exp.profiles[profile]))}
-    for key, value in overrides.items():
+    for key, value in _renamed(exp.name, overrides).items():
         if key not in config:
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
         config[key] = _coerce(key, config[key], value, exp.nullable)
