@@ -1,6 +1,5 @@
 """The engine contract: experiment hooks, batches with attributes, grids, reproduce, migration, light import."""
 
-import json
 import os
 import subprocess
 import sys
