@@ -3,30 +3,40 @@
 ``HTAF_{alpha,beta}(x) = sigmoid(alpha * tanh(beta * x))``. Modules follow PyTorch's split:
 
 * :mod:`htaf.functional`: ``htaf``, ``htaf_grad``, ``htaf_sign``, ``heaviside``, ``sign``, ``spike``, ``sign_spike``
-* :mod:`htaf.nn`: ``HTAF``, ``Spike``, ``use_mode``
+* :mod:`htaf.nn`: ``HTAF``, ``Spike``, ``Smooth``, ``use_mode``, ``make_unit``
 * :mod:`htaf.surrogates`: the surrogate-gradient zoo (``get``, ``available``)
-* :mod:`htaf.theory`: SymPy forms, gradient mass and tail mass of every surrogate (imported on first use)
-* :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up (imported on first use)
-* :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`:
-  the experiment engine behind every chapter of the book
+* :mod:`htaf.theory`: SymPy forms, gradient mass and tail mass of every surrogate
+* :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up
+* :mod:`htaf.metrics`: firing rates, switch gaps, gradient norms, sign flips
+* :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`,
+  :func:`htaf.reproduce`: the experiment engine behind every chapter of the book
+
+``import htaf`` loads only torch and the first three modules; the others (and pandas, SymPy, SciPy,
+matplotlib, the experiment registry) load on first use.
 """
 
 __version__ = "0.1.0"
 
+import importlib
+
 from . import functional, nn, surrogates  # noqa: E402
-from . import data, experiments, results  # noqa: E402
-from .train import run, sweep  # noqa: E402
 
 __all__ = [
-    "functional", "nn", "surrogates", "theory", "plotting", "data", "experiments", "results", "run", "sweep",
-    "__version__",
+    "functional", "nn", "surrogates", "theory", "plotting", "metrics", "data", "experiments", "results", "run",
+    "sweep", "reproduce", "__version__",
 ]
+
+_LAZY_MODULES = {"theory", "plotting", "metrics", "data", "experiments", "results", "train", "models", "distributed"}
+_LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "train"}
 
 
 def __getattr__(name: str):
-    # htaf.theory needs SymPy and SciPy (about a second to import), htaf.plotting matplotlib: load on first use.
-    if name in ("theory", "plotting"):
-        import importlib
-
+    if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(f".{_LAZY_FUNCTIONS[name]}", __name__), name)
     raise AttributeError(f"module 'htaf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,14 +1,18 @@
-"""Command line: ``python -m htaf {list, run, results}``.
+"""Command line: ``python -m htaf {list, run, results, reproduce, migrate}``.
 
 Examples::
 
     python -m htaf list
     python -m htaf run mlp --profile smoke --set epochs=2 --set hidden=[64,64]
     python -m htaf results mlp --profile smoke
+    python -m htaf reproduce --profile cpu --dry-run
+    python -m htaf reproduce --profile cpu --only snn,dhn
+    python -m htaf migrate
     torchrun --nproc_per_node=2 -m htaf run mlp --profile cpu
 
-Unknown experiments, profiles or config keys exit with status 2 and a message
-that lists the valid choices; a missing dataset exits with status 1.
+Every config is checked before any data loads. Bad input (unknown experiments, profiles, config keys or
+values), a damaged dataset file, an unwritable results folder or a run in progress elsewhere exit with
+status 2 and a one-line message; a missing dataset exits with status 1 and explains the expected layout.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+import warnings
 from typing import Any, Sequence
 
-import pandas as pd
-
 from htaf import distributed, experiments, results
-from htaf.data import DatasetNotFoundError
-from htaf.train import run
+from htaf.data import DatasetCorruptError, DatasetNotFoundError
+from htaf.train import reproduce, run
 
 USAGE_ERROR = 2
 
@@ -58,18 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m htaf", description="Run HTAF experiments and show their results.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the experiments and their profiles")
+    results_dir_help = "results root (default: $HTAF_RESULTS, else results/ of the project root)"
     for name, help_text in (("run", "train one run (reusing a finished result)"), ("results", "print an experiment's results table")):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("experiment")
         command.add_argument("--profile", help="smoke, cpu or gpu (default: $HTAF_PROFILE, else smoke)")
-        command.add_argument("--results-dir", help="results root (default: $HTAF_RESULTS, else results/)")
+        command.add_argument("--results-dir", help=results_dir_help)
     commands.choices["run"].add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                                          help="override a config key (repeatable)")
     commands.choices["results"].add_argument("--history", action="store_true", help="per-epoch metrics instead")
+    book = commands.add_parser("reproduce", help="run every chapter's sweeps through the cache (only missing runs train)")
+    book.add_argument("--profile", help="smoke, cpu or gpu (default: $HTAF_PROFILE, else smoke)")
+    book.add_argument("--only", help="comma-separated experiments (default: all)")
+    book.add_argument("--dry-run", action="store_true", help="only count cached and missing runs per chapter")
+    book.add_argument("--results-dir", help=results_dir_help)
+    migrate = commands.add_parser("migrate", help="update results files to the current schema")
+    migrate.add_argument("--results-dir", help=results_dir_help)
     return parser
 
 
-def list_experiments() -> None:
+def list_experiments(args: argparse.Namespace) -> None:
     for name in experiments.available():
         experiment = experiments.get(name)
         print(f"{name:<20} [{', '.join(experiment.profiles)}]  {experiment.description}")
@@ -84,6 +96,8 @@ def run_experiment(args: argparse.Namespace) -> None:
 
 
 def show_results(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     experiment = experiments.get(args.experiment).name
     profile = experiments.resolve_profile(args.profile)
     load = results.load_history if args.history else results.table
@@ -95,13 +109,54 @@ def show_results(args: argparse.Namespace) -> None:
         print(frame.to_string(index=False))
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def reproduce_book(args: argparse.Namespace) -> None:
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    profile = experiments.resolve_profile(args.profile)
+    started = time.perf_counter()
+    summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run)
+    header = f"{'experiment':<16} {'runs':>5} {'cached':>7} {'missing':>8}"
+    header += "  recorded training time" if args.dry_run else f" {'trained':>8} {'this call':>10}  recorded training time"
+    print(f"profile {profile}{' (dry run: nothing trained)' if args.dry_run else ''}")
+    print(header)
+    for name, entry in summary.items():
+        line = f"{name:<16} {entry['runs']:>5} {entry['cached']:>7} {entry['missing']:>8}"
+        if not args.dry_run:
+            line += f" {entry['trained']:>8} {_minutes(entry['wall_time_s']):>10}"
+        print(f"{line}  {_minutes(entry['recorded_time_s'])}")
+    total = sum(entry["recorded_time_s"] for entry in summary.values())
+    print(f"total recorded training time: {_minutes(total)}; this call: {_minutes(time.perf_counter() - started)}")
+    for name, entry in summary.items():
+        print(f"results of {name}: {entry['folder']}")
+
+
+def migrate_results(args: argparse.Namespace) -> None:
+    moved = results.migrate(args.results_dir)
+    for old, new in moved:
+        print(f"{old} -> {new.name}" if old != new else f"{old} (updated in place)")
+    print(f"migrated {len(moved)} file(s) under {results.results_root(args.results_dir)} to schema {results.SCHEMA}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+COMMANDS = {"list": list_experiments, "run": run_experiment, "results": show_results,
+            "reproduce": reproduce_book, "migrate": migrate_results}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    commands = {"list": lambda _: list_experiments(), "run": run_experiment, "results": show_results}
     try:
-        commands[args.command](args)
-    except experiments.ConfigError as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", results.ResultsWarning)
+            warnings.showwarning = _show_warning
+            COMMANDS[args.command](args)
+    except (experiments.ConfigError, results.ResultsError, DatasetCorruptError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except DatasetNotFoundError as error:

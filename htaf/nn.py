@@ -131,7 +131,7 @@ class Spike(nn.Module):
 
 @contextlib.contextmanager
 def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
-    """Temporarily set every :class:`HTAF` module inside ``model`` to ``mode``.
+    """Temporarily set every :class:`HTAF` and :class:`Smooth` module inside ``model`` to ``mode``.
 
     Used to measure the *switch gap*: the same trained network evaluated with smooth HTAF and with
     the exact step.
@@ -143,7 +143,7 @@ def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     True
     """
     _check_mode(mode)
-    modules = [m for m in model.modules() if isinstance(m, HTAF)]
+    modules = [m for m in model.modules() if isinstance(m, SWITCHABLE)]
     saved = [(m.mode, m.step_at_eval) for m in modules]
     try:
         for m in modules:
@@ -152,6 +152,143 @@ def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     finally:
         for m, (old_mode, old_flag) in zip(modules, saved):
             m.mode, m.step_at_eval = old_mode, old_flag
+
+
+# --------------------------------------------------------------------------------------------
+# Smooth surrogate units and the unit factory every model family builds its units with
+# --------------------------------------------------------------------------------------------
+
+from ._validation import check_float_tensor  # noqa: E402
+
+__all__ += ["Smooth", "make_unit", "unit_methods", "REAL_ACTIVATIONS"]
+
+
+class Smooth(nn.Module):
+    """Any surrogate's smooth primitive as an activation, with the same three modes as :class:`HTAF`.
+
+    * ``"smooth"``: ``surrogate.primitive(x)`` forward, its autograd gradient backward (for example the
+      naive sigmoid bottleneck, ``Smooth("sigmoid")``);
+    * ``"hard"``: exact step forward, the surrogate's derivative backward (as :class:`Spike`);
+    * ``"step"``: exact step forward, detached.
+
+    With ``step_at_eval`` (default) the module is the exact step in ``eval()`` mode; ``signed`` gives the
+    +/-1 form ``2 F(x) - 1`` (``sign`` exactly). :func:`use_mode` switches it like :class:`HTAF`.
+
+    >>> unit = Smooth("sigmoid", alpha=4.0)
+    >>> x = torch.tensor([-1.0, 0.5])
+    >>> unit(x).round(decimals=3), unit.eval()(x)
+    (tensor([0.0180, 0.8810]), tensor([0., 1.]))
+    """
+
+    def __init__(self, surrogate: str | surrogates.Surrogate = "sigmoid", step_at_eval: bool = True,
+                 signed: bool = False, mode: str = "smooth", **params):
+        super().__init__()
+        self.surrogate = surrogates.get(surrogate, **params)
+        self.mode = _check_mode(mode)
+        self.step_at_eval = bool(step_at_eval)
+        self.signed = bool(signed)
+
+    @property
+    def active_mode(self) -> str:
+        """The mode the next forward call uses (``"step"`` in eval mode when ``step_at_eval``)."""
+        return "step" if self.step_at_eval and not self.training else self.mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mode = _check_mode(self.active_mode)
+        if mode == "smooth":
+            y = self.surrogate.primitive(check_float_tensor(x, "Smooth"))
+            return 2.0 * y - 1.0 if self.signed else y
+        if mode == "hard":
+            return (F.sign_spike if self.signed else F.spike)(x, self.surrogate)
+        return F.sign(x) if self.signed else F.heaviside(x)
+
+    def extra_repr(self) -> str:
+        extras = f", mode={self.mode!r}" if self.mode != "smooth" else ""
+        extras += ", step_at_eval=True" if self.step_at_eval else ""
+        extras += ", signed=True" if self.signed else ""
+        return f"{self.surrogate!r}{extras}"
+
+
+#: modules :func:`use_mode` switches between smooth, hard and step
+SWITCHABLE = (HTAF, Smooth)
+
+#: continuous activations :func:`make_unit` also builds (never binarised)
+REAL_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "identity": nn.Identity,
+}
+_HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
+_SMOOTH_SUFFIX = "_smooth"
+
+
+def unit_methods(binary: bool | None = None) -> list[str]:
+    """Names :func:`make_unit` accepts: the binary units (``binary=True``), the real activations
+    (``binary=False``) or both (default).
+
+    >>> unit_methods(binary=False)
+    ['relu', 'tanh', 'gelu', 'silu', 'identity']
+    >>> [m for m in unit_methods(binary=True) if m.startswith(("htaf", "sigmoid"))]
+    ['htaf', 'htaf_anneal', 'htaf_hard', 'sigmoid', 'sigmoid_smooth']
+    """
+    others = [name for name in surrogates.available() if name != "htaf"]
+    binary_names = [*_HTAF_METHODS, *sorted([*others, *(f"{name}{_SMOOTH_SUFFIX}" for name in others)])]
+    if binary is None:
+        return [*binary_names, *REAL_ACTIVATIONS]
+    return binary_names if binary else list(REAL_ACTIVATIONS)
+
+
+def make_unit(
+    method: str,
+    *,
+    alpha: float = 4.0,
+    beta: float = 1.0,
+    surrogate_params: dict[str, float] | None = None,
+    signed: bool = False,
+) -> nn.Module:
+    """The unit (activation) called ``method``; every model family builds its units here.
+
+    * ``"htaf"``, ``"htaf_anneal"``: :class:`HTAF` smooth while training, exact step in ``eval()``
+      (``htaf_anneal``'s schedule of ``alpha`` is the experiment's business);
+    * ``"htaf_hard"``: :class:`HTAF` in ``"hard"`` mode, exact step forward, HTAF derivative backward;
+    * a surrogate name of :func:`htaf.surrogates.available` (``"ste"``, ``"atan"``, ...): :class:`Spike`,
+      exact step forward, that surrogate's derivative backward;
+    * ``"<surrogate>_smooth"`` (``"sigmoid_smooth"``, ...): :class:`Smooth`, the surrogate's primitive while
+      training, exact step in ``eval()``;
+    * ``"relu"``, ``"tanh"``, ``"gelu"``, ``"silu"``, ``"identity"``: continuous, never binarised.
+
+    ``alpha`` and ``beta`` parametrise HTAF; ``surrogate_params`` are the parameters of the unit's surrogate
+    family (for the HTAF methods they may also give ``alpha`` and ``beta``, and win over the keywords).
+    ``signed=True`` gives +/-1 instead of 0/1 (binary units only).
+
+    >>> make_unit("htaf_hard", alpha=8.0)
+    HTAF(alpha=8.0, beta=1.0, mode='hard')
+    >>> make_unit("sigmoid", surrogate_params={"alpha": 10.0})
+    Spike(Sigmoid(alpha=10.0), signed=False)
+    >>> make_unit("ste", signed=True), make_unit("sigmoid_smooth"), make_unit("relu")
+    (Spike(STE(), signed=True), Smooth(Sigmoid(alpha=4.0), step_at_eval=True), ReLU())
+
+    Raises:
+        ValueError: an unknown ``method`` (the message lists :func:`unit_methods`), ``signed`` for a
+            continuous activation, or ``surrogate_params`` for an activation that has none.
+        TypeError: a parameter the surrogate family does not have.
+    """
+    params = dict(surrogate_params or {})
+    if method in REAL_ACTIVATIONS:
+        if signed:
+            raise ValueError(f"signed=True applies to binary units only, not to the activation {method!r}")
+        if params:
+            raise ValueError(f"the activation {method!r} takes no surrogate_params, got {sorted(params)}")
+        return REAL_ACTIVATIONS[method]()
+    if method in _HTAF_METHODS:
+        params = {"alpha": alpha, "beta": beta, **params}
+        surrogates.get("htaf", **params)  # unknown parameters fail here, naming the valid ones
+        if method == "htaf_hard":
+            return HTAF(**params, mode="hard", signed=signed)
+        return HTAF(**params, mode="smooth", step_at_eval=True, signed=signed)
+    if method in unit_methods(binary=True):
+        if method.endswith(_SMOOTH_SUFFIX):
+            return Smooth(method.removesuffix(_SMOOTH_SUFFIX), step_at_eval=True, signed=signed, **params)
+        return Spike(method, signed=signed, **params)
+    raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(unit_methods())}")
 
 
 # Binary layers (binary weights with real latent weights) and their bit-packed inference form.

@@ -1,37 +1,92 @@
-"""Run results on disk: config hashes, atomic JSON files, and tables for the book.
+"""Run results on disk: config hashes, atomic JSON files, locks, migrations and tables for the book.
 
-Layout: ``<results root>/<experiment>/<profile>/<config hash>.json``, where the
-root is an argument, else ``$HTAF_RESULTS``, else ``results/`` at the
-repository root. Checkpoints of unfinished runs live elsewhere (see
-:func:`checkpoints_root`) and are deleted when a run finishes.
+Layout: ``<results root>/<experiment>/<profile>/<config hash>.json``. The root is an argument, else
+``$HTAF_RESULTS``, else ``results/`` in the project root (the nearest folder upwards from the working
+directory holding a ``_toc.yml``, else the working directory; see :mod:`htaf._paths`). Checkpoints of
+unfinished runs live elsewhere (see :func:`checkpoints_root`) and are deleted when a run finishes.
 
 >>> config_hash("mlp", {"lr": 0.001, "seed": 0}) == config_hash("mlp", {"seed": 0, "lr": 1e-3})
 True
+
+A file that is not valid JSON or not a results file is never read as one: :func:`read_result` raises
+:class:`CorruptResultError` naming the file and the problem, :func:`records` skips such files with a
+:class:`ResultsWarning`, and :func:`htaf.run` moves the file of the run it was asked for aside
+(:func:`quarantine`) and trains the run again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import json
+import math
 import os
 import platform
+import socket
 import sys
 import tempfile
+import time
+import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from htaf._paths import resolve_folder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
+    "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
+    "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
+    "json_safe", "quarantine", "check_writable", "run_lock", "device_name", "environment", "cell", "records",
+    "load", "load_history", "table", "migrate",
+]
+
+#: version of the results-file format; :func:`migrate` brings older files up to it
+SCHEMA = 2
 HASH_LENGTH = 16
+#: keys every results file has
+REQUIRED_KEYS = ("schema", "experiment", "profile", "hash", "config", "history", "metrics", "wall_time_s")
+
+
+class ResultsError(RuntimeError):
+    """A problem with the results folder or one of its files; the message names the path."""
+
+
+class CorruptResultError(ResultsError):
+    """A file in the results folder that is not a readable results file."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+class RunInProgressError(ResultsError):
+    """Another process holds the lock of the run and did not finish within the timeout."""
+
+
+class ResultsNotWritableError(ResultsError):
+    """The results (or checkpoints) folder cannot be written."""
+
+
+class ResultsWarning(UserWarning):
+    """A results file skipped or moved aside, a damaged checkpoint discarded, a wait for another process."""
+
+
+# --------------------------------------------------------------------------------------------
+# Where things go
+# --------------------------------------------------------------------------------------------
 
 
 def results_root(results_dir: str | os.PathLike | None = None) -> Path:
-    """``results_dir``, else ``$HTAF_RESULTS``, else ``<repo>/results``."""
-    return Path(results_dir or os.environ.get("HTAF_RESULTS") or REPO_ROOT / "results")
+    """``results_dir``, else ``$HTAF_RESULTS``, else ``results/`` in the project root."""
+    return resolve_folder(results_dir, "HTAF_RESULTS", "results")
 
 
 def checkpoints_root(results_dir: str | os.PathLike | None = None) -> Path:
@@ -43,9 +98,19 @@ def checkpoints_root(results_dir: str | os.PathLike | None = None) -> Path:
     return Path(override) if override else results_root(results_dir) / ".checkpoints"
 
 
-def config_hash(experiment: str, config: dict[str, Any]) -> str:
-    """Stable hash of an experiment name and its config (key order and ``1e-3`` vs ``0.001`` do not matter)."""
-    canonical = json.dumps({"experiment": experiment, "config": config}, sort_keys=True, separators=(",", ":"))
+def config_hash(experiment: str, config: dict[str, Any], world_size: int = 1) -> str:
+    """Stable hash of an experiment name and its config (key order and ``1e-3`` vs ``0.001`` do not matter).
+
+    A run trained by ``world_size > 1`` processes (DDP) can differ from a single-process run of the same
+    config, so the world size is part of its key; single-process hashes do not include it.
+
+    >>> config_hash("mlp", {"seed": 0}) != config_hash("mlp", {"seed": 0}, world_size=2)
+    True
+    """
+    keyed: dict[str, Any] = {"experiment": experiment, "config": config}
+    if world_size > 1:
+        keyed["world_size"] = world_size
+    canonical = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
 
 
@@ -57,10 +122,28 @@ def checkpoint_path(experiment: str, profile: str, digest: str, results_dir: str
     return checkpoints_root(results_dir) / experiment / profile / f"{digest}.pt"
 
 
+def lock_path(result: Path) -> Path:
+    """The lock file of a run: ``<hash>.lock`` beside its results file (git-ignored)."""
+    return Path(result).with_suffix(".lock")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and reading files
+# --------------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 
-    A reader (or a run killed mid-write) sees either the old file or the new one, never a torn one.
+    A reader (or a run killed mid-write) sees either the old file or the new one, never a torn one. The
+    file gets the permissions of any new file (``0666`` less the umask: ``0644`` usually), not the
+    ``0600`` of a temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +151,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         try:
             write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.fsync(fh.fileno())
         except BaseException:
             os.unlink(fh.name)
@@ -75,14 +159,147 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     os.replace(fh.name, path)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``), recursively.
+
+    Strict JSON has no NaN or Infinity; a diverged run's metrics are stored as ``null``.
+
+    >>> json_safe({"loss": float("nan"), "history": [1.0, float("inf")]})
+    {'loss': None, 'history': [1.0, None]}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (see :func:`atomic_write`)."""
-    text = json.dumps(payload, indent=1, sort_keys=True) + "\n"
+    """Write ``payload`` to ``path`` atomically (see :func:`atomic_write`) as strict JSON (no NaN/Infinity)."""
+    text = json.dumps(payload, indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """The results file at ``path``, checked: valid JSON, an object with :data:`REQUIRED_KEYS`, a ``hash``
+    that matches the file name, and the current :data:`SCHEMA`.
+
+    Raises:
+        CorruptResultError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptResultError(path, f"not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise CorruptResultError(path, f"not a results file (a JSON {type(record).__name__}, not an object)")
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        raise CorruptResultError(path, f"not a results file (lacks {', '.join(missing)})")
+    if record["hash"] != path.stem:
+        raise CorruptResultError(path, f"holds run {record['hash']!r}, not the run its name says")
+    if record["schema"] != SCHEMA:
+        raise CorruptResultError(path, f"results schema {record['schema']}, not {SCHEMA}; "
+                                       "update the folder with `python -m htaf migrate`")
+    return record
+
+
+def quarantine(path: Path) -> Path:
+    """Move a damaged file aside to ``<name>.corrupt-<UTC time>`` (kept for inspection, never read again)."""
+    path = Path(path)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, target)
+    return target
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that a file can be written in it, before any training.
+
+    Raises:
+        ResultsNotWritableError: naming the folder.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ResultsNotWritableError(
+            f"cannot write results into {folder} ({error.strerror or error}); "
+            "make it writable or choose another folder with --results-dir or HTAF_RESULTS"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# One process per run
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) -> Iterator[None]:
+    """Hold the lock of the run whose results file is ``result`` (one process trains a run at a time).
+
+    The lock is an ``flock`` on :func:`lock_path`; the kernel releases it when its process dies, so a lock
+    file left by a killed process is stale and simply taken over. A second process waits (warning once)
+    until the first finishes, then reads its result; with ``timeout`` (seconds, also
+    ``$HTAF_LOCK_TIMEOUT``) it gives up with :class:`RunInProgressError`. Without ``fcntl`` (Windows) no
+    lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    if timeout is None and os.environ.get("HTAF_LOCK_TIMEOUT"):
+        timeout = float(os.environ["HTAF_LOCK_TIMEOUT"])
+    lock = lock_path(result)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    waited = False
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RunInProgressError(f"run {Path(result).stem} is in progress in {holder} (lock {lock}); "
+                                         "wait for it to finish or try again later") from None
+            if not waited:
+                warnings.warn(f"run {Path(result).stem} is being trained by {holder}; waiting for it to finish",
+                              ResultsWarning, stacklevel=3)
+                waited = True
+            time.sleep(poll_s)
+            continue
+        try:
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # the holder removed the file after we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Environment of a run
+# --------------------------------------------------------------------------------------------
 
 
 def device_name(device: torch.device) -> str:
@@ -116,15 +333,29 @@ def environment(device: torch.device, world_size: int = 1) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+
 def cell(value: Any) -> Any:
     """A DataFrame-friendly value: lists and dicts become their JSON text."""
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
 
 
 def records(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every finished run of ``experiment`` under ``profile``, sorted by hash."""
+    """Every finished run of ``experiment`` under ``profile``, sorted by hash.
+
+    Files that are not readable results files are skipped with a :class:`ResultsWarning` naming them.
+    """
     folder = results_root(results_dir) / experiment / profile
-    return [read_json(path) for path in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append(read_result(path))
+        except CorruptResultError as error:
+            warnings.warn(f"skipped {error}", ResultsWarning, stacklevel=2)
+    return found
 
 
 def load(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -134,12 +365,14 @@ def load(experiment: str, profile: str, results_dir: str | os.PathLike | None = 
     >>> load("no_such_experiment", "smoke").empty
     True
     """
+    import pandas as pd
+
     rows = [
         {
             "hash": record["hash"],
             **{key: cell(value) for key, value in record["config"].items()},
             **record["metrics"],
-            "num_params": record["num_params"],
+            "num_params": record.get("num_params"),
             "wall_time_s": record["wall_time_s"],
         }
         for record in records(experiment, profile, results_dir)
@@ -149,6 +382,8 @@ def load(experiment: str, profile: str, results_dir: str | os.PathLike | None = 
 
 def load_history(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per (run, epoch): ``hash``, every config key and that epoch's metrics (for curves)."""
+    import pandas as pd
+
     rows = [
         {"hash": record["hash"], **{key: cell(value) for key, value in record["config"].items()}, **epoch}
         for record in records(experiment, profile, results_dir)
@@ -159,8 +394,70 @@ def load_history(experiment: str, profile: str, results_dir: str | os.PathLike |
 
 def table(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Compact results table: ``hash``, the config keys that vary between runs, final metrics, wall time."""
+    found = records(experiment, profile, results_dir)
     frame = load(experiment, profile, results_dir)
-    config_keys = set().union(*(record["config"] for record in records(experiment, profile, results_dir)))
+    config_keys = set().union(*(record["config"] for record in found))
     varied = [key for key in frame.columns if key in config_keys and frame[key].astype(str).nunique() > 1]
     outcomes = [column for column in frame.columns if column not in config_keys and column != "hash"]
     return frame[["hash", *varied, *outcomes]] if not frame.empty else frame
+
+
+# --------------------------------------------------------------------------------------------
+# Migrations of the file format
+# --------------------------------------------------------------------------------------------
+
+def _to_schema_2(record: dict[str, Any]) -> dict[str, Any]:
+    """One name for the config key that chooses the unit (``method``), one gradient-norm key scheme."""
+    from htaf.experiments import RENAMED_KEYS
+
+    renamed = RENAMED_KEYS.get(record["experiment"], {})
+    record["config"] = {renamed.get(key, key): value for key, value in record["config"].items()}
+    if record["experiment"] == "mlp":  # grad_norm_<i> (0-based Linear index) -> grad_norm_fc<i+1>
+        record["history"] = [
+            {(f"grad_norm_fc{int(key.removeprefix('grad_norm_')) + 1}"
+              if key.startswith("grad_norm_") and key.removeprefix("grad_norm_").isdigit() else key): value
+             for key, value in row.items()}
+            for row in record["history"]
+        ]
+    return record
+
+
+#: ``MIGRATIONS[n]`` turns a schema-``n`` record into a schema-``n+1`` record
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _to_schema_2}
+
+
+def _migrated(record: dict[str, Any]) -> dict[str, Any]:
+    while record["schema"] < SCHEMA:
+        record = MIGRATIONS[record["schema"]](record)
+        record["schema"] += 1
+    world_size = (record.get("environment") or {}).get("world_size", 1)
+    record["hash"] = config_hash(record["experiment"], record["config"], world_size)
+    return record
+
+
+def migrate(results_dir: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+    """Bring every results file under the root up to :data:`SCHEMA`; returns ``(old path, new path)`` pairs.
+
+    A migration renames config or metric keys of identical runs (it never changes what a run computed);
+    as the hash covers the config, the file gets its new ``<hash>.json`` name and the old file is removed.
+    Files that are not results files are left alone with a :class:`ResultsWarning`.
+    """
+    moved = []
+    for path in sorted(results_root(results_dir).glob("*/*/*.json")):
+        try:
+            record = read_json(path)
+            old_schema = record["schema"]
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError):
+            warnings.warn(f"migrate skipped {path}: not a results file", ResultsWarning, stacklevel=2)
+            continue
+        if old_schema >= SCHEMA:
+            continue
+        record = _migrated(record)
+        target = path.with_name(f"{record['hash']}.json")
+        if target != path and target.exists():
+            raise ResultsError(f"cannot migrate {path}: {target} already exists")
+        write_json(target, record)
+        if target != path:
+            path.unlink()
+        moved.append((path, target))
+    return moved

@@ -1,39 +1,60 @@
-"""The one training loop every experiment family runs through, and cached runs.
+"""The one training loop every experiment family runs through, cached runs, and the book's reproduction.
 
 >>> import tempfile
 >>> record = run("mlp", "smoke", results_dir=f"{tempfile.mkdtemp()}/results", epochs=1)
 >>> sorted(record["metrics"]), record["history"][0]["epoch"]
 (['test_accuracy', 'test_loss', 'train_accuracy', 'train_loss'], 1)
 
-:func:`run` trains a config once: a finished result (same experiment, profile
-and config hash) is read back instead of retrained, and an interrupted run
-resumes from its last per-epoch checkpoint. :func:`sweep` does this for a grid.
+:func:`fit` trains one config in four steps a reader can follow: :func:`set_up` (seed, data, model,
+optimizer), :func:`resume` (from a checkpoint, if one is usable), :func:`train_epoch` (once per epoch)
+and :func:`finish` (final metrics). The experiment's hooks (see :class:`htaf.experiments.Experiment`)
+decide what a batch carries, how the loss is formed and what is measured.
+
+:func:`run` trains a config once: a finished result (same experiment, profile and config hash) is read
+back instead of retrained, an interrupted run resumes from its last per-epoch checkpoint, and a run that
+another process is training is waited for, never trained twice. :func:`sweep` does this for a grid and
+:func:`reproduce` for every chapter of the book.
+
+Progress: on a terminal, a bar per epoch; otherwise one line per epoch on stderr (run, epoch, metrics,
+time). ``HTAF_QUIET=1`` silences both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import os
 import random
 import sys
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from htaf import data, distributed, experiments, results
-from htaf.experiments import Config, Experiment
+from htaf.experiments import Batch, Config, Experiment, default_loss, default_prepare_batch
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "EpochCallback", "PlannedRun", "Session", "build_optimizer", "build_scheduler", "evaluate", "finish", "fit",
+    "plan", "reproduce", "resume", "run", "save_checkpoint", "seed_everything", "select_device", "set_up",
+    "sweep", "train_epoch",
+]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-RESULT_SCHEMA = 1
+#: deprecated alias of :data:`htaf.results.SCHEMA`
+RESULT_SCHEMA = results.SCHEMA
+#: keys of a checkpoint file
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "history", "rng")
 
 
 def select_device(local_rank: int = 0) -> torch.device:
@@ -58,9 +79,21 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
+def quiet() -> bool:
+    """``HTAF_QUIET=1``: no progress bars, no per-epoch lines."""
+    return os.environ.get("HTAF_QUIET") == "1"
+
+
 def progress_enabled(ctx: distributed.DistContext) -> bool:
     """Progress bars only on rank 0, on a terminal, and unless ``HTAF_QUIET=1``."""
-    return ctx.is_main and sys.stderr.isatty() and os.environ.get("HTAF_QUIET") != "1"
+    return ctx.is_main and sys.stderr.isatty() and not quiet()
+
+
+def _reporting(ctx: distributed.DistContext, progress: bool | None) -> str:
+    """How :func:`fit` reports epochs: ``"bar"`` (a terminal), ``"log"`` (a line per epoch) or ``"off"``."""
+    if progress is False or not ctx.is_main or quiet():
+        return "off"
+    return "bar" if progress_enabled(ctx) else "log"
 
 
 def build_optimizer(parameters: Any, config: Config) -> torch.optim.Optimizer:
@@ -84,18 +117,20 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> torch.o
 
 
 def compute_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    """Cross entropy for ``'classification'``, mean squared error for ``'regression'`` (in float32)."""
-    if task == "classification":
-        return F.cross_entropy(outputs.float(), targets)
-    if task == "regression":
-        return F.mse_loss(outputs.float(), targets)
-    raise ValueError(f"unknown task {task!r}; choose 'classification' or 'regression'")
+    """Deprecated: :func:`htaf.experiments.default_loss` (cross entropy or MSE by task)."""
+    return default_loss(outputs, Batch(outputs, targets), {"task": task})
 
 
-def _sums(outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor, task: str) -> torch.Tensor:
+# --------------------------------------------------------------------------------------------
+# Per-batch bookkeeping and evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _sums(outputs: torch.Tensor, batch: Batch, loss: torch.Tensor, task: str) -> torch.Tensor:
     """Per-batch ``[loss * n, correct, n]`` kept on device (no host sync per batch)."""
-    n = targets.shape[0]
-    correct = (outputs.argmax(dim=1) == targets).sum() if task == "classification" else torch.zeros((), device=loss.device)
+    n = len(batch)
+    correct = ((outputs.argmax(dim=1) == batch.targets).sum() if task == "classification"
+               else torch.zeros((), device=loss.device))
     return torch.stack([loss.detach().float() * n, correct.float(), torch.tensor(float(n), device=loss.device)])
 
 
@@ -107,21 +142,229 @@ def _summarise(sums: torch.Tensor, prefix: str, task: str) -> dict[str, float]:
     return summary
 
 
+def _autocast(device: torch.device, config: Config) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.get("amp", True))
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
-    """Mean test loss (and accuracy for classification) over ``loader``."""
+def evaluate(model: nn.Module, loader: DataLoader | Iterable, device: torch.device, config: Config,
+             experiment: Experiment | None = None) -> dict[str, float]:
+    """Mean test loss (and accuracy for classification) of ``model`` in eval mode over ``loader``.
+
+    Batches and loss come from ``experiment``'s hooks (the engine's defaults when ``None``). The model
+    is left in eval mode.
+    """
+    prepare = experiment.prepare_batch if experiment is not None else default_prepare_batch
+    loss_fn = experiment.loss if experiment is not None else default_loss
     model.eval()
     totals = torch.zeros(3, device=device)
-    for inputs, targets in loader:
-        inputs, targets = inputs.to(device), targets.to(device)
+    for raw in loader:
+        batch = prepare(raw, device)
         with _autocast(device, config):
-            outputs = model(inputs)
-        totals += _sums(outputs, targets, compute_loss(outputs, targets, config["task"]), config["task"])
+            outputs = model(batch.inputs)
+        totals += _sums(outputs, batch, loss_fn(outputs, batch, config), config["task"])
     return _summarise(totals, "test", config["task"])
 
 
-def _autocast(device: torch.device, config: Config) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config["amp"])
+class _HookAverages:
+    """Per-epoch means of the values the ``train_metrics`` and ``after_step`` hooks return."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float] | None) -> None:
+        for key, value in (values or {}).items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self, ctx: distributed.DistContext, device: torch.device) -> dict[str, float]:
+        keys = list(self.sums)
+        if not keys:
+            return {}
+        local = torch.tensor([[self.sums[k] for k in keys], [float(self.counts[k]) for k in keys]],
+                             dtype=torch.float64, device=device)
+        total = distributed.sum_across_ranks(local, ctx)
+        return dict(zip(keys, (total[0] / total[1]).tolist()))
+
+
+# --------------------------------------------------------------------------------------------
+# fit: set up, resume, one epoch, finish
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """Everything the training of one run needs, built by :func:`set_up`."""
+
+    experiment: Experiment
+    config: Config
+    device: torch.device
+    ctx: distributed.DistContext
+    network: nn.Module  # the model itself
+    model: nn.Module  # the model as trained (DDP-wrapped under torchrun)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: DataLoader
+    test_loader: DataLoader
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+    label: str = ""
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds: weights, optimizer and scheduler state, history and RNG states."""
+        return {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history,
+            "rng": _rng_state(),
+        }
+
+
+def set_up(experiment: Experiment, config: Config, label: str = "") -> Session:
+    """Seed, load the data, build the model, optimizer and scheduler of a fresh run."""
+    if config["epochs"] < 1:
+        raise ValueError(f"epochs must be at least 1, got {config['epochs']}")
+    device = select_device(distributed.from_env().local_rank)
+    ctx = distributed.setup(device)
+    seed_everything(config["seed"], config["deterministic"])
+    train_loader, test_loader = data.get_loaders(config, ctx.rank, ctx.world_size)
+    network = experiment.build_model(config).to(device)
+    optimizer = build_optimizer(network.parameters(), config)
+    scheduler = build_scheduler(optimizer, config)
+    return Session(experiment, config, device, ctx, network, distributed.wrap(network, ctx, device), optimizer,
+                   scheduler, train_loader, test_loader, label=label or experiment.name)
+
+
+def resume(session: Session, checkpoint: Path) -> Session:
+    """``session`` restored from ``checkpoint``; a damaged checkpoint is moved aside (with a warning) and
+    a fresh session is returned, so the run starts from scratch instead of failing forever."""
+    try:
+        # our own file, holding RNG states and optimizer state (not only weights)
+        state = torch.load(checkpoint, map_location=session.device, weights_only=False)
+        missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+        if missing:
+            raise KeyError(f"lacks {', '.join(missing)}")
+        session.network.load_state_dict(state["model"])
+        session.optimizer.load_state_dict(state["optimizer"])
+        session.scheduler.load_state_dict(state["scheduler"])
+        history = list(state["history"])
+        _restore_rng_state(state["rng"])
+    except Exception as error:  # noqa: BLE001 - any damage: truncation, garbage, a foreign file
+        moved = results.quarantine(checkpoint) if session.ctx.is_main else checkpoint
+        warnings.warn(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {error}); moved it to "
+                      f"{moved.name} and starting {session.label} from scratch", results.ResultsWarning, stacklevel=2)
+        return set_up(session.experiment, session.config, session.label)
+    session.history = history
+    session.resumed_from_epoch = len(history)
+    return session
+
+
+def train_epoch(session: Session, epoch: int, bar: bool = False) -> dict[str, float]:
+    """Train one epoch (``epoch`` counts from 0), evaluate, and return the epoch's history row."""
+    s, config, exp = session, session.config, session.experiment
+    started = time.perf_counter()
+    s.train_loader.sampler.set_epoch(epoch)
+    if exp.on_epoch_start is not None:
+        exp.on_epoch_start(s.network, epoch, config)
+    lr = s.optimizer.param_groups[0]["lr"]
+    s.model.train()
+    totals = torch.zeros(3, device=s.device)
+    hooks = _HookAverages()
+    batches = s.train_loader
+    if bar:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=f"{s.label} {epoch + 1}/{config['epochs']}", leave=False)
+    for raw in batches:
+        batch = exp.prepare_batch(raw, s.device)
+        with _autocast(s.device, config):
+            outputs = s.model(batch.inputs)
+        loss = exp.loss(outputs, batch, config)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if exp.train_metrics is not None:
+            hooks.add(exp.train_metrics(s.network))
+        s.optimizer.step()
+        if exp.after_step is not None:
+            hooks.add(exp.after_step(s.network, config))
+        totals += _sums(outputs, batch, loss, config["task"])
+    s.scheduler.step()
+    train_seconds = time.perf_counter() - started
+    totals = distributed.sum_across_ranks(totals.double(), s.ctx)
+    tested = evaluate(s.model, s.test_loader, s.device, config, exp)
+    if exp.evaluate is not None:
+        tested.update({f"test_{key}": value for key, value in exp.evaluate(s.model, s.test_loader, s.device, config).items()})
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        **_summarise(totals, "train", config["task"]),
+        **hooks.means(s.ctx, s.device),
+        **tested,
+        "samples_per_s": totals[2].item() / train_seconds,
+        "epoch_time_s": time.perf_counter() - started,
+    }
+
+
+def finish(session: Session) -> dict[str, Any]:
+    """The outcome of a trained session: history, final metrics (the last epoch's ``train_*`` and ``test_*``
+    metrics, the ``evaluate`` hook's among them, and the ``eval_metrics`` hook's), parameter count, wall
+    time, environment."""
+    s = session
+    started = time.perf_counter()
+    metrics = {key: value for key, value in s.history[-1].items() if key.startswith(("train_", "test_"))}
+    if s.experiment.eval_metrics is not None:
+        metrics.update(s.experiment.eval_metrics(s.network, s.test_loader, s.device, s.config))
+    return {
+        "history": s.history,
+        "metrics": metrics,
+        "num_params": sum(p.numel() for p in s.network.parameters()),
+        "wall_time_s": sum(row["epoch_time_s"] for row in s.history) + time.perf_counter() - started,
+        "resumed_from_epoch": s.resumed_from_epoch,
+        "environment": results.environment(s.device, s.ctx.world_size),
+    }
+
+
+def _log_epoch(session: Session, row: dict[str, float]) -> None:
+    shown = [key for key in row if key.startswith(("train_", "test_"))]
+    metrics = ", ".join(f"{key} {row[key]:.4g}" for key in shown)
+    print(f"{session.label} epoch {row['epoch']}/{session.config['epochs']}: {metrics} ({row['epoch_time_s']:.1f} s)",
+          file=sys.stderr, flush=True)
+
+
+def fit(
+    experiment: Experiment,
+    config: Config,
+    checkpoint: Path | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    progress: bool | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """Train ``experiment``'s model under ``config`` and evaluate it on the test set.
+
+    Resumes from ``checkpoint`` when the file exists (and is usable) and rewrites it after every
+    epoch. ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint. ``progress``: ``None``
+    reports each epoch (a bar on a terminal, else a line on stderr), ``False`` stays silent; ``label``
+    names the run in those reports. Returns ``history`` (per-epoch metrics), final ``metrics``,
+    ``num_params``, ``wall_time_s`` (training and evaluation time summed over every session of the
+    run), ``resumed_from_epoch`` and ``environment``.
+    """
+    session = set_up(experiment, config, label)
+    if checkpoint is not None and checkpoint.is_file():
+        session = resume(session, checkpoint)
+    report = _reporting(session.ctx, progress)
+    for epoch in range(len(session.history), config["epochs"]):
+        row = train_epoch(session, epoch, bar=report == "bar")
+        session.history.append(row)
+        if checkpoint is not None and session.ctx.is_main:
+            save_checkpoint(checkpoint, session.state())
+        distributed.barrier(session.ctx)
+        if report == "log":
+            _log_epoch(session, row)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    return finish(session)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -146,105 +389,23 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     results.atomic_write(path, lambda fh: torch.save(state, fh))
 
 
-def fit(
-    experiment: Experiment,
-    config: Config,
-    checkpoint: Path | None = None,
-    on_epoch_end: EpochCallback | None = None,
-) -> dict[str, Any]:
-    """Train ``experiment``'s model under ``config`` and evaluate it on the test set.
+# --------------------------------------------------------------------------------------------
+# Cached runs
+# --------------------------------------------------------------------------------------------
 
-    Resumes from ``checkpoint`` when the file exists and rewrites it after every
-    epoch. ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint.
-    Returns ``history`` (per-epoch metrics), final ``metrics``, ``num_params``,
-    ``wall_time_s`` (training and evaluation time summed over every session
-    of the run), ``resumed_from_epoch`` and ``environment``.
-    """
-    if config["epochs"] < 1:
-        raise ValueError(f"epochs must be at least 1, got {config['epochs']}")
-    device = select_device(distributed.from_env().local_rank)
-    ctx = distributed.setup(device)
-    seed_everything(config["seed"], config["deterministic"])
-    train_loader, test_loader = data.get_loaders(config, ctx.rank, ctx.world_size)
-    network = experiment.build_model(config).to(device)
-    optimizer = build_optimizer(network.parameters(), config)
-    scheduler = build_scheduler(optimizer, config)
-    history: list[dict[str, float]] = []
-    resumed_from_epoch = None
-    if checkpoint is not None and checkpoint.is_file():
-        # our own file, holding RNG states and optimizer state (not only weights)
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        network.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
-        resumed_from_epoch = len(history)
-        _restore_rng_state(state["rng"])
-    model = distributed.wrap(network, ctx, device)
 
-    for epoch in range(len(history), config["epochs"]):
-        started = time.perf_counter()
-        train_loader.sampler.set_epoch(epoch)
-        if experiment.on_epoch_start is not None:
-            experiment.on_epoch_start(network, epoch, config)
-        lr = optimizer.param_groups[0]["lr"]
-        model.train()
-        totals = torch.zeros(3, device=device)
-        hook_totals: dict[str, float] = {}
-        batches = tqdm(train_loader, desc=f"{experiment.name} {epoch + 1}/{config['epochs']}",
-                       disable=not progress_enabled(ctx), leave=False)
-        for inputs, targets in batches:
-            inputs, targets = inputs.to(device), targets.to(device)
-            with _autocast(device, config):
-                outputs = model(inputs)
-            loss = compute_loss(outputs, targets, config["task"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if experiment.train_metrics is not None:
-                for key, value in experiment.train_metrics(network).items():
-                    hook_totals[key] = hook_totals.get(key, 0.0) + value
-            optimizer.step()
-            totals += _sums(outputs, targets, loss, config["task"])
-        scheduler.step()
-        train_seconds = time.perf_counter() - started
-        hooks = torch.tensor(list(hook_totals.values()), dtype=torch.float64, device=device)
-        reduced = distributed.sum_across_ranks(torch.cat([totals.double(), hooks]), ctx)
-        totals, hook_means = reduced[:3], reduced[3:] / (len(train_loader) * ctx.world_size)
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            **_summarise(totals, "train", config["task"]),
-            **dict(zip(hook_totals, hook_means.tolist())),
-            **evaluate(model, test_loader, device, config),
-            "samples_per_s": totals[2].item() / train_seconds,
-            "epoch_time_s": time.perf_counter() - started,
-        }
-        history.append(row)
-        if checkpoint is not None and ctx.is_main:
-            save_checkpoint(checkpoint, {
-                "model": network.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "rng": _rng_state(),
-            })
-        distributed.barrier(ctx)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
-
-    started = time.perf_counter()
-    final = history[-1]
-    metrics = {key: value for key, value in final.items() if key.startswith(("train_", "test_"))}
-    if experiment.eval_metrics is not None:
-        metrics.update(experiment.eval_metrics(network, test_loader, device, config))
-    return {
-        "history": history,
-        "metrics": metrics,
-        "num_params": sum(p.numel() for p in network.parameters()),
-        "wall_time_s": sum(row["epoch_time_s"] for row in history) + time.perf_counter() - started,
-        "resumed_from_epoch": resumed_from_epoch,
-        "environment": results.environment(device, ctx.world_size),
-    }
+def _finished(path: Path, repair: bool) -> dict[str, Any] | None:
+    """The finished result at ``path``, or ``None``; a damaged file is moved aside (when ``repair``)."""
+    if not path.is_file():
+        return None
+    try:
+        return results.read_result(path)
+    except results.CorruptResultError as error:
+        if repair:
+            moved = results.quarantine(path)
+            warnings.warn(f"{error}; moved it to {moved.name} and training the run again",
+                          results.ResultsWarning, stacklevel=3)
+        return None
 
 
 def run(
@@ -253,39 +414,57 @@ def run(
     results_dir: str | os.PathLike | None = None,
     *,
     on_epoch_end: EpochCallback | None = None,
+    progress: bool | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Result of one run, training it only if no finished result has the same config hash.
 
     ``profile`` defaults to ``$HTAF_PROFILE``, else ``'smoke'``; ``overrides``
-    replace profile defaults (known keys only). The returned record (also the
-    JSON file at ``<results>/<experiment>/<profile>/<hash>.json``) holds
-    ``experiment``, ``profile``, ``hash``, ``config``, ``history``,
-    ``metrics``, ``num_params``, ``wall_time_s``, ``environment`` and ``date``.
-    Under torchrun only rank 0 writes files.
+    replace profile defaults (known keys only); the whole config is checked before
+    any data loads. The returned record (also the JSON file at
+    ``<results>/<experiment>/<profile>/<hash>.json``) holds ``schema``,
+    ``experiment``, ``profile``, ``hash``, ``config``, ``history``, ``metrics``,
+    ``num_params``, ``wall_time_s``, ``resumed_from_epoch``, ``environment`` and
+    ``date``. The results folder must be writable before training starts; one
+    process trains a run at a time (a second one waits for the result, see
+    :func:`htaf.results.run_lock`). Under torchrun only rank 0 writes files, and
+    the world size is part of the run's hash.
     """
     exp = experiments.get(experiment)
     profile = experiments.resolve_profile(profile)
     config = experiments.resolve_config(exp, profile, **overrides)
-    digest = results.config_hash(exp.name, config)
+    ctx = distributed.from_env()
+    digest = results.config_hash(exp.name, config, ctx.world_size)
     path = results.result_path(exp.name, profile, digest, results_dir)
-    if path.is_file():
-        return results.read_json(path)
+    record = _finished(path, repair=ctx.is_main)
+    if record is not None:
+        return record
     checkpoint = results.checkpoint_path(exp.name, profile, digest, results_dir)
-    outcome = fit(exp, config, checkpoint, on_epoch_end)
-    record = {
-        "schema": RESULT_SCHEMA,
-        "experiment": exp.name,
-        "profile": profile,
-        "hash": digest,
-        "config": config,
-        **outcome,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    if distributed.from_env().is_main:
-        results.write_json(path, record)
-        checkpoint.unlink(missing_ok=True)
+    if ctx.is_main:
+        results.check_writable(path.parent)
+        results.check_writable(checkpoint.parent)
+    with results.run_lock(path) if ctx.is_main else contextlib.nullcontext():
+        record = _finished(path, repair=ctx.is_main)  # another process may have finished it meanwhile
+        if record is not None:
+            return record
+        outcome = fit(exp, config, checkpoint, on_epoch_end, progress=progress, label=f"{exp.name}/{profile}/{digest}")
+        record = results.json_safe({
+            "schema": results.SCHEMA,
+            "experiment": exp.name,
+            "profile": profile,
+            "hash": digest,
+            "config": config,
+            **outcome,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        })
+        if ctx.is_main:
+            results.write_json(path, record)
+            checkpoint.unlink(missing_ok=True)
     return record
+
+
+def _combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
 def sweep(
@@ -304,13 +483,14 @@ def sweep(
     >>> frame["seed"].tolist()
     [0, 1]
     """
+    import pandas as pd
+
     grid = grid or {}
     both = sorted(set(grid) & set(overrides))
     if both:
         raise experiments.ConfigError(f"{', '.join(both)} given both in grid and as an override; give each key once")
     rows = []
-    for values in itertools.product(*grid.values()):
-        varied = dict(zip(grid, values))
+    for varied in _combinations(grid):
         record = run(experiment, profile, results_dir, **overrides, **varied)
         rows.append({
             **{key: results.cell(value) for key, value in varied.items()},
@@ -319,3 +499,81 @@ def sweep(
             "wall_time_s": record["wall_time_s"],
         })
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducing the book
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a chapter's sweeps: its experiment, sweep, overrides, results file and whether it is done."""
+
+    experiment: str
+    sweep: str
+    overrides: dict[str, Any]
+    path: Path
+    cached: bool
+    recorded_time_s: float  # the wall time recorded in its results file (0 when missing)
+
+
+def plan(profile: str | None = None, only: Iterable[str] | None = None,
+         results_dir: str | os.PathLike | None = None) -> list[PlannedRun]:
+    """Every run of every experiment's sweeps (:attr:`htaf.experiments.Experiment.grids`) under
+    ``profile``, restricted to the experiments in ``only``; each distinct run once."""
+    profile = experiments.resolve_profile(profile)
+    names = experiments.available() if only is None else [experiments.get(name).name for name in only]
+    planned, seen = [], set()
+    for name in names:
+        for sweep_name, grid in experiments.grids(name, profile).items():
+            for overrides in _combinations(grid):
+                config = experiments.resolve_config(name, profile, **overrides)
+                digest = results.config_hash(name, config)
+                if (name, digest) in seen:
+                    continue
+                seen.add((name, digest))
+                path = results.result_path(name, profile, digest, results_dir)
+                record = _finished(path, repair=False)
+                planned.append(PlannedRun(name, sweep_name, overrides, path, record is not None,
+                                          record["wall_time_s"] if record else 0.0))
+    return planned
+
+
+def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
+              results_dir: str | os.PathLike | None = None, dry_run: bool = False) -> dict[str, dict[str, Any]]:
+    """Run every chapter's sweeps under ``profile`` through the cache: only missing runs train.
+
+    One progress bar counts all runs (on a terminal; per-epoch bars are off). Returns per experiment:
+    ``runs``, ``cached`` (finished before), ``missing``, ``trained``, ``recorded_time_s`` (the training
+    time recorded in the results files, after the call), ``wall_time_s`` (this call's time) and
+    ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
+    """
+    profile = experiments.resolve_profile(profile)
+    planned = plan(profile, only, results_dir)
+    summary: dict[str, dict[str, Any]] = {}
+    for item in planned:
+        entry = summary.setdefault(item.experiment, {
+            "runs": 0, "cached": 0, "missing": 0, "trained": 0, "recorded_time_s": 0.0, "wall_time_s": 0.0,
+            "folder": item.path.parent,
+        })
+        entry["runs"] += 1
+        entry["cached" if item.cached else "missing"] += 1
+        entry["recorded_time_s"] += item.recorded_time_s
+    if dry_run:
+        return summary
+    from tqdm.auto import tqdm
+
+    drawing = progress_enabled(distributed.from_env())
+    with tqdm(total=len(planned), desc=f"reproduce {profile}", unit="run", disable=not drawing) as bar:
+        for item in planned:
+            entry = summary[item.experiment]
+            started = time.perf_counter()
+            bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
+            record = run(item.experiment, profile, results_dir, progress=False if drawing else None, **item.overrides)
+            entry["wall_time_s"] += time.perf_counter() - started
+            if not item.cached:
+                entry["trained"] += 1
+                entry["recorded_time_s"] += record["wall_time_s"]
+            bar.update()
+    return summary

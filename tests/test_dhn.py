@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from htaf import metrics as metrics_module
 from htaf.experiments import dhn as dhn_experiment
+from htaf.metrics import firing_summary
 from htaf.models.dhn import (
     DHN,
     anneal_alpha,
-    firing_rates,
-    firing_summary,
     make_threshold,
     n_linear_units,
     set_alpha,
@@ -58,13 +58,18 @@ def test_smooth_training_is_smooth_and_hard_training_is_binary():
     assert hard.layers[0].linear.weight.grad.abs().sum() > 0
 
 
+def firing_rates(*args):
+    return list(metrics_module.firing_rates(*args).values())
+
+
 def test_threshold_modules():
-    assert isinstance(make_threshold("htaf"), HTAF) and make_threshold("htaf").step_at_eval
-    assert make_threshold("htaf_hard").mode == "hard"
-    assert isinstance(make_threshold("ste"), Spike)
-    assert make_threshold("sigmoid", surrogate_params={"alpha": 10.0}).surrogate.alpha == 10.0
-    with pytest.raises(ValueError, match="unknown DHN method"):
-        make_threshold("relu")
+    with pytest.deprecated_call():  # make_threshold is the deprecated name of htaf.nn.make_unit
+        assert isinstance(make_threshold("htaf"), HTAF) and make_threshold("htaf").step_at_eval
+        assert make_threshold("htaf_hard").mode == "hard"
+        assert isinstance(make_threshold("ste"), Spike)
+        assert make_threshold("sigmoid", surrogate_params={"alpha": 10.0}).surrogate.alpha == 10.0
+        with pytest.raises(ValueError, match="unknown DHN method"):
+            make_threshold("relu")
 
 
 @pytest.mark.parametrize("variant", ["plain", "skip", "linear"])
@@ -177,14 +182,14 @@ def test_switch_gap_on_a_hand_example():
     y = torch.tensor([1, 0, 1, 0])
     model = _one_unit_model()
     loader = [(x[:2], y[:2]), (x[2:], y[2:])]
-    metrics = dhn_experiment.switch_metrics(model, loader, torch.device("cpu"), "classification")
+    metrics = metrics_module.switch_metrics(model, loader, torch.device("cpu"), {"task": "classification"})
     assert metrics == {"accuracy_step": 1.0, "accuracy_smooth": 0.75, "switch_gap": -0.25}
     assert model.training  # state restored
 
     # regression: output = h; targets 1, 0, 1, 0 -> step MSE 0, smooth MSE = mean((h_smooth - y)^2)
     reg = _one_unit_model(out_features=1)
     yr = y.float().unsqueeze(1)
-    metrics = dhn_experiment.switch_metrics(reg, [(x, yr)], torch.device("cpu"), "regression")
+    metrics = metrics_module.switch_metrics(reg, [(x, yr)], torch.device("cpu"), {"task": "regression"})
     h = torch.sigmoid(4.0 * torch.tanh(x))
     expected = float(((h - yr) ** 2).mean())
     assert metrics["mse_step"] == 0.0
@@ -192,7 +197,7 @@ def test_switch_gap_on_a_hand_example():
     assert metrics["switch_gap"] == pytest.approx(-expected)
 
     # surrogate methods have no smooth forward: only the step score
-    metrics = dhn_experiment.switch_metrics(_one_unit_model("ste"), loader, torch.device("cpu"), "classification")
+    metrics = metrics_module.switch_metrics(_one_unit_model("ste"), loader, torch.device("cpu"), {"task": "classification"})
     assert metrics == {"accuracy_step": 1.0}
 
 

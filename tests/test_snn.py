@@ -252,7 +252,7 @@ def test_experiment_refuses_unknown_choices():
     with pytest.raises(ValueError, match="unknown arch"):
         exp.build_model(resolve_config("snn", "smoke", arch="rnn"))
     with pytest.raises(ValueError, match="unknown surrogate"):
-        exp.build_model(resolve_config("snn", "smoke", surrogate="nope"))
+        exp.build_model(resolve_config("snn", "smoke", method="nope"))
     conv = exp.build_model(resolve_config("snn", "smoke", arch="conv", channels=4))
     assert conv(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 

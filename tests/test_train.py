@@ -90,7 +90,7 @@ def test_record_holds_config_history_metrics_and_environment(tmp_path):
     assert record["config"] == experiments.resolve_config("mlp", "smoke", epochs=2)
     assert record["hash"] == results.config_hash("mlp", record["config"])
     assert [row["epoch"] for row in record["history"]] == [1, 2]
-    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "grad_norm_0"} <= set(record["history"][0])
+    assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "grad_norm_fc1"} <= set(record["history"][0])
     assert record["metrics"]["test_accuracy"] == record["history"][-1]["test_accuracy"] > 0.5
     assert record["num_params"] == 64 * 32 + 32 + 32 * 10 + 10
     assert {"device", "torch", "python", "numpy", "htaf"} <= set(record["environment"])

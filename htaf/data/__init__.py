@@ -9,14 +9,17 @@ DatasetInfo(name='mnist', input_shape=(1, 28, 28), num_outputs=10, task='classif
 
 Names: ``digits``, ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``,
 ``cifar10_subset``, ``concept_shapes`` and ``regression_<function>`` (see
-:mod:`htaf.data.regression`). Files are looked up under ``$HTAF_DATA``
-(default: ``data/`` at the repository root).
+:mod:`htaf.data.regression`). Files are looked up under ``$HTAF_DATA``, else
+``data/`` in the project root (the nearest folder upwards from the working
+directory holding a ``_toc.yml``, else the working directory).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +28,11 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
 
+from htaf._paths import resolve_folder
 from htaf.data import concept_shapes, regression
 from htaf.data.sources import (
+    DatasetCorruptError,
+    DatasetError,
     DatasetNotFoundError,
     read_cifar10_subset,
     read_digits,
@@ -35,17 +41,19 @@ from htaf.data.sources import (
 
 __all__ = [
     "AttributeDataset",
+    "DatasetCorruptError",
+    "DatasetError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "EpochBatchSampler",
     "available",
+    "check_kwargs",
     "data_root",
     "describe",
     "get_loaders",
     "load",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
     "digits": ((1, 8, 8), 10),
     "mnist": ((1, 28, 28), 10),
@@ -55,6 +63,8 @@ IMAGE_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
     "cifar10_subset": ((3, 32, 32), 10),
 }
 SPLITS = ("train", "test")
+#: the keyword arguments of ``concept_shapes`` and their defaults
+CONCEPT_SHAPES_KWARGS: dict[str, int] = {"n_train": 2000, "n_test": 500, "image_size": 24, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -68,12 +78,24 @@ class DatasetInfo:
 
 
 class AttributeDataset(TensorDataset):
-    """``(image, label)`` pairs that also carry ground-truth binary ``attributes`` ``(N, A)``."""
+    """``(image, label)`` pairs that also carry ground-truth binary ``attributes`` ``(N, A)``.
+
+    ``tensors`` holds images and labels; indexing returns ``(image, label, attributes)``, so its loaders
+    yield ``(x, y, attributes)`` batches.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, attributes: torch.Tensor, attribute_names: tuple[str, ...]):
         super().__init__(images, labels)
         self.attributes = attributes
         self.attribute_names = attribute_names
+
+    def __getitem__(self, index):
+        return (*super().__getitem__(index), self.attributes[index])
+
+    def head(self, n: int) -> "AttributeDataset":
+        """The first ``n`` samples, attributes included."""
+        images, labels = (tensor[:n] for tensor in self.tensors)
+        return AttributeDataset(images, labels, self.attributes[:n], self.attribute_names)
 
 
 def available() -> list[str]:
@@ -83,8 +105,45 @@ def available() -> list[str]:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """``root`` if given, else ``$HTAF_DATA``, else ``<repo>/data``."""
-    return Path(root or os.environ.get("HTAF_DATA") or REPO_ROOT / "data")
+    """``root`` if given, else ``$HTAF_DATA``, else ``data/`` in the project root (see :mod:`htaf._paths`)."""
+    return resolve_folder(root, "HTAF_DATA", "data")
+
+
+def _kwarg_defaults(name: str) -> dict[str, Any]:
+    """The keyword arguments dataset ``name`` accepts, with their defaults."""
+    if name == "concept_shapes":
+        return dict(CONCEPT_SHAPES_KWARGS)
+    if name.startswith("regression_"):
+        parameters = inspect.signature(regression.generate).parameters.values()
+        return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {}
+
+
+def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Check the keyword arguments of a generated dataset against its generator's signature.
+
+    Sizes (``d``, ``n_train``, ``n_test``) must be integers >= 1, ``image_size`` >= 16, ``seed`` >= 0
+    and ``noise`` a finite number >= 0; datasets read from files take no keyword arguments.
+
+    >>> check_kwargs("regression_bump", {"d": 3, "noise": 0.2})
+    >>> check_kwargs("mnist", {"d": 3})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown data_kwargs d for dataset 'mnist'; valid: none
+    """
+    defaults = _kwarg_defaults(name)
+    unknown = sorted(set(kwargs) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown data_kwargs {', '.join(unknown)} for dataset {name!r}; "
+                         f"valid: {', '.join(defaults) or 'none'}")
+    minimum = {"d": 1, "n_train": 1, "n_test": 1, "image_size": 16, "seed": 0}
+    for key, value in kwargs.items():
+        if key in minimum:
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum[key]:
+                raise ValueError(f"data_kwargs {key!r} must be an integer >= {minimum[key]}, got {value!r}")
+        elif key == "noise" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                 or not math.isfinite(value) or value < 0):
+            raise ValueError(f"data_kwargs 'noise' must be a finite number >= 0, got {value!r}")
 
 
 def describe(name: str, **kwargs: Any) -> DatasetInfo:
@@ -93,7 +152,7 @@ def describe(name: str, **kwargs: Any) -> DatasetInfo:
         shape, classes = IMAGE_DATASETS[name]
         return DatasetInfo(name, shape, classes, "classification")
     if name == "concept_shapes":
-        size = kwargs.get("image_size", 24)
+        size = kwargs.get("image_size", CONCEPT_SHAPES_KWARGS["image_size"])
         return DatasetInfo(name, (3, size, size), concept_shapes.NUM_CLASSES, "classification")
     if name.startswith("regression_"):
         return DatasetInfo(name, (kwargs.get("d", 2),), 1, "regression")
@@ -113,6 +172,7 @@ def load(name: str, split: str, root: str | os.PathLike | None = None, normalise
     10
     """
     describe(name, **kwargs)  # validates the name
+    check_kwargs(name, kwargs)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     if name.startswith("regression_"):
@@ -137,10 +197,9 @@ def load(name: str, split: str, root: str | os.PathLike | None = None, normalise
 def _images(name: str, split: str, root: str, frozen_kwargs: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Images in [0, 1], labels and (for ``concept_shapes``) attributes; cached per process."""
     if name == "concept_shapes":
-        kwargs = json.loads(frozen_kwargs)
-        seed = kwargs.get("seed", 0)
-        n = kwargs.get(f"n_{split}", 2000 if split == "train" else 500)
-        sample = concept_shapes.generate(n, seed=2 * seed + SPLITS.index(split), image_size=kwargs.get("image_size", 24))
+        kwargs = {**CONCEPT_SHAPES_KWARGS, **json.loads(frozen_kwargs)}
+        sample = concept_shapes.generate(kwargs[f"n_{split}"], seed=2 * kwargs["seed"] + SPLITS.index(split),
+                                         image_size=kwargs["image_size"])
         return sample.images, sample.labels, sample.attributes
     if name == "digits":
         raw, labels = read_digits(split)
@@ -193,7 +252,8 @@ def get_loaders(config: dict[str, Any], rank: int = 0, world_size: int = 1) -> t
     Uses ``dataset``, ``batch_size`` (global, split evenly across ranks),
     ``seed``, optional ``subset`` (train on the first N samples) and optional
     ``data_kwargs``. Batches are gathered by tensor indexing (no per-sample
-    collation), in the main process.
+    collation), in the main process. Batches are ``(x, y)``, or
+    ``(x, y, attributes)`` for an :class:`AttributeDataset`.
 
     >>> train, test = get_loaders({"dataset": "digits", "batch_size": 32, "seed": 0})
     >>> x, y = next(iter(train))
@@ -206,8 +266,12 @@ def get_loaders(config: dict[str, Any], rank: int = 0, world_size: int = 1) -> t
     data_kwargs = config.get("data_kwargs") or {}
     train = load(config["dataset"], "train", **data_kwargs)
     test = load(config["dataset"], "test", **data_kwargs)
-    if config.get("subset"):
-        train = TensorDataset(*(tensor[: config["subset"]] for tensor in train.tensors))
+    subset = config.get("subset")
+    if subset is not None:
+        if isinstance(subset, bool) or not isinstance(subset, int) or subset < 1:
+            raise ValueError(f"subset must be a number of samples >= 1 (or None for all), got {subset!r}")
+        train = train.head(subset) if isinstance(train, AttributeDataset) else TensorDataset(
+            *(tensor[:subset] for tensor in train.tensors))
     sampler = EpochBatchSampler(train, batch_size // world_size, config["seed"], rank, world_size)
     train_loader = DataLoader(train, batch_size=None, sampler=sampler)
     test_batches = [list(range(i, min(i + batch_size, len(test)))) for i in range(0, len(test), batch_size)]

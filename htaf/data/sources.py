@@ -8,6 +8,7 @@ which is cheaper than any per-sample transform pipeline on a 2-core machine.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,15 @@ EXPECTED_FILES = {
     "cifar10_subset": "cifar10-subset/cifar10_subset.npz (x_train, y_train, x_test, y_test)",
 }
 DIGITS_TRAIN_SIZE = 1440
+#: IDX type code -> bytes per item (unsigned byte, signed byte, short, int, float, double)
+IDX_ITEM_BYTES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetError(OSError):
+    """A dataset that cannot be read: absent (:class:`DatasetNotFoundError`) or damaged (:class:`DatasetCorruptError`)."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """A dataset is absent under the data root and could not be downloaded."""
 
     def __init__(self, name: str, root: Path, reason: str):
@@ -44,6 +51,15 @@ class DatasetNotFoundError(FileNotFoundError):
         self.root = root
 
 
+class DatasetCorruptError(DatasetError):
+    """A dataset file exists but is damaged (truncated, wrong size or checksum, unreadable); ``path`` names it."""
+
+    def __init__(self, name: str, path: Path, reason: str):
+        super().__init__(f"dataset {name!r} is damaged: {path} {reason}; delete or replace that file")
+        self.name = name
+        self.path = Path(path)
+
+
 def downloads_allowed() -> bool:
     """False when ``HTAF_DOWNLOAD=0``: never touch the network."""
     return os.environ.get("HTAF_DOWNLOAD", "1") != "0"
@@ -52,8 +68,9 @@ def downloads_allowed() -> bool:
 def read_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Read MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100 with torchvision.
 
-    Downloads when the files are absent and downloads are allowed; any failure
-    becomes a :class:`DatasetNotFoundError` that explains the expected layout.
+    Downloads when the files are absent and downloads are allowed. A file that is present but damaged
+    raises :class:`DatasetCorruptError` naming it (and nothing is downloaded); any other failure becomes a
+    :class:`DatasetNotFoundError` that explains the expected layout.
     """
     import torchvision.datasets
 
@@ -61,7 +78,10 @@ def read_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, t
     train = split == "train"
     try:
         dataset = dataset_class(str(root), train=train, download=False)
-    except RuntimeError as missing:
+    except Exception as missing:  # torchvision raises RuntimeError, but also ValueError etc. on bad files
+        damaged = find_damaged_file(name, root)
+        if damaged is not None:
+            raise DatasetCorruptError(name, *damaged) from missing
         if not downloads_allowed():
             raise DatasetNotFoundError(name, root, "downloads disabled by HTAF_DOWNLOAD=0") from missing
         try:
@@ -74,14 +94,62 @@ def read_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, t
     return images.contiguous(), labels
 
 
+def find_damaged_file(name: str, root: Path) -> tuple[Path, str] | None:
+    """The first present but damaged file of a torchvision dataset, and what is wrong; ``None`` if none.
+
+    MNIST-style IDX files are checked against the size their header announces; CIFAR files against
+    torchvision's MD5 checksums.
+    """
+    import torchvision.datasets
+    from torchvision.datasets.utils import check_integrity
+
+    dataset_class = getattr(torchvision.datasets, TORCHVISION_CLASSES[name])
+    if hasattr(dataset_class, "resources"):  # MNIST, FashionMNIST: raw IDX files
+        folder = Path(root) / dataset_class.__name__ / "raw"
+        for url, _ in dataset_class.resources:
+            path = folder / Path(url).name.removesuffix(".gz")
+            problem = idx_problem(path) if path.is_file() else None
+            if problem:
+                return path, problem
+        return None
+    folder = Path(root) / dataset_class.base_folder
+    for filename, md5 in [*dataset_class.train_list, *dataset_class.test_list]:
+        path = folder / filename
+        if path.is_file() and not check_integrity(str(path), md5):
+            return path, "does not match its MD5 checksum (truncated or altered)"
+    return None
+
+
+def idx_problem(path: Path) -> str | None:
+    """What is wrong with an IDX file (MNIST's format), or ``None`` when its size matches its header."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        header = fh.read(4)
+        if len(header) < 4 or header[:2] != b"\0\0" or header[2] not in IDX_ITEM_BYTES:
+            return "is not an IDX file (bad header)"
+        ndim = header[3]
+        dims = fh.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        return "is truncated (incomplete header)"
+    expected = 4 + 4 * ndim + IDX_ITEM_BYTES[header[2]] * int(np.prod(np.frombuffer(dims, dtype=">u4")))
+    if size != expected:
+        return f"has {size} bytes where its header announces {expected} (truncated or altered)"
+    return None
+
+
 def read_cifar10_subset(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the lossless CIFAR-10 subset (4000 train, 1000 test) from an npz file."""
     path = root / "cifar10-subset" / "cifar10_subset.npz"
     if not path.is_file():
         raise DatasetNotFoundError("cifar10_subset", root, f"no file {path}")
-    with np.load(path) as arrays:
-        images = torch.from_numpy(arrays[f"x_{split}"]).permute(0, 3, 1, 2).contiguous()
-        labels = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64))
+    try:
+        with np.load(path) as arrays:
+            images = torch.from_numpy(arrays[f"x_{split}"]).permute(0, 3, 1, 2).contiguous()
+            labels = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64))
+    except KeyError as missing:
+        raise DatasetCorruptError("cifar10_subset", path, f"lacks the array {missing}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise DatasetCorruptError("cifar10_subset", path, f"cannot be read as npz ({error})") from None
     return images, labels
 
 

@@ -1,8 +1,9 @@
-"""Experiment registry, profiles and run configs.
+"""Experiment registry, profiles, run configs and the contract between an experiment and the engine.
 
-An experiment is a named model builder plus one default config per profile.
-Every module in this folder is imported automatically, so adding a file that
-calls :func:`register` is enough to make an experiment available::
+An experiment is a named model builder, one default config per profile, the sweeps of its book chapter
+(:attr:`Experiment.grids`) and optional hooks. Every module in this folder is imported on first use of
+the registry (:func:`get`, :func:`available`), so adding a file that calls :func:`register` is enough
+to make an experiment available::
 
     from htaf.experiments import Experiment, register
 
@@ -12,30 +13,37 @@ calls :func:`register` is enough to make an experiment available::
         profiles={"smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2,
                             "lr": 1e-2, "seed": 0, "width": 16}},
         build_model=lambda config: ...,
+        validate=lambda config: check_int(config, "width", 1),
     ))
 
 Profiles: ``smoke`` (each run < 30 s on 2 CPU cores; what CI runs), ``cpu``
-(a chapter's runs in about 15 min on a 2-core laptop), ``gpu`` (paper scale on
-one GPU). The profile comes from an argument, else ``$HTAF_PROFILE``, else
-``smoke``.
+(a chapter's runs on a 2-core laptop), ``gpu`` (paper scale on one GPU). The
+profile comes from an argument, else ``$HTAF_PROFILE``, else ``smoke``.
+
+The config key that chooses the unit of a model (HTAF, a surrogate, a real activation) is ``method``
+in every family, with ``surrogate_params`` for the surrogate's parameters.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import math
 import os
 import pkgutil
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import data
 
 __all__ = [
+    "Batch",
     "Config",
     "ConfigError",
     "ENGINE_DEFAULTS",
@@ -44,7 +52,14 @@ __all__ = [
     "Experiment",
     "UnknownChoiceError",
     "available",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "check_widths",
+    "default_loss",
+    "default_prepare_batch",
     "get",
+    "grids",
     "register",
     "resolve_config",
     "resolve_profile",
@@ -63,6 +78,8 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "deterministic": True,
     "amp": True,  # bf16 autocast when on CUDA
 }
+#: seeds must fit NumPy's legacy seeding
+MAX_SEED = 2**32 - 1
 
 Config = dict[str, Any]
 
@@ -79,12 +96,168 @@ class UnknownChoiceError(ConfigError):
         self.kind, self.value, self.choices = kind, value, choices
 
 
+#: config keys renamed when one key (``method``) came to choose the unit in every family (results schema 2):
+#: ``RENAMED_KEYS[experiment][old key] = new key``; :func:`htaf.results.migrate` renames them in old files
+RENAMED_KEYS: dict[str, dict[str, str]] = {
+    "snn": {"surrogate": "method"},
+    "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
+}
+
 #: allowed values of the engine's string-valued keys
 CHOICES: dict[str, tuple] = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("constant", "cosine"),
     "task": (None, "classification", "regression"),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Batches and the default loss: what the engine does unless an experiment says otherwise
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """One batch on its device: ``inputs``, ``targets`` and, for an attribute dataset, ``attributes``."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    attributes: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.targets.shape[0]
+
+
+def default_prepare_batch(batch: Sequence[torch.Tensor], device: torch.device) -> Batch:
+    """``(x, y)`` or ``(x, y, attributes)`` from a loader, moved to ``device``."""
+    moved = [tensor.to(device, non_blocking=True) for tensor in batch]
+    return Batch(*moved)
+
+
+def default_loss(outputs: torch.Tensor, batch: Batch, config: Config) -> torch.Tensor:
+    """Cross entropy for ``'classification'``, mean squared error for ``'regression'`` (in float32)."""
+    if config["task"] == "classification":
+        return F.cross_entropy(outputs.float(), batch.targets)
+    if config["task"] == "regression":
+        return F.mse_loss(outputs.float(), batch.targets)
+    raise ConfigError(f"unknown task {config['task']!r}; choose 'classification' or 'regression'")
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment contract
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: how to build its model, its default config per profile, its sweeps and hooks.
+
+    Hooks (all optional; the engine calls them in this order):
+
+    - ``validate(config)``: check the experiment's own keys of a resolved config and raise
+      :class:`ConfigError`; called before any data loads (the engine checks its own keys first).
+    - ``on_epoch_start(model, epoch, config)``: e.g. annealing schedules;
+      ``epoch`` counts from 0 (the history and ``on_epoch_end`` count from 1).
+    - ``prepare_batch(batch, device) -> Batch``: a loader's batch on the device (default
+      :func:`default_prepare_batch`: ``(x, y[, attributes])``).
+    - ``loss(outputs, batch, config) -> tensor``: the training objective (default :func:`default_loss`,
+      the task's cross entropy or MSE); also the reported ``train_loss`` and ``test_loss``.
+    - ``train_metrics(model) -> dict``: called after each backward, before the optimizer step
+      (e.g. per-layer gradient norms); values are averaged over the epoch into the history.
+    - ``after_step(model, config) -> dict | None``: called after each optimizer step (e.g. clip latent
+      binary weights, measure sign flips); returned values are averaged over the epoch like
+      ``train_metrics``.
+    - ``evaluate(model, test_loader, device, config) -> dict``: extra test metrics computed after every
+      epoch (the model in eval mode is the hook's to set), stored as ``test_<key>`` in the history row
+      and the final metrics.
+    - ``eval_metrics(model, test_loader, device, config) -> dict``: called once at the end, merged into
+      the final metrics (e.g. spike rates, switch gaps).
+
+    ``grids[profile][sweep name]`` is a ``grid`` for :func:`htaf.sweep`: the runs of the experiment's
+    book chapter (what :func:`htaf.reproduce` runs).
+    """
+
+    name: str
+    description: str
+    profiles: Mapping[str, Config]
+    build_model: Callable[[Config], nn.Module]
+    train_metrics: Callable[[nn.Module], dict[str, float]] | None = None
+    eval_metrics: Callable[[nn.Module, DataLoader, torch.device, Config], dict[str, Any]] | None = None
+    on_epoch_start: Callable[[nn.Module, int, Config], None] | None = None
+    #: config keys that may also be set to ``None`` (for example "no time constant": integrate-and-fire)
+    nullable: tuple[str, ...] = ()
+    validate: Callable[[Config], None] | None = None
+    prepare_batch: Callable[[Sequence[torch.Tensor], torch.device], Batch] = default_prepare_batch
+    loss: Callable[[Any, Batch, Config], torch.Tensor] = default_loss
+    after_step: Callable[[nn.Module, Config], dict[str, float] | None] | None = None
+    evaluate: Callable[[nn.Module, DataLoader, torch.device, Config], dict[str, float]] | None = None
+    grids: Mapping[str, Mapping[str, Mapping[str, list[Any]]]] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+_DISCOVERED = False
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment to the registry (replacing one of the same name) and return it."""
+    for kind, table in (("profile", experiment.profiles), ("grid profile", experiment.grids)):
+        for profile in table:
+            if profile not in PROFILES:
+                raise UnknownChoiceError(f"{kind} in experiment {experiment.name!r}", profile, list(PROFILES))
+    for profile, config in experiment.profiles.items():
+        missing = [key for key in REQUIRED_KEYS if key not in config]
+        if missing:
+            raise ValueError(f"experiment {experiment.name!r}, profile {profile!r} lacks config keys {missing}")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def _discover() -> None:
+    """Import every experiment module of this package once (they register themselves)."""
+    global _DISCOVERED
+    if not _DISCOVERED:
+        _DISCOVERED = True
+        for module in pkgutil.iter_modules(__path__):
+            if not module.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{module.name}")
+
+
+def available() -> list[str]:
+    """Names of the registered experiments, sorted."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get(name: str | Experiment) -> Experiment:
+    """The registered experiment called ``name`` (an :class:`Experiment` passes through)."""
+    if isinstance(name, Experiment):
+        return name
+    _discover()
+    if name not in _REGISTRY:
+        raise UnknownChoiceError("experiment", name, available())
+    return _REGISTRY[name]
+
+
+def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str, dict[str, list[Any]]]:
+    """The sweeps of an experiment's chapter under ``profile``: ``{sweep name: grid}`` (empty if none).
+
+    >>> sorted(grids("snn", "smoke"))
+    ['main', 'rate']
+    """
+    return {name: dict(grid) for name, grid in get(experiment).grids.get(resolve_profile(profile), {}).items()}
+
+
+def resolve_profile(profile: str | None = None) -> str:
+    """``profile``, else ``$HTAF_PROFILE``, else ``'smoke'``; checked against :data:`PROFILES`."""
+    chosen = profile or os.environ.get("HTAF_PROFILE") or "smoke"
+    if chosen not in PROFILES:
+        raise UnknownChoiceError("profile", chosen, list(PROFILES))
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
+# Checking configs
+# --------------------------------------------------------------------------------------------
 
 
 def _coerce(key: str, default: Any, value: Any, nullable: tuple[str, ...] = ()) -> Any:
@@ -113,10 +286,61 @@ def _coerce(key: str, default: Any, value: Any, nullable: tuple[str, ...] = ()) 
     )
 
 
-def _check_values(config: Config) -> None:
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite float inside ``value``, else ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items: Iterable = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
+def check_int(config: Config, key: str, minimum: int, maximum: int | None = None, nullable: bool = False) -> None:
+    """``config[key]`` is an integer in ``[minimum, maximum]`` (or ``None`` when ``nullable``)."""
+    value = config[key]
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(f"config key {key!r} must be an integer {bound}, got {value!r}")
+
+
+def check_number(config: Config, key: str, minimum: float = 0.0, strict: bool = True, nullable: bool = False,
+                 below: float | None = None) -> None:
+    """``config[key]`` is a finite number ``> minimum`` (``>=`` unless ``strict``), ``< below`` if given."""
+    value = config[key]
+    if value is None and nullable:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum) and (below is None or value < below)
+    if not ok:
+        bound = f"{'greater than' if strict else 'at least'} {minimum:g}" + (f" and below {below:g}" if below else "")
+        raise ConfigError(f"config key {key!r} must be a finite number {bound}, got {value!r}")
+
+
+def check_choice(config: Config, key: str, choices: Sequence[Any], kind: str | None = None) -> None:
+    """``config[key]`` is one of ``choices``, else :class:`UnknownChoiceError` ("unknown <kind> ...; valid
+    choices: ...", ``kind`` defaulting to the key)."""
+    if config[key] not in choices:
+        raise UnknownChoiceError(kind or key, config[key], [str(c) for c in choices])
+
+
+def check_widths(config: Config, key: str) -> None:
+    """``config[key]`` lists one or more layer widths, each an integer >= 1."""
+    value = config[key]
+    if not isinstance(value, list) or not value or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in value):
+        raise ConfigError(f"config key {key!r} must list one or more layer widths (integers >= 1), got {value!r}")
+
+
+def _check_engine_keys(config: Config) -> None:
+    found = _non_finite(config, "config")
+    if found:
+        raise ConfigError(f"{found} is not a finite number; NaN and infinity are not allowed in a config")
     for key, allowed in CHOICES.items():
-        if config[key] not in allowed:
-            raise UnknownChoiceError(f"value of {key!r}", config[key], [str(a) for a in allowed])
+        check_choice(config, key, allowed)
     if config["dataset"] not in data.available():
         raise UnknownChoiceError("dataset", config["dataset"], data.available())
     for key in ("epochs", "batch_size"):
@@ -124,78 +348,41 @@ def _check_values(config: Config) -> None:
             raise ConfigError(f"config key {key!r} must be at least 1, got {config[key]!r}")
     if not config["lr"] > 0:
         raise ConfigError(f"config key 'lr' must be greater than 0, got {config['lr']!r}")
+    check_number(config, "weight_decay", strict=False)
+    check_number(config, "momentum", strict=False)
+    check_int(config, "seed", 0, MAX_SEED)
+    check_int(config, "subset", 1, nullable=True)
+    if not isinstance(config["data_kwargs"], dict):
+        raise ConfigError(f"config key 'data_kwargs' must be a dict, got {config['data_kwargs']!r}")
+    try:
+        data.check_kwargs(config["dataset"], config["data_kwargs"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """A named experiment: how to build its model, and its default config per profile.
-
-    Hooks (all optional):
-
-    - ``train_metrics(model) -> dict``: called after each backward, before the
-      optimizer step; values are averaged over the epoch into the history
-      (e.g. per-layer gradient norms).
-    - ``eval_metrics(model, test_loader, device, config) -> dict``: called once
-      at the end, merged into the final test metrics (e.g. spike rates).
-    - ``on_epoch_start(model, epoch, config)``: e.g. annealing schedules;
-      ``epoch`` counts from 0 (the history and ``on_epoch_end`` count from 1).
-    """
-
-    name: str
-    description: str
-    profiles: Mapping[str, Config]
-    build_model: Callable[[Config], nn.Module]
-    train_metrics: Callable[[nn.Module], dict[str, float]] | None = None
-    eval_metrics: Callable[[nn.Module, DataLoader, torch.device, Config], dict[str, float]] | None = None
-    on_epoch_start: Callable[[nn.Module, int, Config], None] | None = None
-    #: config keys that may also be set to ``None`` (for example "no time constant": integrate-and-fire)
-    nullable: tuple[str, ...] = ()
-
-
-_REGISTRY: dict[str, Experiment] = {}
-
-
-def register(experiment: Experiment) -> Experiment:
-    """Add an experiment to the registry (replacing one of the same name) and return it."""
-    for profile, config in experiment.profiles.items():
-        if profile not in PROFILES:
-            raise UnknownChoiceError(f"profile in experiment {experiment.name!r}", profile, list(PROFILES))
-        missing = [key for key in REQUIRED_KEYS if key not in config]
-        if missing:
-            raise ValueError(f"experiment {experiment.name!r}, profile {profile!r} lacks config keys {missing}")
-    _REGISTRY[experiment.name] = experiment
-    return experiment
-
-
-def available() -> list[str]:
-    """Names of the registered experiments, sorted."""
-    return sorted(_REGISTRY)
-
-
-def get(name: str | Experiment) -> Experiment:
-    """The registered experiment called ``name`` (an :class:`Experiment` passes through)."""
-    if isinstance(name, Experiment):
-        return name
-    if name not in _REGISTRY:
-        raise UnknownChoiceError("experiment", name, available())
-    return _REGISTRY[name]
-
-
-def resolve_profile(profile: str | None = None) -> str:
-    """``profile``, else ``$HTAF_PROFILE``, else ``'smoke'``; checked against :data:`PROFILES`."""
-    chosen = profile or os.environ.get("HTAF_PROFILE") or "smoke"
-    if chosen not in PROFILES:
-        raise UnknownChoiceError("profile", chosen, list(PROFILES))
-    return chosen
+def _renamed(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the keys renamed in schema 2 replaced by their new names (with a FutureWarning)."""
+    renamed = RENAMED_KEYS.get(name, {})
+    result = {}
+    for key, value in overrides.items():
+        if key in renamed:
+            warnings.warn(f"config key {key!r} of {name!r} is now called {renamed[key]!r}; the old name will go",
+                          FutureWarning, stacklevel=4)
+            if renamed[key] in overrides:
+                raise ConfigError(f"{key!r} and {renamed[key]!r} name the same key; give {renamed[key]!r} only")
+            key = renamed[key]
+        result[key] = value
+    return result
 
 
 def resolve_config(experiment: str | Experiment, profile: str | None = None, **overrides: Any) -> Config:
-    """The full config of one run: engine defaults < profile defaults < ``overrides``.
+    """The full, checked config of one run: engine defaults < profile defaults < ``overrides``.
 
     Only known keys may be overridden, with values of the default's type: an int
     given for a float default becomes a float (``lr=1`` and ``lr=1.0`` name the
-    same run) and an integral float for an int default an int; anything else,
-    and values outside the allowed choices, raise :class:`ConfigError`.
+    same run) and an integral float for an int default an int. Every key is then
+    checked, the engine's and the experiment's (its ``validate`` hook), before any
+    data is loaded; anything wrong raises :class:`ConfigError`.
     ``task=None`` resolves to the dataset's task.
 
     >>> config = resolve_config("mlp", "smoke", epochs=1)
@@ -207,20 +394,18 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     if profile not in exp.profiles:
         raise UnknownChoiceError(f"profile for experiment {exp.name!r}", profile, list(exp.profiles))
     config = {**copy.deepcopy(ENGINE_DEFAULTS), **copy.deepcopy(dict(exp.profiles[profile]))}
-    for key, value in overrides.items():
+    for key, value in _renamed(exp.name, overrides).items():
         if key not in config:
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
         config[key] = _coerce(key, config[key], value, exp.nullable)
-    _check_values(config)
+    _check_engine_keys(config)
     if config["task"] is None:
         config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task
+    if exp.validate is not None:
+        try:
+            exp.validate(config)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as error:  # a model builder's own check
+            raise ConfigError(f"invalid config for {exp.name!r}: {error}") from None
     return config
-
-
-def _import_experiment_modules() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_experiment_modules()

@@ -5,22 +5,23 @@ function on :math:`[0,1]^d` from noisy samples (``regression_product`` by defaul
 the noiseless target, so its test MSE estimates the excess risk :math:`E(\hat f(X) - f(X))^2`.
 
 Config keys (besides the engine's): ``width``, ``depth``, ``variant`` (``plain``/``skip``/``linear``),
-``linear_share`` (``linear`` variant only), ``method`` (``htaf``, ``htaf_anneal``, ``htaf_hard``, or a
-surrogate name such as ``ste``, ``rectangle``, ``sigmoid``, ``atan``), ``alpha`` and ``beta`` (HTAF;
+``linear_share`` (``linear`` variant only), ``method`` (``htaf``, ``htaf_anneal``, ``htaf_hard``, a
+surrogate name such as ``ste``, ``rectangle``, ``sigmoid``, ``atan``, or ``<surrogate>_smooth``; any
+binary unit of :func:`htaf.nn.unit_methods`), ``alpha`` and ``beta`` (HTAF;
 for ``htaf_anneal`` ``alpha`` is the starting sharpness), ``alpha_end`` (``htaf_anneal``'s final
 sharpness) and ``surrogate_params`` (parameters of a surrogate method, e.g. ``{"alpha": 4.0}``).
 
-Metrics added at the end of training (:func:`eval_metrics`), all computed in float32 on the test set:
+Metrics added at the end of training (:func:`eval_metrics`), all computed on the test set:
 
-* classification: ``accuracy_step`` (exact step at inference, the DHN's accuracy; equals the engine's
-  ``test_accuracy`` up to autocast), ``accuracy_smooth`` (same weights, every HTAF module smooth; HTAF
-  methods only) and ``switch_gap = accuracy_smooth - accuracy_step``;
-* regression: ``mse_step``, ``mse_smooth`` and ``switch_gap = mse_step - mse_smooth`` (both gaps are
+* :func:`htaf.metrics.switch_metrics`: classification ``accuracy_step`` (exact step at inference, the
+  DHN's accuracy; equals the engine's ``test_accuracy``), ``accuracy_smooth`` (same weights, every smooth
+  unit smooth; HTAF and ``*_smooth`` methods only) and ``switch_gap = accuracy_smooth - accuracy_step``;
+  regression ``mse_step``, ``mse_smooth`` and ``switch_gap = mse_step - mse_smooth`` (both gaps are
   positive when switching to the exact step hurts);
-* firing statistics of the threshold units under the exact step (:func:`htaf.models.dhn.firing_summary`):
+* firing statistics of the threshold units under the exact step (:func:`htaf.metrics.firing_summary`):
   ``dead_share`` (never fire on the test set), ``always_on_share``, ``mean_firing_rate`` and per-layer lists.
 
-:data:`GRIDS` holds the sweeps the book chapter runs per profile.
+:data:`GRIDS` holds the sweeps the book chapter runs per profile: ``GRIDS[experiment][profile][sweep]``.
 
 >>> from htaf.experiments import get, resolve_config
 >>> config = resolve_config("dhn", "smoke", depth=3, variant="linear")
@@ -38,10 +39,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data
-from htaf.experiments import Config, Experiment, register
-from htaf.models.dhn import DHN, HTAF_METHODS, anneal_alpha, firing_rates, firing_summary, set_alpha
-from htaf.nn import HTAF, use_mode
+from htaf import data, metrics
+from htaf.experiments import (
+    Config,
+    ConfigError,
+    Experiment,
+    UnknownChoiceError,
+    check_choice,
+    check_int,
+    check_number,
+    register,
+)
+from htaf.models.dhn import DHN, HTAF_METHODS, VARIANTS, anneal_alpha, n_linear_units, set_alpha
+from htaf.nn import HTAF, make_unit, unit_methods
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -79,53 +89,36 @@ def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
         set_alpha(model, anneal_alpha(epoch, config["epochs"], config["alpha"], config["alpha_end"]))
 
 
-@torch.no_grad()
-def _score(model: nn.Module, loader: DataLoader, device: torch.device, task: str) -> float:
-    """Accuracy (classification) or mean squared error (regression) of ``model`` in its current mode."""
-    total, count = 0.0, 0
-    for inputs, targets in loader:
-        outputs = model(inputs.to(device)).float()
-        targets = targets.to(device)
-        if task == "classification":
-            total += (outputs.argmax(dim=1) == targets).sum().item()
-        else:
-            total += ((outputs - targets) ** 2).sum().item()
-        count += targets.shape[0]
-    return total / count
-
-
-def switch_metrics(model: nn.Module, loader: DataLoader, device: torch.device, task: str) -> dict[str, float]:
-    r"""Score with the exact step and, if the model has HTAF modules, with smooth HTAF; and their gap.
-
-    Classification: ``accuracy_step``, ``accuracy_smooth``, ``switch_gap = accuracy_smooth - accuracy_step``.
-    Regression: ``mse_step``, ``mse_smooth``, ``switch_gap = mse_step - mse_smooth``. The model is
-    evaluated in eval mode and its train/eval state restored.
-    """
-    name = "accuracy" if task == "classification" else "mse"
-    was_training = model.training
-    model.eval()
+def validate(config: Config) -> None:
+    """Every model key of a DHN config (called before any data loads)."""
+    check_int(config, "width", 1)
+    check_int(config, "depth", 1)
+    check_choice(config, "variant", VARIANTS, "DHN variant")
+    if config["variant"] == "linear":
+        try:
+            n_linear_units(config["width"], config["linear_share"])
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    methods = unit_methods(binary=True)
+    if config["method"] not in methods:
+        raise UnknownChoiceError("DHN method", config["method"], methods)
+    for key in ("alpha", "beta", "alpha_end"):
+        check_number(config, key)
     try:
-        with use_mode(model, "step"):
-            step = _score(model, loader, device, task)
-        metrics = {f"{name}_step": step}
-        if any(isinstance(m, HTAF) for m in model.modules()):
-            with use_mode(model, "smooth"):
-                smooth = _score(model, loader, device, task)
-            metrics[f"{name}_smooth"] = smooth
-            metrics["switch_gap"] = smooth - step if task == "classification" else step - smooth
-    finally:
-        model.train(was_training)
-    return metrics
+        make_unit(config["method"], alpha=config["alpha"], beta=config["beta"],
+                  surrogate_params=config["surrogate_params"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"surrogate_params for method {config['method']!r}: {error}") from None
 
 
 def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
-    """End-of-training metrics: :func:`switch_metrics` and the firing statistics of the threshold units."""
+    """End-of-training metrics: :func:`htaf.metrics.switch_metrics` and the firing statistics of the threshold units."""
     on_epoch_start(model, config["epochs"] - 1, config)  # the last epoch's alpha, also for a run resumed at its end
-    metrics: dict[str, Any] = switch_metrics(model, loader, device, config["task"])
-    metrics.update(firing_summary(firing_rates(model, loader, device)))
+    found: dict[str, Any] = metrics.switch_metrics(model, loader, device, config)
+    found.update(metrics.firing_summary(metrics.firing_rates(model, loader, device)))
     if config["method"] in HTAF_METHODS:
-        metrics["final_alpha"] = next(m.alpha for m in model.modules() if isinstance(m, HTAF))
-    return metrics
+        found["final_alpha"] = next(m.alpha for m in model.modules() if isinstance(m, HTAF))
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,6 +208,8 @@ EXPERIMENT = register(
         build_model=build_model,
         eval_metrics=eval_metrics,
         on_epoch_start=on_epoch_start,
+        validate=validate,
+        grids=GRIDS["dhn"],
     )
 )
 
@@ -226,5 +221,7 @@ REGRESSION_EXPERIMENT = register(
         build_model=build_model,
         eval_metrics=eval_metrics,
         on_epoch_start=on_epoch_start,
+        validate=validate,
+        grids=GRIDS["dhn_regression"],
     )
 )

@@ -1,5 +1,9 @@
 """``mlp``: a multilayer perceptron classifier, the engine's baseline experiment.
 
+Config keys (besides the engine's): ``hidden`` (widths), ``method`` (any :func:`htaf.nn.unit_methods`
+name: ``relu``, ``htaf``, a surrogate spike, ...) and ``surrogate_params``. Per epoch,
+``grad_norm_fc<k>`` is the gradient norm of the k-th linear layer (:func:`htaf.metrics.gradient_norms`).
+
 >>> from htaf.experiments import get, resolve_config
 >>> model = get("mlp").build_model(resolve_config("mlp", "smoke"))
 >>> sum(p.numel() for p in model.parameters())
@@ -9,12 +13,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import nn
 
-from htaf import data
-from htaf.experiments import Config, Experiment, register
+from htaf import data, metrics
+from htaf.experiments import Config, ConfigError, Experiment, UnknownChoiceError, check_widths, register
 from htaf.models import MLP
+from htaf.nn import make_unit, unit_methods
 
 
 def build_model(config: Config) -> nn.Module:
@@ -23,23 +29,33 @@ def build_model(config: Config) -> nn.Module:
         in_features=math.prod(info.input_shape),
         hidden=config["hidden"],
         out_features=info.num_outputs,
-        activation=config["activation"],
-        activation_kwargs=config["activation_kwargs"],
+        method=config["method"],
+        surrogate_params=config["surrogate_params"],
     )
 
 
-def gradient_norms(model: nn.Module) -> dict[str, float]:
-    """L2 norm of each Linear layer's weight gradient, keyed ``grad_norm_<i>``."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return {f"grad_norm_{i}": layer.weight.grad.norm().item() for i, layer in enumerate(linears)}
+def validate(config: Config) -> None:
+    """``hidden`` widths, a known ``method`` and ``surrogate_params`` that method accepts."""
+    check_widths(config, "hidden")
+    if config["method"] not in unit_methods():
+        raise UnknownChoiceError("method", config["method"], unit_methods())
+    try:
+        make_unit(config["method"], surrogate_params=config["surrogate_params"])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"surrogate_params for method {config['method']!r}: {error}") from None
 
 
-MODEL_DEFAULTS = {"activation": "relu", "activation_kwargs": {}}
+MODEL_DEFAULTS: dict[str, Any] = {"method": "relu", "surrogate_params": {}}
+
+#: ``GRIDS["mlp"][profile][sweep]``: the baseline run of each profile
+GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
+    "mlp": {profile: {"baseline": {}} for profile in ("smoke", "cpu", "gpu")},
+}
 
 EXPERIMENT = register(
     Experiment(
         name="mlp",
-        description="MLP classifier with a configurable activation (engine baseline)",
+        description="MLP classifier with a configurable unit (engine baseline)",
         profiles={
             "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 3, "lr": 3e-3, "seed": 0,
                       "hidden": [32], **MODEL_DEFAULTS},
@@ -49,6 +65,8 @@ EXPERIMENT = register(
                     "hidden": [1024, 1024], "lr_schedule": "cosine", **MODEL_DEFAULTS},
         },
         build_model=build_model,
-        train_metrics=gradient_norms,
+        train_metrics=metrics.gradient_norms,
+        validate=validate,
+        grids=GRIDS["mlp"],
     )
 )

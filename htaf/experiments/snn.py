@@ -14,18 +14,19 @@ Config keys (besides the engine's):
   ``fc_hidden``).
 * ``T``, ``encoding`` (``"direct"`` | ``"rate"``), ``readout`` (``"potential"`` | ``"rate"``; the engine's
   loss is cross-entropy, so ``"potential"``, the time-averaged output current, is the default).
-* ``surrogate``, ``surrogate_params``, ``peak_slope``.
+* ``method`` (the surrogate of the LIF spike: a name of :func:`htaf.surrogates.available`; the key that
+  chooses the unit in every family), ``surrogate_params``, ``peak_slope``.
 * LIF: ``tau`` (``None`` for integrate-and-fire), ``threshold``, ``reset`` (``"soft"`` | ``"hard"``),
   ``detach_reset``, ``decay_input``, ``lif_backend`` (``"fused"`` | ``"loop"``).
 * ``rate_samples``: test samples used to measure the spike rates at the end.
 
-Per epoch, ``grad_norm_<layer>`` is the L2 norm of each weight layer's gradient (mean over batches);
-at the end ``spike_rate_<lif>`` is each LIF layer's spikes per neuron per step on the first
-``rate_samples`` test images (2000 of 10 000 in the ``cpu`` profile).
+Per epoch, ``grad_norm_<layer>`` is the L2 norm of each weight layer's gradient (mean over batches;
+:func:`htaf.metrics.gradient_norms`); at the end ``spike_rate_<lif>`` is each LIF layer's spikes per
+neuron per step on the first ``rate_samples`` test images (2000 of 10 000 in the ``cpu`` profile).
 
 >>> from htaf.experiments import get, resolve_config
 >>> model = get("snn").build_model(resolve_config("snn", "smoke"))
->>> [name for name in layer_names(model)]
+>>> [name for name in metrics.weight_layers(model)]
 ['fc1', 'fc2', 'fc3']
 """
 
@@ -38,8 +39,18 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, surrogates
-from htaf.experiments import Config, Experiment, register
+from htaf import data, metrics, surrogates
+from htaf.experiments import (
+    Config,
+    ConfigError,
+    Experiment,
+    UnknownChoiceError,
+    check_choice,
+    check_int,
+    check_number,
+    check_widths,
+    register,
+)
 from htaf.models import snn
 
 ARCHS = ("fc", "conv")
@@ -53,18 +64,46 @@ def _input_stats(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
     return images.mean(dim=(0, 2, 3))[:, None, None], images.std(dim=(0, 2, 3)).clamp_min(1e-6)[:, None, None]
 
 
-def build_model(config: Config) -> snn.SpikingNet:
-    """The FC-SNN or CSNN of ``config`` (see the module docstring for the keys)."""
-    if config["rate_samples"] < 1:
-        raise ValueError(f"rate_samples must be at least 1, got {config['rate_samples']!r}")
+def _surrogate(config: Config) -> surrogates.Surrogate:
+    """The LIF spike's surrogate: ``method`` with ``surrogate_params``, matched to ``peak_slope`` unless ``None``."""
+    name, params, peak = config["method"], config["surrogate_params"], config["peak_slope"]
+    return surrogates.get(name, **params) if peak is None else surrogates.with_peak_slope(name, peak, **params)
+
+
+def validate(config: Config) -> None:
+    """Every model key of an SNN config (called before any data loads)."""
     info = data.describe(config["dataset"], **config["data_kwargs"])
     if info.task != "classification" or len(info.input_shape) != 3:
-        raise ValueError(f"the snn experiment needs an image classification dataset, got {config['dataset']!r}")
-    name, params = config["surrogate"], config["surrogate_params"]
-    peak = config["peak_slope"]
-    surrogate = surrogates.get(name, **params) if peak is None else surrogates.with_peak_slope(name, peak, **params)
+        raise ConfigError(f"the snn experiment needs an image classification dataset, got {config['dataset']!r}")
+    check_choice(config, "arch", ARCHS, "arch")
+    check_widths(config, "hidden")
+    check_int(config, "channels", 1)
+    check_int(config, "fc_hidden", 1, nullable=True)
+    check_int(config, "T", 1)
+    check_choice(config, "encoding", snn.ENCODINGS, "encoding")
+    check_choice(config, "readout", snn.READOUTS, "readout")
+    check_choice(config, "reset", snn.RESETS, "reset")
+    check_choice(config, "lif_backend", snn.BACKENDS, "lif_backend")
+    check_number(config, "tau", 1.0, strict=False, nullable=True)
+    check_number(config, "threshold")
+    check_number(config, "peak_slope", nullable=True)
+    check_int(config, "rate_samples", 1)
+    if config["method"] not in surrogates.available():
+        raise UnknownChoiceError("surrogate", config["method"], surrogates.available())
+    try:
+        _surrogate(config)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"surrogate {config['method']!r}: {error}") from None
+    if config["arch"] == "conv" and info.input_shape[1] % 4:
+        raise ConfigError(f"arch 'conv' needs an image size divisible by 4, got {info.input_shape[1]}")
+
+
+def build_model(config: Config) -> snn.SpikingNet:
+    """The FC-SNN or CSNN of ``config`` (see the module docstring for the keys)."""
+    validate(config)
+    info = data.describe(config["dataset"], **config["data_kwargs"])
     tau = math.inf if config["tau"] is None else config["tau"]
-    lif = dict(surrogate=surrogate, tau=tau, threshold=config["threshold"], reset=config["reset"],
+    lif = dict(surrogate=_surrogate(config), tau=tau, threshold=config["threshold"], reset=config["reset"],
                detach_reset=config["detach_reset"], decay_input=config["decay_input"],
                backend=config["lif_backend"])
     mean, std = _input_stats(config) if config["encoding"] == "rate" else (0.0, 1.0)
@@ -74,44 +113,18 @@ def build_model(config: Config) -> snn.SpikingNet:
     if config["arch"] == "fc":
         return snn.fc_snn(math.prod(info.input_shape), info.num_outputs, config["hidden"], norm=config["norm"],
                           **common)
-    if config["arch"] == "conv":
-        return snn.csnn(channels, info.num_outputs, size, config["channels"], config["fc_hidden"], **common)
-    raise ValueError(f"unknown arch {config['arch']!r}; choose one of {', '.join(ARCHS)}")
+    return snn.csnn(channels, info.num_outputs, size, config["channels"], config["fc_hidden"], **common)
 
 
-def layer_names(model: nn.Module) -> dict[str, nn.Module]:
-    """Weight layers in forward order: ``conv1, conv2, ..., fc1, fc2, ...``."""
-    names: dict[str, nn.Module] = {}
-    counts = {"conv": 0, "fc": 0}
-    for module in model.modules():
-        kind = "conv" if isinstance(module, nn.Conv2d) else "fc" if isinstance(module, nn.Linear) else None
-        if kind:
-            counts[kind] += 1
-            names[f"{kind}{counts[kind]}"] = module
-    return names
-
-
-def gradient_norms(model: nn.Module) -> dict[str, float]:
-    """``grad_norm_<layer>``: L2 norm of each weight layer's gradient (one host sync for all layers)."""
-    layers = layer_names(model)
-    norms = torch.stack([m.weight.grad.detach().float().norm() if m.weight.grad is not None
-                         else torch.zeros((), device=m.weight.device) for m in layers.values()])
-    return {f"grad_norm_{name}": value for name, value in zip(layers, norms.tolist())}
+#: deprecated aliases of :func:`htaf.metrics.weight_layers` and :func:`htaf.metrics.gradient_norms`
+layer_names = metrics.weight_layers
+gradient_norms = metrics.gradient_norms
 
 
 def spike_rate_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
     """``spike_rate_<lif>``: spikes per neuron per step of each LIF layer on the first ``rate_samples`` test inputs."""
-    def inputs():
-        seen = 0
-        for x, _ in loader:
-            if seen >= config["rate_samples"]:
-                return
-            x = x[: config["rate_samples"] - seen]
-            seen += len(x)
-            yield x.to(device)
-
-    rates = snn.spike_rates(model, inputs())
-    return {f"spike_rate_{name}": rate for name, rate in rates.items()}
+    inputs = (x.to(device) for x in metrics.first_inputs(loader, config["rate_samples"]))
+    return {f"spike_rate_{name}": rate for name, rate in snn.spike_rates(model, inputs).items()}
 
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -123,7 +136,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "T": 4,
     "encoding": "direct",
     "readout": "potential",
-    "surrogate": "htaf",
+    "method": "htaf",
     "surrogate_params": {},
     "peak_slope": 1.0,
     "tau": 2.0,
@@ -147,20 +160,22 @@ PROFILES: dict[str, Config] = {
             "arch": "conv", "lr_schedule": "cosine", "rate_samples": 10000},
 }
 
-#: the runs of the chapter per profile: ``"main"`` is the surrogate comparison (direct encoding),
-#: ``"rate"`` repeats it with Bernoulli rate encoding on one dataset
-GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
-    "smoke": {
-        "main": {"dataset": ["digits"], "seed": [0, 1], "surrogate": SURROGATES},
-        "rate": {"dataset": ["digits"], "seed": [0], "encoding": ["rate"], "surrogate": SURROGATES},
-    },
-    "cpu": {
-        "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2], "surrogate": SURROGATES},
-        "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "surrogate": SURROGATES},
-    },
-    "gpu": {
-        "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2], "surrogate": SURROGATES},
-        "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "surrogate": SURROGATES},
+#: the runs of the chapter, ``GRIDS["snn"][profile][sweep]``: ``"main"`` is the surrogate comparison (direct
+#: encoding), ``"rate"`` repeats it with Bernoulli rate encoding on one dataset
+GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
+    "snn": {
+        "smoke": {
+            "main": {"dataset": ["digits"], "seed": [0, 1], "method": SURROGATES},
+            "rate": {"dataset": ["digits"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
+        },
+        "cpu": {
+            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2], "method": SURROGATES},
+            "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
+        },
+        "gpu": {
+            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2], "method": SURROGATES},
+            "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
+        },
     },
 }
 
@@ -170,8 +185,10 @@ EXPERIMENT = register(
         description="LIF spiking networks (FC / CSNN) trained with HTAF vs standard surrogate gradients",
         profiles=PROFILES,
         build_model=build_model,
-        train_metrics=gradient_norms,
+        train_metrics=metrics.gradient_norms,
         eval_metrics=spike_rate_metrics,
         nullable=("tau", "peak_slope"),
+        validate=validate,
+        grids=GRIDS["snn"],
     )
 )

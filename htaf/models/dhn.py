@@ -27,7 +27,8 @@ Following Kong, Chen, Langer and Schmidt-Hieber (2025, arXiv 2505.00110), three 
     with :math:`k = \mathrm{round}(\text{linear\_share} \cdot m)` linear units (at least one) and
     :math:`m - k` threshold units per layer. The linear units carry real-valued information forward.
 
-Hidden threshold units are built by ``method``:
+Hidden threshold units are built by :func:`htaf.nn.make_unit` from ``method`` (any binary unit of
+:func:`htaf.nn.unit_methods`):
 
 * ``"htaf"``: :class:`htaf.nn.HTAF` in ``"smooth"`` mode with ``step_at_eval=True``: smooth HTAF while
   training, exact step at inference (the *switch*).
@@ -36,6 +37,11 @@ Hidden threshold units are built by ``method``:
 * ``"htaf_hard"``: :class:`htaf.nn.HTAF` in ``"hard"`` mode: exact step forward, HTAF derivative backward.
 * any other name of :func:`htaf.surrogates.available` (``"ste"``, ``"rectangle"``, ``"sigmoid"``, ``"atan"``,
   ...): :class:`htaf.nn.Spike`, exact step forward, that surrogate's derivative backward.
+* ``"<surrogate>_smooth"`` (``"sigmoid_smooth"``, ...): :class:`htaf.nn.Smooth`, the surrogate's smooth
+  primitive while training, exact step at inference.
+
+Firing statistics of the threshold units: :func:`htaf.metrics.firing_rates` and
+:func:`htaf.metrics.firing_summary`.
 
 >>> net = DHN(in_features=4, out_features=3, width=8, depth=3, variant="skip", method="htaf")
 >>> net.eval()(torch.zeros(2, 4)).shape
@@ -47,13 +53,13 @@ torch.Size([2, 3])
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable
 
 import torch
 from torch import nn
 
-from htaf import surrogates
-from htaf.nn import HTAF, Spike, use_mode
+from htaf.nn import HTAF, make_unit, unit_methods
 
 __all__ = [
     "VARIANTS",
@@ -76,26 +82,16 @@ HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
 def make_threshold(
     method: str, alpha: float = 4.0, beta: float = 1.0, surrogate_params: dict[str, float] | None = None
 ) -> nn.Module:
-    """Build one threshold activation for ``method`` (see the module docstring).
+    """Deprecated: :func:`htaf.nn.make_unit` (binary methods only, as before)."""
+    warnings.warn("htaf.models.dhn.make_threshold is deprecated; use htaf.nn.make_unit", DeprecationWarning,
+                  stacklevel=2)
+    return _threshold(method, alpha, beta, surrogate_params)
 
-    ``alpha`` and ``beta`` parametrise HTAF (the three HTAF methods); ``surrogate_params`` go to the
-    surrogate of any other method (its registry defaults when ``None``).
 
-    >>> make_threshold("htaf_hard", alpha=8.0)
-    HTAF(alpha=8.0, beta=1.0, mode='hard')
-    >>> make_threshold("atan")
-    Spike(Atan(alpha=2.0), signed=False)
-    >>> make_threshold("sigmoid", surrogate_params={"alpha": 10.0})
-    Spike(Sigmoid(alpha=10.0), signed=False)
-    """
-    if method in ("htaf", "htaf_anneal"):
-        return HTAF(alpha=alpha, beta=beta, mode="smooth", step_at_eval=True)
-    if method == "htaf_hard":
-        return HTAF(alpha=alpha, beta=beta, mode="hard")
-    if method not in surrogates.available():
-        choices = ", ".join([*HTAF_METHODS, *(s for s in surrogates.available() if s != "htaf")])
-        raise ValueError(f"unknown DHN method {method!r}; choose one of {choices}")
-    return Spike(method, **(surrogate_params or {}))
+def _threshold(method: str, alpha: float, beta: float, surrogate_params: dict[str, float] | None) -> nn.Module:
+    if method not in unit_methods(binary=True):
+        raise ValueError(f"unknown DHN method {method!r}; choose one of {', '.join(unit_methods(binary=True))}")
+    return make_unit(method, alpha=alpha, beta=beta, surrogate_params=surrogate_params)
 
 
 def n_linear_units(width: int, linear_share: float) -> int:
@@ -190,7 +186,7 @@ class DHN(nn.Module):
             DHNLayer(
                 in_features if i == 0 else width,
                 width,
-                make_threshold(method, alpha, beta, surrogate_params),
+                _threshold(method, alpha, beta, surrogate_params),
                 n_linear=n_linear,
             )
             for i in range(depth)
@@ -254,61 +250,23 @@ def anneal_alpha(epoch: int, epochs: int, alpha_start: float, alpha_end: float) 
 
 
 # --------------------------------------------------------------------------------------------
-# Firing statistics
+# Firing statistics: deprecated aliases of htaf.metrics
 # --------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def firing_rates(
-    model: DHN, batches: Iterable, device: torch.device | str = "cpu"
-) -> list[torch.Tensor]:
-    """Per-unit firing frequency of every threshold unit under the exact step, layer by layer.
+def firing_rates(model: DHN, batches: Iterable, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Deprecated: :func:`htaf.metrics.firing_rates` (this alias returns the per-layer rates as a list)."""
+    from htaf import metrics
 
-    ``batches`` yields input tensors or ``(inputs, ...)`` tuples (a DataLoader). The network runs in
-    eval mode with every HTAF module in ``"step"`` mode (Spike modules are exact steps already), and
-    the frequency of a unit is the share of inputs on which it outputs 1. Returns one float64 tensor
-    of shape ``(n_binary,)`` per hidden layer. The model's train/eval state is restored.
-    """
-    was_training = model.training
-    counts = [torch.zeros(n, dtype=torch.float64) for n in model.binary_units]
-    seen = 0
-    outputs: list[torch.Tensor] = []
-    hooks = [layer.act.register_forward_hook(lambda _m, _i, out: outputs.append(out)) for layer in model.layers]
-    try:
-        model.eval()
-        with use_mode(model, "step"):
-            for batch in batches:
-                inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                outputs.clear()
-                model(inputs.to(device))
-                for i, out in enumerate(outputs):
-                    counts[i] += (out == 1).sum(dim=0).to("cpu", torch.float64)
-                seen += inputs.shape[0]
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    if seen == 0:
-        raise ValueError("firing_rates got no inputs")
-    return [c / seen for c in counts]
+    warnings.warn("htaf.models.dhn.firing_rates is deprecated; use htaf.metrics.firing_rates", DeprecationWarning,
+                  stacklevel=2)
+    return list(metrics.firing_rates(model, batches, device).values())
 
 
 def firing_summary(rates: list[torch.Tensor]) -> dict[str, float | list[float]]:
-    """Shares of threshold units that never fire (``dead_share``) or always fire (``always_on_share``).
+    """Deprecated: :func:`htaf.metrics.firing_summary`."""
+    from htaf import metrics
 
-    Shares are over all threshold units of the network; ``*_by_layer`` lists give them per layer and
-    ``mean_firing_rate`` is the average unit's frequency.
-
-    >>> firing_summary([torch.tensor([0.0, 1.0, 0.5, 0.5])])["dead_share"]
-    0.25
-    """
-    flat = torch.cat(rates)
-    if flat.numel() == 0:
-        raise ValueError("the network has no threshold units")
-    return {
-        "dead_share": float((flat == 0).double().mean()),
-        "always_on_share": float((flat == 1).double().mean()),
-        "mean_firing_rate": float(flat.mean()),
-        "dead_share_by_layer": [float((r == 0).double().mean()) for r in rates],
-        "always_on_share_by_layer": [float((r == 1).double().mean()) for r in rates],
-    }
+    warnings.warn("htaf.models.dhn.firing_summary is deprecated; use htaf.metrics.firing_summary",
+                  DeprecationWarning, stacklevel=2)
+    return metrics.firing_summary(rates)

@@ -214,6 +214,10 @@ class LIF(nn.Module):
     [0.0, 1.0, 0.0]
     """
 
+    #: read by :mod:`htaf.metrics`: the outputs are binary spikes, time-major ``[T, B, ...]``
+    binary_unit = True
+    time_major = True
+
     def __init__(
         self,
         surrogate: str | surrogates.Surrogate = "htaf",

@@ -1,0 +1,257 @@
+"""Measurements of binary networks that every model family shares.
+
+* **Firing**: :func:`firing_rates` (per-unit firing frequency of every binary unit under the exact step)
+  and :func:`firing_summary` (shares of units that never fire or always fire, mean rate).
+* **The switch**: :func:`switch_metrics` scores one trained network with its smooth units and with exact
+  steps (through the engine's :func:`htaf.train.evaluate`).
+* **Gradients**: :func:`gradient_norms`, one key scheme for every family: ``grad_norm_<layer>`` where
+  ``<layer>`` is ``conv<k>`` for the k-th convolution and ``fc<k>`` for the k-th linear layer, counted
+  from 1 in the order of ``model.modules()`` (:func:`weight_layers`).
+* **Binary weights**: :func:`flip_ratio` and :class:`FlipCounter`, the share of binary weights that change
+  sign in an update (BNN training).
+
+Binary units are the :mod:`htaf.nn` modules :class:`~htaf.nn.HTAF`, :class:`~htaf.nn.Spike` and
+:class:`~htaf.nn.Smooth`, and any module with a true ``binary_unit`` attribute (the LIF layer of
+:mod:`htaf.models.snn`, whose outputs are time-major, ``time_major = True``).
+
+>>> import torch
+>>> from torch import nn
+>>> from htaf.nn import HTAF
+>>> model = nn.Sequential(nn.Linear(2, 3), HTAF())
+>>> sorted(weight_layers(model)), list(binary_units(model))
+(['fc1'], ['1'])
+>>> flip_ratio(torch.tensor([1.0, -2.0, 0.5, -1.0]), torch.tensor([1.0, 2.0, -0.5, -1.0]))
+0.5
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from htaf import train
+from htaf.nn import HTAF, SWITCHABLE, Smooth, Spike, use_mode
+
+__all__ = [
+    "FlipCounter",
+    "binary_units",
+    "firing_rates",
+    "firing_summary",
+    "first_inputs",
+    "flip_ratio",
+    "gradient_norms",
+    "switch_metrics",
+    "weight_layers",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Firing
+# --------------------------------------------------------------------------------------------
+
+
+def binary_units(model: nn.Module) -> dict[str, nn.Module]:
+    """The binary units of ``model`` (see the module docstring), by qualified module name."""
+    return {
+        name: module for name, module in model.named_modules()
+        if isinstance(module, (HTAF, Spike, Smooth)) or getattr(module, "binary_unit", False)
+    }
+
+
+def first_inputs(batches: Iterable, limit: int | None = None) -> Iterator[torch.Tensor]:
+    """The inputs of ``batches`` (a loader's ``(x, y, ...)`` tuples or bare tensors), stopping after ``limit`` samples."""
+    seen = 0
+    for batch in batches:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if limit is not None:
+            if seen >= limit:
+                return
+            inputs = inputs[: limit - seen]
+        seen += inputs.shape[0]
+        yield inputs
+
+
+@torch.no_grad()
+def firing_rates(
+    model: nn.Module,
+    batches: Iterable,
+    device: torch.device | str = "cpu",
+    units: dict[str, nn.Module] | None = None,
+    limit: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-unit firing frequency of every binary unit under the exact step, by unit module.
+
+    ``batches`` yields input tensors or ``(inputs, ...)`` tuples (a DataLoader); only the first ``limit``
+    samples are used when given. The network runs in eval mode with every switchable unit in ``"step"``
+    mode, and a unit's frequency is the share of its outputs that equal 1 (over samples, and over time
+    steps for time-major units). ``units`` defaults to :func:`binary_units`. Returns one float64 tensor of
+    the unit's output shape (without the sample and time dimensions) per module. The model's train/eval
+    state is restored.
+    """
+    units = binary_units(model) if units is None else units
+    counts: dict[str, torch.Tensor] = {}
+    samples: dict[str, int] = {}
+
+    def record(name: str, module: nn.Module):
+        def hook(_module, _inputs, out):
+            leading = 2 if getattr(module, "time_major", False) else 1
+            fired = (out == 1).flatten(0, leading - 1).sum(dim=0, dtype=torch.float64).cpu()
+            counts[name] = counts[name] + fired if name in counts else fired
+            samples[name] = samples.get(name, 0) + out.shape[:leading].numel()
+        return hook
+
+    hooks = [module.register_forward_hook(record(name, module)) for name, module in units.items()]
+    was_training = model.training
+    seen = 0
+    try:
+        model.eval()
+        with use_mode(model, "step"):
+            for inputs in first_inputs(batches, limit):
+                model(inputs.to(device))
+                seen += inputs.shape[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("firing_rates got no inputs")
+    return {name: counts[name] / samples[name] for name in units if name in counts}
+
+
+def firing_summary(rates: dict[str, torch.Tensor] | list[torch.Tensor]) -> dict[str, float | list[float]]:
+    """Shares of binary units that never fire (``dead_share``) or always fire (``always_on_share``).
+
+    Shares are over all units of the network; ``*_by_layer`` lists give them per unit module and
+    ``mean_firing_rate`` is the average unit's frequency.
+
+    >>> firing_summary([torch.tensor([0.0, 1.0, 0.5, 0.5])])["dead_share"]
+    0.25
+    """
+    layers = [rate.flatten() for rate in (rates.values() if isinstance(rates, dict) else rates)]
+    flat = torch.cat(layers) if layers else torch.zeros(0)
+    if flat.numel() == 0:
+        raise ValueError("the network has no binary units")
+    return {
+        "dead_share": float((flat == 0).double().mean()),
+        "always_on_share": float((flat == 1).double().mean()),
+        "mean_firing_rate": float(flat.mean()),
+        "dead_share_by_layer": [float((r == 0).double().mean()) for r in layers],
+        "always_on_share_by_layer": [float((r == 1).double().mean()) for r in layers],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The switch from smooth units to exact steps
+# --------------------------------------------------------------------------------------------
+
+
+def switch_metrics(model: nn.Module, loader: DataLoader | Iterable, device: torch.device | str,
+                   config: dict[str, Any], experiment: Any = None) -> dict[str, float]:
+    r"""Score ``model`` with exact steps and, if it has switchable (smooth) units, with them smooth; and the gap.
+
+    Scores come from :func:`htaf.train.evaluate` (with ``experiment``'s batch and loss hooks, default the
+    engine's) under ``config`` (``task``; ``amp``). Classification: ``accuracy_step``, ``accuracy_smooth``,
+    ``switch_gap = accuracy_smooth - accuracy_step``. Regression: ``mse_step``, ``mse_smooth``,
+    ``switch_gap = mse_step - mse_smooth``; both gaps are positive when the switch hurts. The model's
+    train/eval state is restored.
+    """
+    device = torch.device(device)
+    classification = config["task"] == "classification"
+    key, name = ("test_accuracy", "accuracy") if classification else ("test_loss", "mse")
+    was_training = model.training
+    try:
+        with use_mode(model, "step"):
+            step = train.evaluate(model, loader, device, config, experiment)[key]
+        metrics = {f"{name}_step": step}
+        if any(isinstance(m, SWITCHABLE) for m in model.modules()):
+            with use_mode(model, "smooth"):
+                smooth = train.evaluate(model, loader, device, config, experiment)[key]
+            metrics[f"{name}_smooth"] = smooth
+            metrics["switch_gap"] = smooth - step if classification else step - smooth
+    finally:
+        model.train(was_training)
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients
+# --------------------------------------------------------------------------------------------
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Convolutions and linear layers named ``conv1, conv2, ...`` and ``fc1, fc2, ...`` in ``modules()`` order."""
+    names: dict[str, nn.Module] = {}
+    counts = {"conv": 0, "fc": 0}
+    for module in model.modules():
+        kind = ("conv" if isinstance(module, nn.modules.conv._ConvNd)
+                else "fc" if isinstance(module, nn.Linear) else None)
+        if kind:
+            counts[kind] += 1
+            names[f"{kind}{counts[kind]}"] = module
+    return names
+
+
+def gradient_norms(model: nn.Module) -> dict[str, float]:
+    """``grad_norm_<layer>``: L2 norm of each weight layer's weight gradient (one host sync for all layers).
+
+    A layer without a gradient (frozen, or unused in this step) reports 0.
+    """
+    layers = weight_layers(model)
+    if not layers:
+        return {}
+    norms = torch.stack([m.weight.grad.detach().float().norm() if m.weight.grad is not None
+                         else torch.zeros((), device=m.weight.device) for m in layers.values()])
+    return {f"grad_norm_{name}": value for name, value in zip(layers, norms.tolist())}
+
+
+# --------------------------------------------------------------------------------------------
+# Sign flips of binary weights
+# --------------------------------------------------------------------------------------------
+
+
+def _signs(tensors: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:
+    """Signs as booleans (True for >= 0, the convention of :func:`htaf.functional.sign`), flattened."""
+    if isinstance(tensors, torch.Tensor):
+        tensors = [tensors]
+    return torch.cat([t.detach().flatten() >= 0 for t in tensors])
+
+
+def flip_ratio(before: torch.Tensor | Iterable[torch.Tensor], after: torch.Tensor | Iterable[torch.Tensor]) -> float:
+    """Share of weights whose sign (``+1`` at ``>= 0``, else ``-1``) differs between ``before`` and ``after``.
+
+    Both are tensors, or matching sequences of tensors (e.g. every binary layer's latent weights).
+    """
+    old, new = _signs(before), _signs(after)
+    if old.shape != new.shape:
+        raise ValueError(f"flip_ratio needs weights of the same size, got {old.numel()} and {new.numel()}")
+    if old.numel() == 0:
+        raise ValueError("flip_ratio got no weights")
+    return float((old != new).double().mean())
+
+
+class FlipCounter:
+    """Share of binary weights that change sign per update, for an ``after_step`` hook.
+
+    >>> w = torch.tensor([1.0, -1.0, 2.0, -2.0])
+    >>> counter = FlipCounter([w])
+    >>> w.mul_(torch.tensor([-1.0, 1.0, 1.0, 1.0])) is w
+    True
+    >>> counter.update()
+    0.25
+    >>> counter.update()  # no change since the last update
+    0.0
+    """
+
+    def __init__(self, weights: Iterable[torch.Tensor]):
+        self.weights = list(weights)
+        self.signs = _signs(self.weights)
+
+    def update(self) -> float:
+        """Flip ratio since the previous call (or construction); then remember the current signs."""
+        signs = _signs(self.weights)
+        ratio = float((signs != self.signs).double().mean()) if signs.numel() else 0.0
+        self.signs = signs
+        return ratio

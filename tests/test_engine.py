@@ -1,0 +1,268 @@
+"""The engine contract: experiment hooks, batches with attributes, grids, reproduce, migration, light import."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from htaf import data, experiments, metrics, results, train
+from htaf.__main__ import main
+from htaf.experiments import Batch, Experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    fitted = []
+    real_fit = train.fit
+
+    def counting_fit(experiment, config, *args, **kwargs):
+        fitted.append(config)
+        return real_fit(experiment, config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", counting_fit)
+    return fitted
+
+
+# --------------------------------------------------------------------------------------------
+# Batches that carry attributes; hooks
+# --------------------------------------------------------------------------------------------
+
+
+def test_subset_keeps_attributes_and_loaders_yield_them():
+    train_loader, test_loader = data.get_loaders({"dataset": "concept_shapes", "batch_size": 16, "seed": 0,
+                                                  "subset": 40, "data_kwargs": {"n_train": 100, "n_test": 20}})
+    batches = list(train_loader)
+    assert [len(b) for b in batches] == [3, 3, 3] and sum(len(b[0]) for b in batches) == 40
+    x, y, attributes = batches[0]
+    assert attributes.shape == (16, 6)
+    full = data.load("concept_shapes", "train", n_train=100)
+    index = next(iter(train_loader.sampler))
+    torch.testing.assert_close(full.attributes[index], batches[0][2])  # same rows as the images
+    assert len(next(iter(test_loader))) == 3
+
+
+class ConceptNet(nn.Module):
+    """Class logits, and 6 concept logits kept for the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 6), )
+        self.head = nn.Linear(6, 4)
+        self.concepts = None
+
+    def forward(self, x):
+        self.concepts = self.body(x)
+        return self.head(torch.sigmoid(self.concepts))
+
+
+def test_hooks_shape_batches_losses_steps_and_evaluation(tmp_path):
+    calls = {"after_step": 0}
+    flips = {}
+
+    def prepare_batch(batch, device):
+        assert len(batch) == 3  # concept_shapes batches carry the attributes
+        return experiments.default_prepare_batch(batch, device)
+
+    def loss(outputs, batch: Batch, config):
+        concepts = config["_model"].concepts
+        return F.cross_entropy(outputs, batch.targets) + F.binary_cross_entropy_with_logits(concepts, batch.attributes.float())
+
+    def build(config):
+        model = ConceptNet()
+        config["_model"] = model  # test double: the loss reads the concept logits
+        flips["counter"] = metrics.FlipCounter([model.body[1].weight])
+        return model
+
+    def after_step(model, config):
+        calls["after_step"] += 1
+        with torch.no_grad():
+            model.body[1].weight.clamp_(-1.0, 1.0)
+        return {"flip_ratio": flips["counter"].update()}
+
+    @torch.no_grad()
+    def evaluate(model, loader, device, config):
+        model.eval()
+        hits = total = 0
+        for x, _, attributes in loader:
+            model(x.to(device))
+            hits += ((model.concepts > 0).long() == attributes).sum().item()
+            total += attributes.numel()
+        return {"concept_accuracy": hits / total}
+
+    experiment = Experiment(
+        name="concepts", description="test double",
+        profiles={"smoke": {"dataset": "concept_shapes", "batch_size": 50, "epochs": 2, "lr": 0.01, "seed": 0,
+                            "data_kwargs": {"n_train": 200, "n_test": 50, "image_size": 16}}},
+        build_model=build, prepare_batch=prepare_batch, loss=loss, after_step=after_step, evaluate=evaluate,
+    )
+    config = experiments.resolve_config(experiment, "smoke")
+    outcome = train.fit(experiment, config)
+    assert calls["after_step"] == 2 * 4
+    for row in outcome["history"]:
+        assert 0.0 <= row["flip_ratio"] <= 1.0 and 0.0 <= row["test_concept_accuracy"] <= 1.0
+    assert outcome["metrics"]["test_concept_accuracy"] == outcome["history"][-1]["test_concept_accuracy"]
+    assert "flip_ratio" not in outcome["metrics"]
+
+
+def test_fit_is_its_steps(tmp_path):
+    exp = experiments.get("mlp")
+    config = experiments.resolve_config(exp, "smoke", epochs=2, hidden=[8])
+    session = train.set_up(exp, config)
+    for epoch in range(2):
+        session.history.append(train.train_epoch(session, epoch))
+    stepwise = train.finish(session)
+    whole = train.fit(exp, config, progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("epoch_time_s", "samples_per_s")} for r in rows]
+    assert strip(stepwise["history"]) == strip(whole["history"]) and stepwise["metrics"] == whole["metrics"]
+
+
+def test_validate_hook_runs_before_any_data_loads(monkeypatch):
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("data loaded before the config was checked"))
+    with pytest.raises(experiments.ConfigError, match="unknown DHN method 'relu'"):
+        train.run("dhn", "smoke", method="relu")
+
+
+# --------------------------------------------------------------------------------------------
+# One shape of GRIDS, one unit key
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_experiment_has_grids_of_one_shape_with_known_keys():
+    from htaf.experiments import dhn, mlp, snn
+
+    for module in (dhn, mlp, snn):
+        for name, profiles in module.GRIDS.items():
+            assert experiments.get(name).grids == profiles
+    for name in experiments.available():
+        for profile in experiments.get(name).profiles:
+            for sweep, grid in experiments.grids(name, profile).items():
+                experiments.resolve_config(name, profile, **{key: values[0] for key, values in grid.items()})
+
+
+def test_method_chooses_the_unit_in_every_family():
+    for name in experiments.available():
+        assert "method" in experiments.resolve_config(name, "smoke"), name
+        for old in ("surrogate", "activation", "activation_kwargs"):
+            assert old not in experiments.resolve_config(name, "smoke"), (name, old)
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducing the book
+# --------------------------------------------------------------------------------------------
+
+
+def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, count_fits, capsys):
+    planned = train.reproduce("smoke", only=["mlp"], dry_run=True)
+    assert planned["mlp"]["missing"] == 1 and planned["mlp"]["trained"] == 0 and not count_fits
+    done = train.reproduce("smoke", only=["mlp"])
+    assert done["mlp"]["trained"] == 1 and len(count_fits) == 1 and done["mlp"]["recorded_time_s"] > 0
+    assert main(["reproduce", "--profile", "smoke", "--only", "mlp", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp" in out and "results of mlp:" in out
+    assert train.reproduce("smoke", only=["mlp"])["mlp"]["cached"] == 1 and len(count_fits) == 1
+    assert main(["reproduce", "--only", "nope", "--dry-run"]) == 2
+
+
+def test_committed_cpu_results_are_complete():
+    summary = train.reproduce("cpu", results_dir=ROOT / "results", dry_run=True)
+    assert {name: entry["missing"] for name, entry in summary.items()} == {name: 0 for name in summary}
+    assert summary["snn"]["runs"] == 42 and summary["dhn"]["runs"] + summary["dhn_regression"]["runs"] == 273
+
+
+# --------------------------------------------------------------------------------------------
+# Migration of the results format
+# --------------------------------------------------------------------------------------------
+
+
+def _schema_1(experiment, config, history_row, root):
+    digest = results.config_hash(experiment, config)
+    record = {"schema": 1, "experiment": experiment, "profile": "smoke", "hash": digest, "config": config,
+              "history": [history_row], "metrics": {"test_accuracy": 0.5}, "num_params": 1, "wall_time_s": 1.0,
+              "resumed_from_epoch": None, "environment": {"world_size": 1}, "date": "2026-01-01T00:00:00+00:00"}
+    results.write_json(results.result_path(experiment, "smoke", digest, root), record)
+    return digest
+
+
+def test_migrate_renames_keys_rehashes_and_the_cache_finds_the_result(tmp_path, count_fits, capsys):
+    root = tmp_path / "results"
+    snn_config = experiments.resolve_config("snn", "smoke", epochs=1)
+    old_snn = {("surrogate" if k == "method" else k): v for k, v in snn_config.items()}
+    mlp_config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    old_mlp = {{"method": "activation", "surrogate_params": "activation_kwargs"}.get(k, k): v for k, v in mlp_config.items()}
+    old_hashes = [_schema_1("snn", old_snn, {"grad_norm_fc1": 1.0}, root),
+                  _schema_1("mlp", old_mlp, {"grad_norm_0": 1.0, "grad_norm_1": 2.0}, root)]
+    (root / "snn" / "smoke" / "notes.json").write_text("{}")
+    with pytest.warns(results.ResultsWarning, match="notes.json"):
+        moved = results.migrate(root)
+    assert len(moved) == 2 and all(not old.exists() and new.exists() for old, new in moved)
+    assert {old.stem for old, _ in moved} == set(old_hashes)
+    snn_record = train.run("snn", "smoke", root, epochs=1)
+    mlp_record = train.run("mlp", "smoke", root, epochs=1)
+    assert not count_fits  # found, not retrained
+    assert snn_record["config"]["method"] == "htaf" and snn_record["schema"] == results.SCHEMA
+    assert set(mlp_record["history"][0]) == {"grad_norm_fc1", "grad_norm_fc2"}
+    (root / "snn" / "smoke" / "notes.json").unlink()
+    assert results.migrate(root) == []  # idempotent
+    assert main(["migrate", "--results-dir", str(root)]) == 0 and "migrated 0 file(s)" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------
+# Light import, default folders, progress without a terminal
+# --------------------------------------------------------------------------------------------
+
+
+def test_import_htaf_is_light():
+    code = ("import sys, torch; before = set(sys.modules); import htaf; "
+            "added = sorted(set(sys.modules) - before); "
+            "assert all(m.startswith('htaf') for m in added), added; "
+            "assert not {'pandas', 'sympy', 'htaf.experiments', 'htaf.train', 'htaf.results'} & set(sys.modules); "
+            "htaf.results, htaf.run, htaf.experiments; assert 'htaf.train' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_default_folders_follow_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.delenv("HTAF_RESULTS")
+    monkeypatch.delenv("HTAF_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert results.results_root() == tmp_path / "results" and data.data_root() == tmp_path / "data"
+    chapter = ROOT / "book" / "experiments"
+    monkeypatch.chdir(chapter)  # a chapter executed in place finds the repository's results/
+    assert results.results_root() == ROOT / "results" and data.data_root() == ROOT / "data"
+    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "elsewhere"))
+    assert results.results_root() == tmp_path / "elsewhere"
+
+
+def test_without_a_terminal_every_epoch_logs_one_line(capsys, monkeypatch):
+    record = train.run("mlp", "smoke", epochs=2, hidden=[8])
+    lines = [line for line in capsys.readouterr().err.splitlines() if " epoch " in line]
+    assert len(lines) == 2 and lines[0].startswith(f"mlp/smoke/{record['hash']} epoch 1/2: train_loss")
+    assert lines[1].endswith(" s)") and "test_accuracy" in lines[1]
+    monkeypatch.setenv("HTAF_QUIET", "1")
+    train.run("mlp", "smoke", epochs=2, hidden=[8], seed=1)
+    assert " epoch " not in capsys.readouterr().err
+
+
+def test_smoke_results_are_git_ignored():
+    proc = subprocess.run(["git", "check-ignore", "-q", "results/snn/smoke/0123456789abcdef.json"], cwd=ROOT)
+    assert proc.returncode == 0
+    proc = subprocess.run(["git", "check-ignore", "-q", "results/snn/cpu/0123456789abcdef.json"], cwd=ROOT)
+    assert proc.returncode == 1
+
+
+def test_old_names_of_the_unit_key_still_work_loudly():
+    with pytest.warns(FutureWarning, match="'surrogate' of 'snn' is now called 'method'"):
+        config = experiments.resolve_config("snn", "smoke", surrogate="atan")
+    assert config == experiments.resolve_config("snn", "smoke", method="atan")
+    with pytest.warns(FutureWarning, match="'activation' of 'mlp'"):
+        assert experiments.resolve_config("mlp", "smoke", activation="tanh")["method"] == "tanh"
+    with pytest.warns(FutureWarning), pytest.raises(experiments.ConfigError, match="same key"):
+        experiments.resolve_config("mlp", "smoke", activation="tanh", method="relu")

@@ -1,0 +1,295 @@
+"""Faults a new user hit: each one reproduced, each a one-line error (exit 2 from the CLI) or a repair."""
+
+import json
+import os
+import stat
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from htaf import data, experiments, results, train
+from htaf.__main__ import main
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    fitted = []
+    real_fit = train.fit
+
+    def counting_fit(experiment, config, *args, **kwargs):
+        fitted.append(config)
+        return real_fit(experiment, config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", counting_fit)
+    return fitted
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail if any dataset is loaded."""
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("a dataset was loaded"))
+
+
+def one_line_exit_2(argv, capsys, *fragments):
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    lines = [line for line in error.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in error, error
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Every key is checked before any data loads
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "experiment, assignment, fragment",
+    [
+        ("snn", "method=nonexistent", "unknown surrogate 'nonexistent'"),
+        ("dhn", "depth=0", "'depth' must be an integer at least 1"),
+        ("dhn", "width=0", "'width' must be an integer at least 1"),
+        ("dhn", "method=relu", "unknown DHN method"),
+        ("dhn", "variant=deep", "unknown DHN variant"),
+        ("snn", "T=0", "'T' must be an integer at least 1"),
+        ("snn", "tau=0", "'tau' must be a finite number at least 1"),
+        ("snn", "threshold=-1", "'threshold' must be a finite number greater than 0"),
+        ("snn", "hidden=[-1]", "'hidden' must list one or more layer widths"),
+        ("mlp", "hidden=[-1]", "'hidden' must list one or more layer widths"),
+        ("mlp", "method=bogus", "unknown method 'bogus'"),
+        ("snn", "weight_decay=-1", "'weight_decay' must be a finite number at least 0"),
+        ("snn", "seed=-1", "'seed' must be an integer between 0"),
+        ("snn", "arch=bogus", "unknown arch 'bogus'; valid choices: fc, conv"),
+        ("snn", "rate_samples=0", "'rate_samples' must be an integer at least 1"),
+        ("snn", 'surrogate_params={"bogus":1}', "unknown parameter(s) bogus"),
+        ("dhn", 'surrogate_params={"bogus":1}', "unknown parameter(s) bogus"),
+        ("snn", "lr=Infinity", "config['lr'] is not a finite number"),
+        ("mlp", "lr=NaN", "config['lr'] is not a finite number"),
+        ("mlp", 'surrogate_params={"alpha":Infinity}', "is not a finite number"),
+        ("mlp", "subset=0", "'subset' must be an integer at least 1"),
+        ("mlp", "subset=-5", "'subset' must be an integer at least 1"),
+        ("mlp", 'data_kwargs={"d":3}', "unknown data_kwargs d for dataset 'digits'"),
+        ("dhn_regression", 'data_kwargs={"dims":3}', "unknown data_kwargs dims"),
+        ("dhn_regression", 'data_kwargs={"n_train":0}', "'n_train' must be an integer >= 1"),
+    ],
+)
+def test_bad_keys_exit_2_before_any_data_loads(experiment, assignment, fragment, no_data, capsys):
+    one_line_exit_2(["run", experiment, "--set", assignment], capsys, fragment)
+
+
+def test_subset_slices_never_reach_the_loader():
+    with pytest.raises(ValueError, match="subset must be"):
+        data.get_loaders({"dataset": "digits", "batch_size": 32, "seed": 0, "subset": -5})
+
+
+def test_results_are_strict_json(tmp_path):
+    with pytest.raises(ValueError):
+        results.write_json(tmp_path / "x.json", {"lr": float("inf")})
+    assert results.json_safe({"loss": float("nan")}) == {"loss": None}
+
+
+# --------------------------------------------------------------------------------------------
+# Corrupt or foreign results files
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["{not json", "{}", "[1, 2]", '{"hash": "x"}'])
+def test_corrupt_file_of_the_asked_run_is_moved_aside_and_retrained(content, count_fits, tmp_path):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1, hidden=[8])
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.warns(results.ResultsWarning, match=f"{path.name}.*moved it to {path.name}.corrupt-"):
+        record = train.run("mlp", "smoke", epochs=1, hidden=[8])
+    assert record and record["metrics"] and len(count_fits) == 1
+    assert results.read_result(path) == json.loads(json.dumps(record))
+    assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
+
+
+def test_foreign_files_are_skipped_with_a_warning_naming_them(capsys):
+    train.run("mlp", "smoke", epochs=1, hidden=[8])
+    folder = results.results_root() / "mlp" / "smoke"
+    (folder / "notes.json").write_text('{"note": "mine"}')
+    (folder / "0000000000000000.json").write_text("{not json")
+    with pytest.warns(results.ResultsWarning) as caught:
+        frame = results.load("mlp", "smoke")
+    assert len(frame) == 1
+    messages = " ".join(str(w.message) for w in caught)
+    assert "notes.json" in messages and "0000000000000000.json: not valid JSON" in messages
+    assert main(["results", "mlp"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: skipped" in captured.err and "notes.json" in captured.err and "Traceback" not in captured.err
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _checkpoint(**overrides):
+    config = experiments.resolve_config("mlp", "smoke", **overrides)
+    return results.checkpoint_path("mlp", "smoke", results.config_hash("mlp", config))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "no model"])
+def test_damaged_checkpoint_is_moved_aside_and_the_run_starts_over(damage, tmp_path):
+    settings = {"epochs": 2, "hidden": [8]}
+    checkpoint = _checkpoint(**settings)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_1(epoch, _):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.run("mlp", "smoke", on_epoch_end=stop_after_1, **settings)
+    whole = checkpoint.read_bytes()
+    if damage == "truncated":
+        checkpoint.write_bytes(whole[: len(whole) // 2])
+    elif damage == "garbage":
+        checkpoint.write_bytes(b"\x80not a pickle" * 10)
+    elif damage == "empty":
+        checkpoint.write_bytes(b"")
+    else:
+        torch.save({"history": []}, checkpoint)
+    with pytest.warns(results.ResultsWarning, match="checkpoint .* is damaged .* starting .* from scratch"):
+        record = train.run("mlp", "smoke", **settings)
+    assert record["resumed_from_epoch"] is None and len(record["history"]) == 2
+    assert len(list(checkpoint.parent.glob(f"{checkpoint.name}.corrupt-*"))) == 1
+    fresh = train.run("mlp", "smoke", tmp_path / "fresh", **settings)
+    assert fresh["metrics"] == record["metrics"]  # as if never interrupted
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged dataset files
+# --------------------------------------------------------------------------------------------
+
+
+def _idx(path, shape, truncate=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, len(shape)]) + np.array(shape, dtype=">u4").tobytes()
+    payload = np.zeros(int(np.prod(shape)), dtype=np.uint8).tobytes()
+    path.write_bytes(header + payload[: len(payload) - truncate])
+
+
+def test_truncated_mnist_file_is_reported_as_damaged_not_missing(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "MNIST" / "raw"
+    _idx(raw / "train-images-idx3-ubyte", (6, 28, 28), truncate=100)
+    _idx(raw / "train-labels-idx1-ubyte", (6,))
+    _idx(raw / "t10k-images-idx3-ubyte", (2, 28, 28))
+    _idx(raw / "t10k-labels-idx1-ubyte", (2,))
+    monkeypatch.setenv("HTAF_DATA", str(tmp_path))
+    monkeypatch.delenv("HTAF_DOWNLOAD", raising=False)  # nothing may be downloaded all the same
+    with pytest.raises(data.DatasetCorruptError) as error:
+        data.load("mnist", "train")
+    assert error.value.path == raw / "train-images-idx3-ubyte" and "truncated" in str(error.value)
+    one_line_exit_2(["run", "mlp", "--set", "dataset=mnist"], capsys, "damaged", "train-images-idx3-ubyte")
+
+
+def test_truncated_cifar10_subset_is_reported_as_damaged(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "cifar10-subset"
+    folder.mkdir()
+    arrays = {"x_train": np.zeros((4, 32, 32, 3), np.uint8), "y_train": np.zeros(4, np.uint8),
+              "x_test": np.zeros((2, 32, 32, 3), np.uint8), "y_test": np.zeros(2, np.uint8)}
+    np.savez(folder / "cifar10_subset.npz", **arrays)
+    whole = (folder / "cifar10_subset.npz").read_bytes()
+    (folder / "cifar10_subset.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(data.DatasetCorruptError, match="cifar10_subset.npz cannot be read as npz"):
+        data.load("cifar10_subset", "train", root=tmp_path)
+    monkeypatch.setenv("HTAF_DATA", str(tmp_path))
+    one_line_exit_2(["run", "mlp", "--set", "dataset=cifar10_subset"], capsys, "damaged", "cifar10_subset.npz")
+
+
+# --------------------------------------------------------------------------------------------
+# The results folder
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_folder_fails_before_training(tmp_path, count_fits, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        one_line_exit_2(["run", "mlp", "--results-dir", str(folder)], capsys, "cannot write results into")
+    finally:
+        folder.chmod(stat.S_IRWXU)
+    assert not count_fits
+
+
+def test_unusable_results_folder_fails_before_training(tmp_path, count_fits, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    one_line_exit_2(["run", "mlp", "--results-dir", str(blocker)], capsys, "cannot write results into", str(blocker))
+    assert not count_fits
+
+
+def test_results_files_are_readable_by_others_under_a_normal_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        results.write_json(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    os.umask(0o077)
+    try:
+        results.write_json(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600  # the umask is respected
+
+
+# --------------------------------------------------------------------------------------------
+# One process per run
+# --------------------------------------------------------------------------------------------
+
+
+def test_two_identical_runs_started_together_train_once(count_fits):
+    settings = {"epochs": 2, "hidden": [8]}
+    first_started = threading.Event()
+    outcomes = {}
+
+    def slow_epochs(epoch, _):
+        first_started.set()
+        time.sleep(0.5)
+
+    first = threading.Thread(target=lambda: outcomes.setdefault("first", train.run("mlp", "smoke", on_epoch_end=slow_epochs, **settings)))
+    first.start()
+    assert first_started.wait(60)
+    with pytest.warns(results.ResultsWarning, match="waiting for it to finish"):
+        second = train.run("mlp", "smoke", **settings)
+    first.join()
+    assert len(count_fits) == 1
+    assert second["resumed_from_epoch"] is None and second["hash"] == outcomes["first"]["hash"]
+    assert second == json.loads(json.dumps(outcomes["first"]))
+    assert not list(results.results_root().rglob("*.lock"))
+
+
+def test_a_run_in_progress_times_out_with_a_clear_error(monkeypatch, capsys):
+    config = experiments.resolve_config("mlp", "smoke")
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    monkeypatch.setenv("HTAF_LOCK_TIMEOUT", "0.3")
+    with results.run_lock(path):  # held by "another process" (another open file description)
+        one_line_exit_2(["run", "mlp"], capsys, f"run {path.stem} is in progress in process {os.getpid()}")
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(count_fits):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    path.parent.mkdir(parents=True)
+    results.lock_path(path).write_text("process 999999 on somewhere")  # left behind by a killed process
+    record = train.run("mlp", "smoke", epochs=1)
+    assert record["resumed_from_epoch"] is None and len(count_fits) == 1
+
+
+def test_world_size_keys_distributed_runs_only():
+    config = experiments.resolve_config("mlp", "smoke")
+    single = results.config_hash("mlp", config)
+    assert single == results.config_hash("mlp", config, world_size=1)
+    assert results.config_hash("mlp", config, world_size=2) not in (single, results.config_hash("mlp", config, world_size=4))

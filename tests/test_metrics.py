@@ -1,0 +1,81 @@
+"""htaf.metrics: firing rates for every family, switch metrics, one gradient-norm key scheme, sign flips."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from htaf import metrics
+from htaf.experiments import get, resolve_config
+from htaf.models import DHN, snn
+from htaf.nn import make_unit
+
+
+def test_firing_rates_of_a_dhn_are_per_unit_and_named_by_module():
+    model = DHN(2, 2, width=3, depth=2, method="ste")
+    with torch.no_grad():
+        model.layers[0].linear.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
+        model.layers[0].linear.bias.copy_(torch.tensor([0.0, -1.0, 1.0]))
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [2.0, 5.0], [-3.0, 1.0]])
+    rates = metrics.firing_rates(model, [(x[:3], None), (x[3:], None)])
+    assert list(rates) == ["layers.0.act", "layers.1.act"]
+    torch.testing.assert_close(rates["layers.0.act"], torch.tensor([0.5, 0.0, 1.0], dtype=torch.float64))
+    summary = metrics.firing_summary(rates)
+    assert summary["dead_share_by_layer"][0] == pytest.approx(1 / 3)
+    assert metrics.firing_rates(model, [x], limit=1)["layers.0.act"].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_firing_rates_of_an_snn_average_to_its_spike_rates():
+    torch.manual_seed(0)
+    model = snn.csnn(1, 10, image_size=8, channels=4, T=3, readout="potential")
+    batches = [torch.randn(6, 1, 8, 8) * 2 for _ in range(2)]
+    spike_rates = snn.spike_rates(model, batches)
+    per_unit = metrics.firing_rates(model, batches, units=snn.lif_layers(model))
+    assert per_unit["lif1"].shape == (4, 8, 8) and per_unit["lif3"].shape == (64,)
+    for name, rate in spike_rates.items():
+        assert per_unit[name].mean().item() == pytest.approx(rate)
+    assert set(metrics.binary_units(model)) == {"body.0", "body.3", "body.6"}
+
+
+def test_switch_metrics_cover_smooth_surrogate_units():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), make_unit("sigmoid_smooth"), nn.Linear(4, 2))
+    x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+    found = metrics.switch_metrics(model, [(x, y)], "cpu", {"task": "classification"})
+    assert set(found) == {"accuracy_step", "accuracy_smooth", "switch_gap"}
+    assert found["switch_gap"] == pytest.approx(found["accuracy_smooth"] - found["accuracy_step"])
+
+
+def test_one_gradient_norm_key_scheme_for_every_family():
+    for name in ("mlp", "snn", "dhn"):
+        model = get(name).build_model(resolve_config(name, "smoke"))
+        model(torch.randn(4, 1, 8, 8)).sum().backward()
+        norms = metrics.gradient_norms(model)
+        layers = metrics.weight_layers(model)
+        assert list(norms) == [f"grad_norm_{layer}" for layer in layers] and list(layers)[0] == "fc1", name
+        assert norms == pytest.approx({f"grad_norm_{k}": m.weight.grad.norm().item() for k, m in layers.items()})
+    conv = get("snn").build_model(resolve_config("snn", "smoke", arch="conv", channels=4))
+    assert list(metrics.weight_layers(conv)) == ["conv1", "conv2", "fc1", "fc2"]
+
+
+def test_flip_ratio_and_counter():
+    before = [torch.tensor([1.0, -1.0]), torch.tensor([[0.0, -0.5]])]
+    after = [torch.tensor([-1.0, -1.0]), torch.tensor([[0.0, 0.5]])]
+    assert metrics.flip_ratio(before, after) == 0.5
+    with pytest.raises(ValueError, match="same size"):
+        metrics.flip_ratio(torch.ones(2), torch.ones(3))
+    layer = nn.Linear(10, 10)
+    counter = metrics.FlipCounter([layer.weight])
+    with torch.no_grad():
+        layer.weight[0].neg_()  # 10 of 100 weights change sign (none is exactly 0)
+    assert counter.update() == pytest.approx(0.1) and counter.update() == 0.0
+
+
+def test_metrics_do_not_import_matplotlib():
+    code = "import sys, htaf.metrics; assert 'matplotlib' not in sys.modules, 'matplotlib loaded'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
