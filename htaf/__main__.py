@@ -7,6 +7,7 @@ Examples::
     python -m htaf results mlp --profile smoke
     python -m htaf reproduce --profile cpu --dry-run
     python -m htaf reproduce --profile cpu --only snn,dhn
+    python -m htaf reproduce --profile cpu --jobs 14        # 14 runs at once, one thread each
     python -m htaf migrate
     torchrun --nproc_per_node=2 -m htaf run mlp --profile cpu
 
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--only", help="comma-separated experiments (default: all)")
     book.add_argument("--dry-run", action="store_true", help="only count cached and missing runs per chapter")
     book.add_argument("--results-dir", help=results_dir_help)
+    book.add_argument("--jobs", type=int, default=1,
+                      help="train this many missing runs at once in worker processes (default 1)")
+    book.add_argument("--threads", type=int, default=None, help="torch threads per worker with --jobs (default 1)")
     migrate = commands.add_parser("migrate", help="update results files to the current schema")
     migrate.add_argument("--results-dir", help=results_dir_help)
     return parser
@@ -117,7 +121,7 @@ def reproduce_book(args: argparse.Namespace) -> None:
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     profile = experiments.resolve_profile(args.profile)
     started = time.perf_counter()
-    summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run)
+    summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads)
     header = f"{'experiment':<16} {'runs':>5} {'cached':>7} {'missing':>8}"
     header += "  recorded training time" if args.dry_run else f" {'trained':>8} {'this call':>10}  recorded training time"
     print(f"profile {profile}{' (dry run: nothing trained)' if args.dry_run else ''}")

@@ -540,16 +540,32 @@ def plan(profile: str | None = None, only: Iterable[str] | None = None,
     return planned
 
 
+def _train_planned(experiment: str, profile: str, results_dir: str | None, overrides: dict[str, Any],
+                   threads: int | None) -> float:
+    """Worker of :func:`reproduce` with ``jobs > 1``: train one run in this process; its recorded time."""
+    if threads:
+        torch.set_num_threads(threads)
+    return run(experiment, profile, results_dir, progress=False, **overrides)["wall_time_s"]
+
+
 def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
-              results_dir: str | os.PathLike | None = None, dry_run: bool = False) -> dict[str, dict[str, Any]]:
+              results_dir: str | os.PathLike | None = None, dry_run: bool = False,
+              jobs: int = 1, threads: int | None = None) -> dict[str, dict[str, Any]]:
     """Run every chapter's sweeps under ``profile`` through the cache: only missing runs train.
 
     One progress bar counts all runs (on a terminal; per-epoch bars are off). Returns per experiment:
     ``runs``, ``cached`` (finished before), ``missing``, ``trained``, ``recorded_time_s`` (the training
     time recorded in the results files, after the call), ``wall_time_s`` (this call's time) and
     ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
+
+    ``jobs > 1`` trains that many missing runs at once in worker processes (each with ``threads`` torch
+    threads, default 1): on a machine with many cores the small models of the ``cpu`` profile train
+    several times faster this way than one after another. ``wall_time_s`` is then the wall time of the
+    whole pool, shared by the experiments in proportion to their runs' recorded time.
     """
     profile = experiments.resolve_profile(profile)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise experiments.ConfigError(f"jobs must be a positive integer, got {jobs!r}")
     planned = plan(profile, only, results_dir)
     summary: dict[str, dict[str, Any]] = {}
     for item in planned:
@@ -566,6 +582,9 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
 
     drawing = progress_enabled(distributed.from_env())
     with tqdm(total=len(planned), desc=f"reproduce {profile}", unit="run", disable=not drawing) as bar:
+        if jobs > 1:
+            _reproduce_in_pool(planned, summary, profile, results_dir, jobs, threads or 1, bar)
+            return summary
         for item in planned:
             entry = summary[item.experiment]
             started = time.perf_counter()
@@ -577,3 +596,30 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
                 entry["recorded_time_s"] += record["wall_time_s"]
             bar.update()
     return summary
+
+
+def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, Any]], profile: str,
+                       results_dir: str | os.PathLike | None, jobs: int, threads: int, bar) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    started = time.perf_counter()
+    bar.update(sum(item.cached for item in planned))
+    missing = [item for item in planned if not item.cached]
+    folder = None if results_dir is None else str(results_dir)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    fresh = dict.fromkeys(summary, 0.0)  # training time of this call's runs, per experiment
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_train_planned, item.experiment, profile, folder, item.overrides, threads): item
+                   for item in missing}
+        for future in concurrent.futures.as_completed(futures):
+            item = futures[future]
+            seconds = future.result()
+            summary[item.experiment]["trained"] += 1
+            summary[item.experiment]["recorded_time_s"] += seconds
+            fresh[item.experiment] += seconds
+            bar.update()
+    elapsed = time.perf_counter() - started
+    total = sum(fresh.values()) or 1.0
+    for name, entry in summary.items():
+        entry["wall_time_s"] = elapsed * fresh[name] / total

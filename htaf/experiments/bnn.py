@@ -1,0 +1,211 @@
+r"""``bnn``: binary neural networks (binary weights and activations, :mod:`htaf.models.bnn`) trained with HTAF
+and the standard sign surrogates.
+
+Config keys (besides the engine's):
+
+* ``arch``: ``"mlp"`` (``hidden`` widths), ``"cnn"`` (``channels``, ``fc_hidden``), ``"vgg_small"``, ``"resnet18"``.
+* ``method``: the activations' surrogate (``htaf``, ``ste``, ``approx_sign``, ``swish_sign``, ``ede``, any
+  zoo name) or ``"full_precision"`` (real weights, ReLU: the reference twin).
+* ``peak_slope``: rescale the surrogate so that its step-convention derivative at 0 is this
+  (:func:`htaf.surrogates.with_peak_slope`; ``None``: ``surrogate_params`` or the family's defaults).
+  STE's is 0.5 (the sign's slope 1), so ``peak_slope=0.5`` matches every method to BinaryNet's STE.
+* ``surrogate_params``, ``scale`` (``"none"`` | ``"mean"``: XNOR-Net's per-channel weight scale),
+  ``binary_first``, ``binary_last`` (binary weights in the first / last layer).
+* ``ede_t_min``, ``ede_t_max``: IR-Net's schedule of EDE's ``t`` (:func:`htaf.surrogates.ede_t`), set at the
+  start of every epoch for ``method="ede"``.
+
+After every optimiser step the latent weights are clipped to [-1, 1] (BinaryNet) and two quantities are
+averaged over the epoch into the history: ``flip_ratio`` (share of binary weights whose sign changed in
+that step, :class:`htaf.metrics.FlipCounter`) and ``clip_share`` (share of latent weights at the bound
+:math:`|W| = 1`). Per-layer gradient norms are recorded as ``grad_norm_fc<k>`` / ``grad_norm_conv<k>``
+(:func:`htaf.metrics.gradient_norms`). At the end, for binary methods: ``packed_matches`` (the bit-packed
+XNOR-popcount model gives exactly the float model's outputs on the first test batch), the storage
+``bits_float32`` and ``bits_packed``, and the inference time of both paths on that batch
+(``infer_ms_float``, ``infer_ms_packed``).
+
+>>> from htaf.experiments import get, resolve_config
+>>> model = get("bnn").build_model(resolve_config("bnn", "smoke"))
+>>> [name for name, _ in binary_layers(model)]
+['body.1.0', 'body.2.0']
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from htaf import data, metrics, surrogates
+from htaf.experiments import Config, ConfigError, Experiment, register
+from htaf.models import bnn
+from htaf.nn import binary_layers, clip_latent_weights_, storage_bits
+
+#: the sign surrogates the chapter compares, at STE's peak slope and at their own defaults
+MATCHED = ["htaf", "ste", "approx_sign", "swish_sign"]
+DEFAULTS = ["htaf", "approx_sign", "swish_sign", "ede"]
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "arch": "mlp",
+    "hidden": [256, 256, 256],
+    "channels": 16,
+    "fc_hidden": 128,
+    "method": "htaf",
+    "peak_slope": 0.5,
+    "surrogate_params": {},
+    "scale": "none",
+    "binary_first": False,
+    "binary_last": False,
+    "ede_t_min": 0.1,
+    "ede_t_max": 10.0,
+}
+
+
+def _model_options(config: Config) -> dict[str, Any]:
+    options = dict(method=config["method"], peak_slope=config["peak_slope"],
+                   surrogate_params=config["surrogate_params"], scale=config["scale"],
+                   binary_first=config["binary_first"], binary_last=config["binary_last"])
+    if config["arch"] == "mlp":
+        options["hidden"] = config["hidden"]
+    elif config["arch"] == "cnn":
+        options.update(channels=config["channels"], fc_hidden=config["fc_hidden"])
+    return options
+
+
+def build_model(config: Config) -> bnn.BinaryNet:
+    """The ``arch`` network of ``config`` for its dataset."""
+    info = data.describe(config["dataset"], **config["data_kwargs"])
+    if info.task != "classification" or len(info.input_shape) != 3:
+        raise ConfigError(f"the bnn experiment needs an image classification dataset, got {config['dataset']!r}")
+    return bnn.build(config["arch"], info.input_shape, info.num_outputs, **_model_options(config))
+
+
+def validate(config: Config) -> None:
+    """Check the model keys before any data loads (the model is built on the dataset's shapes)."""
+    if config["arch"] not in bnn.ARCHS:
+        raise ConfigError(f"unknown value of 'arch' {config['arch']!r}; valid choices: {', '.join(bnn.ARCHS)}")
+    if config["method"] not in bnn.methods():
+        raise ConfigError(f"unknown value of 'method' {config['method']!r}; valid choices: {', '.join(bnn.methods())}")
+    if not 0 < config["ede_t_min"] <= config["ede_t_max"]:
+        raise ConfigError(f"need 0 < ede_t_min <= ede_t_max, got {config['ede_t_min']!r}, {config['ede_t_max']!r}")
+    try:
+        build_model(config)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid bnn config: {error}") from None
+
+
+def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
+    """EDE: IR-Net's ``t`` for this epoch (``ede_t_min`` at the first epoch, ``ede_t_max`` at the last).
+
+    Also starts the model's sign-flip counter (:func:`after_step` reads it) before its first step.
+    """
+    if config["method"] == "ede":
+        progress = epoch / max(config["epochs"] - 1, 1)
+        t = surrogates.ede_t(min(progress, 1.0), config["ede_t_min"], config["ede_t_max"])
+        bnn.set_surrogate(model, surrogates.get("ede", **{**config["surrogate_params"], "t": t}))
+    weights = [layer.weight for _, layer in binary_layers(model)]
+    if weights and "_flip_counter" not in model.__dict__:
+        model.__dict__["_flip_counter"] = metrics.FlipCounter(weights)
+
+
+def train_metrics(model: nn.Module) -> dict[str, float]:
+    """Per-layer gradient norms (after backward, before the step)."""
+    return metrics.gradient_norms(model)
+
+
+def after_step(model: nn.Module, config: Config) -> dict[str, float]:
+    """Clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound."""
+    clip_latent_weights_(model)
+    weights = [layer.weight.detach() for _, layer in binary_layers(model)]
+    if not weights:
+        return {}
+    at_bound = sum(int((w.abs() >= 1.0).sum()) for w in weights)
+    return {"flip_ratio": model.__dict__["_flip_counter"].update(),
+            "clip_share": at_bound / sum(w.numel() for w in weights)}
+
+
+@torch.no_grad()
+def _median_ms(fn, x: torch.Tensor, repeats: int = 5) -> float:
+    fn(x)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - started)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
+def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
+    """Storage, exactness and speed of the bit-packed inference form (binary methods), and EDE's final ``t``."""
+    on_epoch_start(model, config["epochs"] - 1, config)
+    model.eval()
+    out: dict[str, Any] = {}
+    if config["method"] == "full_precision" or not bnn.packable(model):
+        return out
+    inputs = next(iter(loader))[0].to(device).float()
+    packed = bnn.packed(model)
+    with torch.no_grad():
+        out["packed_matches"] = bool(torch.equal(packed(inputs), model(inputs)))
+    bits = storage_bits(model)
+    out["bits_float32"], out["bits_packed"] = bits["float32"], bits["packed"]
+    out["infer_ms_float"] = _median_ms(model, inputs)
+    out["infer_ms_packed"] = _median_ms(packed, inputs)
+    return out
+
+
+PROFILES: dict[str, Config] = {
+    # CI: sklearn digits, a small MLP, a few seconds per run
+    "smoke": {**MODEL_DEFAULTS, "dataset": "digits", "batch_size": 64, "epochs": 3, "lr": 3e-3, "seed": 0,
+              "hidden": [64, 64, 64]},
+    # 2-core CPU: BinaryNet's MLP shape with Brevitas' SFC widths (3x256), all 60k training images, 10 epochs
+    "cpu": {**MODEL_DEFAULTS, "dataset": "mnist", "batch_size": 128, "epochs": 10, "lr": 3e-3, "seed": 0,
+            "lr_schedule": "cosine"},
+    # one GPU: VGG-small on full CIFAR-10 (IR-Net's setting), XNOR-Net scaling, 200 epochs, cosine
+    "gpu": {**MODEL_DEFAULTS, "dataset": "cifar10", "batch_size": 256, "epochs": 200, "lr": 1e-3, "seed": 0,
+            "lr_schedule": "cosine", "arch": "vgg_small", "scale": "mean"},
+}
+
+_METHODS = {"matched": {"method": MATCHED, "peak_slope": [0.5]},
+            "defaults": {"method": DEFAULTS, "peak_slope": [None]},
+            "reference": {"method": ["full_precision"], "peak_slope": [None]}}
+
+
+def _grids(datasets: list[str], seeds: list[int], **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    return {f"{name}": {"dataset": datasets, "seed": seeds, **fixed, **methods} for name, methods in _METHODS.items()}
+
+
+#: the chapter's sweeps: ``GRIDS["bnn"][profile][sweep] = grid``
+GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
+    "bnn": {
+        "smoke": _grids(["digits"], [0, 1, 2]),
+        "cpu": {
+            **_grids(["mnist", "fashion_mnist"], [0, 1, 2]),
+            # the CIFAR-10 subset (4000 training images) with the small binary CNN
+            **{f"cifar_{name}": grid for name, grid in _grids(
+                ["cifar10_subset"], [0, 1, 2], arch=["cnn"], epochs=[15]).items()},
+        },
+        "gpu": {
+            **{f"vgg_{name}": grid for name, grid in _grids(["cifar10"], [0, 1, 2]).items()},
+            **{f"resnet_{name}": grid for name, grid in _grids(["cifar10"], [0, 1, 2], arch=["resnet18"]).items()},
+        },
+    },
+}
+
+EXPERIMENT = register(
+    Experiment(
+        name="bnn",
+        description="binary neural networks (binary weights and activations) trained with HTAF vs sign surrogates",
+        profiles=PROFILES,
+        build_model=build_model,
+        validate=validate,
+        train_metrics=train_metrics,
+        after_step=after_step,
+        eval_metrics=eval_metrics,
+        on_epoch_start=on_epoch_start,
+        nullable=("peak_slope",),
+        grids=GRIDS["bnn"],
+    )
+)
+
