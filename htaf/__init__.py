@@ -8,6 +8,7 @@
 * :mod:`htaf.theory`: SymPy forms, gradient mass and tail mass of every surrogate
 * :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up
 * :mod:`htaf.metrics`: firing rates, switch gaps, gradient norms, sign flips
+* :mod:`htaf.stats`: ahead, tied or behind, judged from the spread over seeds
 * :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`,
   :func:`htaf.reproduce`: the experiment engine behind every chapter of the book
 
@@ -22,11 +23,13 @@ import importlib
 from . import functional, nn, surrogates  # noqa: E402
 
 __all__ = [
-    "functional", "nn", "surrogates", "theory", "plotting", "metrics", "data", "experiments", "results", "run",
-    "sweep", "reproduce", "__version__",
+    "functional", "nn", "surrogates", "theory", "plotting", "metrics", "stats", "data", "experiments", "results",
+    "run", "sweep", "reproduce", "__version__",
 ]
 
-_LAZY_MODULES = {"theory", "plotting", "metrics", "data", "experiments", "results", "train", "models", "distributed"}
+_LAZY_MODULES = {
+    "theory", "plotting", "metrics", "stats", "data", "experiments", "results", "train", "models", "distributed",
+}
 _LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "train"}
 
 
