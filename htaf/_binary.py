@@ -227,7 +227,30 @@ def _xnor_dot(x_bits: torch.Tensor, w_bits: torch.Tensor, valid: torch.Tensor | 
     return torch.cat(out).to(torch.float32)
 
 
-class PackedBinaryLinear(nn.Module):
+class _PackedBinary(nn.Module):
+    """Shared storage of a packed layer: ``weight_bits`` (one row of words per output), ``scale``, ``bias``."""
+
+    def __init__(self, layer: BinaryLinear | BinaryConv2d):
+        super().__init__()
+        with torch.no_grad():
+            self.register_buffer("weight_bits", _pack_bits(layer.weight.flatten(1) >= 0))
+            scale = layer.weight_scale()
+            self.register_buffer("scale", None if scale is None else scale.detach().float().clone())
+            self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().float().clone())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of storage (bits, scale and bias)."""
+        return sum(b.numel() * b.element_size() for b in self.buffers())
+
+    def _scale_and_shift(self, out: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1, *([1] * (out.dim() - 2)))
+        if self.scale is not None:
+            out = out * self.scale.view(shape)
+        return out if self.bias is None else out + self.bias.view(shape)
+
+
+class PackedBinaryLinear(_PackedBinary):
     """Inference form of a :class:`BinaryLinear` whose inputs are +/-1: sign bits in ``int64`` words, XNOR-popcount.
 
     Build it with :func:`pack`. Holds ``weight_bits`` ``[out, ceil(in/64)]``, the per-output scale (or
@@ -235,17 +258,8 @@ class PackedBinaryLinear(nn.Module):
     """
 
     def __init__(self, layer: BinaryLinear):
-        super().__init__()
-        with torch.no_grad():
-            self.in_features, self.out_features = layer.in_features, layer.out_features
-            self.register_buffer("weight_bits", _pack_bits(layer.weight >= 0))
-            scale = layer.weight_scale()
-            self.register_buffer("scale", None if scale is None else scale.detach().float().clone())
-            self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().float().clone())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        super().__init__(layer)
+        self.in_features, self.out_features = layer.in_features, layer.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "PackedBinaryLinear")
@@ -254,34 +268,21 @@ class PackedBinaryLinear(nn.Module):
                              f"got {tuple(x.shape)}")
         _check_signs(x, "PackedBinaryLinear")
         out = _xnor_dot(_pack_bits(x >= 0), self.weight_bits, None, self.in_features)
-        if self.scale is not None:
-            out = out * self.scale
-        if self.bias is not None:
-            out = out + self.bias
-        return out.to(x.dtype)
+        return self._scale_and_shift(out).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bits={self.weight_bits.numel() * WORD}"
 
 
-class PackedBinaryConv2d(nn.Module):
+class PackedBinaryConv2d(_PackedBinary):
     """Inference form of a :class:`BinaryConv2d` whose inputs are +/-1 (im2col, then XNOR-popcount per patch)."""
 
     def __init__(self, layer: BinaryConv2d):
-        super().__init__()
         if layer.groups != 1 or layer.dilation != (1, 1):
             raise ValueError("pack supports BinaryConv2d with groups=1 and dilation=1 only")
-        with torch.no_grad():
-            self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
-            self.kernel_size, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
-            self.register_buffer("weight_bits", _pack_bits(layer.weight.flatten(1) >= 0))
-            scale = layer.weight_scale()
-            self.register_buffer("scale", None if scale is None else scale.detach().float().clone())
-            self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().float().clone())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        super().__init__(layer)
+        self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
+        self.kernel_size, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "PackedBinaryConv2d")
@@ -301,11 +302,7 @@ class PackedBinaryConv2d(nn.Module):
         out = _xnor_dot(x_bits, self.weight_bits, valid, patches.shape[1])
         out = out.view(batch, out_h * out_w, self.out_channels).transpose(1, 2).reshape(batch, -1, out_h, out_w)
         out = out.contiguous()  # NCHW like the float conv: later reductions then sum in the same order
-        if self.scale is not None:
-            out = out * self.scale.view(1, -1, 1, 1)
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1)
-        return out.to(x.dtype)
+        return self._scale_and_shift(out).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

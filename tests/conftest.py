@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from htaf import train
+
 
 @pytest.fixture(autouse=True)
 def isolated_results(tmp_path, monkeypatch):
@@ -14,3 +16,17 @@ def isolated_results(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def count_fits(monkeypatch):
+    """The configs of the runs that really train (``train.fit`` calls), in order."""
+    fitted = []
+    real_fit = train.fit
+
+    def counting_fit(experiment, config, *args, **kwargs):
+        fitted.append(config)
+        return real_fit(experiment, config, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", counting_fit)
+    return fitted

@@ -17,19 +17,6 @@ from htaf.experiments import Batch, Experiment
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def count_fits(monkeypatch):
-    fitted = []
-    real_fit = train.fit
-
-    def counting_fit(experiment, config, *args, **kwargs):
-        fitted.append(config)
-        return real_fit(experiment, config, *args, **kwargs)
-
-    monkeypatch.setattr(train, "fit", counting_fit)
-    return fitted
-
-
 # --------------------------------------------------------------------------------------------
 # Batches that carry attributes; hooks
 # --------------------------------------------------------------------------------------------

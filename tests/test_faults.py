@@ -15,19 +15,6 @@ from htaf.__main__ import main
 
 
 @pytest.fixture
-def count_fits(monkeypatch):
-    fitted = []
-    real_fit = train.fit
-
-    def counting_fit(experiment, config, *args, **kwargs):
-        fitted.append(config)
-        return real_fit(experiment, config, *args, **kwargs)
-
-    monkeypatch.setattr(train, "fit", counting_fit)
-    return fitted
-
-
-@pytest.fixture
 def no_data(monkeypatch):
     """Fail if any dataset is loaded."""
     monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("a dataset was loaded"))

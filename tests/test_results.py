@@ -8,20 +8,6 @@ from htaf import experiments, results, train
 from htaf.train import run, sweep
 
 
-@pytest.fixture
-def count_fits(monkeypatch):
-    """Count the runs that really train."""
-    fitted = []
-    real_fit = train.fit
-
-    def counting_fit(experiment, config, *args, **kwargs):
-        fitted.append(config)
-        return real_fit(experiment, config, *args, **kwargs)
-
-    monkeypatch.setattr(train, "fit", counting_fit)
-    return fitted
-
-
 def test_config_hash_is_stable_across_key_order_number_spelling_and_sessions():
     config = {"dataset": "digits", "lr": 0.001, "hidden": [32], "seed": 0}
     reordered = {"seed": 0, "hidden": [32], "lr": 1e-3, "dataset": "digits"}
