@@ -107,24 +107,82 @@ def scalar_reference(x: torch.Tensor, tau: float, threshold: float, reset: str) 
     return torch.tensor(out, dtype=x.dtype).reshape(x.shape)
 
 
+def backend_results(x, weights, backends, **kwargs):
+    """Spikes and input gradient of ``(S * weights).sum()`` for each backend."""
+    results = []
+    for backend in backends:
+        xi = x.clone().requires_grad_()
+        s = snn.lif_multistep(xi, backend=backend, **kwargs)
+        (s * weights).sum().backward()
+        results.append((s, xi.grad))
+    return results
+
+
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize("surrogate", ["htaf", "atan", "rectangle"])
 def test_fused_matches_loop(reset, detach_reset, surrogate):
+    """The hand-written adjoint (float64) equals autograd through the plain loop."""
     torch.manual_seed(1)
     x = torch.randn(5, 7, 3, 4, dtype=torch.float64) * 1.5 + 0.8
     weights = torch.randn_like(x)
-    results = []
-    for backend in snn.BACKENDS:
-        xi = x.clone().requires_grad_()
-        s = snn.lif_multistep(xi, surrogate, tau=3.0, threshold=0.7, reset=reset,
-                              detach_reset=detach_reset, backend=backend)
-        (s * weights).sum().backward()
-        results.append((s, xi.grad))
-    (s_fused, g_fused), (s_loop, g_loop) = results
-    assert torch.equal(s_fused, s_loop)
+    (s_fused, g_fused), (s_auto, g_auto), (s_loop, g_loop) = backend_results(
+        x, weights, ["fused", "auto", "loop"], surrogate=surrogate, tau=3.0, threshold=0.7, reset=reset,
+        detach_reset=detach_reset)
+    assert torch.equal(s_fused, s_loop) and torch.equal(s_auto, s_loop)
     assert torch.equal(s_fused, scalar_reference(x, 3.0, 0.7, reset))
     torch.testing.assert_close(g_fused, g_loop, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(g_auto, g_fused, rtol=0, atol=0)  # small input: "auto" is "fused"
+
+
+def test_fused_accepts_expanded_input_and_gradient():
+    # a constant drive (the direct encoder's expand view) and a gradient expanded over T (from .mean(0))
+    torch.manual_seed(2)
+    base = (torch.randn(4, 6, dtype=torch.float64) * 2).requires_grad_()
+    snn.lif_multistep(base.unsqueeze(0).expand(5, 4, 6), "atan", backend="fused").mean(0).sum().backward()
+    ref = base.detach().clone().requires_grad_()
+    snn.lif_multistep(ref.unsqueeze(0).expand(5, 4, 6).clone(), "atan", backend="loop").mean(0).sum().backward()
+    torch.testing.assert_close(base.grad, ref.grad, rtol=1e-12, atol=1e-14)
+
+
+needs_compiler = pytest.mark.skipif(not snn.compiled_available(), reason="torch.compile needs a C++ compiler")
+
+
+@needs_compiler
+@pytest.mark.parametrize("reset,detach_reset", [("hard", False), ("soft", False), ("hard", True)])
+def test_compiled_matches_loop(reset, detach_reset):
+    torch.manual_seed(3)
+    x = torch.randn(4, 6, 5, dtype=torch.float64) * 1.5 + 0.8
+    weights = torch.randn_like(x)
+    (s_comp, g_comp), (s_loop, g_loop) = backend_results(
+        x, weights, ["compiled", "loop"], surrogate="atan", tau=2.0, reset=reset, detach_reset=detach_reset)
+    assert torch.equal(s_comp, s_loop)
+    torch.testing.assert_close(g_comp, g_loop, rtol=1e-12, atol=1e-14)
+
+
+def test_compiled_falls_back_when_compiling_fails(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(snn, "_COMPILED", {})
+    monkeypatch.setattr(snn, "_COMPILER_OK", True)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="compiled backend unavailable"):
+        s = snn.lif_multistep(x, "htaf", backend="compiled")
+    assert torch.equal(s, snn.lif_multistep(x, "htaf", backend="loop"))
+    assert list(snn._COMPILED.values()) == [None]  # not tried again
+    snn.lif_multistep(x, "htaf", backend="compiled")
+
+
+def test_auto_backend_choice(monkeypatch):
+    small, large = torch.zeros(2, 8), torch.zeros(2, snn.AUTO_COMPILE_MIN_NEURONS)
+    assert snn.resolve_backend("auto", small) == "fused"
+    assert snn.resolve_backend("loop", large) == "loop"
+    monkeypatch.setattr(snn, "_COMPILER_OK", True)
+    assert snn.resolve_backend("auto", large) == "compiled"
+    monkeypatch.setattr(snn, "_COMPILER_OK", False)
+    assert snn.resolve_backend("auto", large) == "fused"
 
 
 def test_lif_in_bfloat16_integrates_in_float32():

@@ -1,0 +1,436 @@
+"""Benchmark: one SNN training step in htaf, snnTorch and SpikingJelly on the same network.
+
+The network is SpikingJelly's Fashion-MNIST CSNN (``spikingjelly.activation_based.examples.conv_fashion_mnist``):
+``[Conv3x3(no bias) -> BN -> LIF -> MaxPool2] x 2 -> Flatten -> Linear(C*7*7 -> C*4*4, no bias) -> LIF ->
+Linear(C*4*4 -> 10, no bias) -> LIF``, output firing rate (mean over ``T``), MSE against the one-hot labels,
+Adam (lr 1e-3). Every library gets the same LIF neuron (tau 2, threshold 1, hard reset to 0), the same atan
+surrogate (alpha 2) and the same weights; direct encoding (the image repeated ``T`` times). One step is
+``zero_grad, forward, loss, backward, optimizer.step`` (and SpikingJelly's ``reset_net``).
+
+Contestants:
+
+* ``htaf``: :func:`htaf.models.snn.csnn` (stateless layers folded over ``[T*B]``; the first conv-BN runs once
+  on ``[B]`` since its input is the same at every step; fused multi-step LIF).
+* ``spikingjelly``: the example's ``CSNN`` with ``neuron.LIFNode(tau=2., surrogate_function=surrogate.ATan(),
+  detach_reset=False)`` (SpikingJelly's default torch backend, multi-step mode: layers folded over ``[T*B]``).
+* ``snntorch``: the snnTorch tutorial idiom, every layer called once per time step with ``snn.Leaky``
+  (``beta=0.5, reset_mechanism="zero", spike_grad=surrogate.atan(alpha=2)``).
+* ``snntorch_folded``: the stateless layers folded over ``[T*B]`` as in the other two and only ``snn.Leaky``
+  looped over ``T`` (the fastest way to write this network in snnTorch).
+
+snnTorch's ``Leaky`` integrates ``U_t = beta U_{t-1} + I_t`` (no ``1/tau`` on the input) and detaches its
+(one-step delayed) reset; the factor ``1/2`` is folded into the weights of the layer before every ``Leaky``
+(BN affine or linear weight), so the forward pass computes the same function (``--check`` compares outputs).
+
+Times: milliseconds per step, the median over interleaved rounds (every round times each contestant in turn),
+after warm-up. Memory: on the CPU, the peak resident-set growth over a few training steps, measured in a fresh
+subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after building, minus the RSS before the
+first step); on CUDA,
+``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them.
+
+Needs only torch and htaf; the other libraries are measured when importable (``snntorch``; ``spikingjelly``
+with ``loguru``). Examples::
+
+    python benchmarks/bench_snn_libs.py                      # CPU (and CUDA when present), T = 4 and 16
+    python benchmarks/bench_snn_libs.py --devices cpu --T 4 --rounds 5 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LIBS = ("htaf", "snntorch", "snntorch_folded", "spikingjelly")
+NUM_CLASSES = 10
+
+
+# --------------------------------------------------------------------------------------------
+# The three networks (built from one set of weights)
+# --------------------------------------------------------------------------------------------
+
+
+def htaf_net(T: int, channels: int, backend: str | None = None) -> nn.Module:
+    from htaf import surrogates
+    from htaf.models import snn
+
+    lif = dict(surrogate=surrogates.get("atan", alpha=2.0), tau=2.0, threshold=1.0, reset="hard")
+    if backend is not None:
+        lif["backend"] = backend
+    torch.manual_seed(0)
+    return snn.csnn(1, NUM_CLASSES, 28, channels=channels, T=T, readout="rate", **lif)
+
+
+def _reference_weights(T: int, channels: int) -> list[torch.Tensor]:
+    """conv1, bn1 (weight, bias), conv2, bn2 (weight, bias), fc1, fc2 of the htaf network."""
+    net = htaf_net(T, channels)
+    conv1, bn1 = net.stem[0], net.stem[1]
+    conv2, bn2 = net.body[2].module[0], net.body[2].module[1]
+    fc1, fc2 = net.body[5].module[1], net.body[7].module
+    return [p.detach().clone() for p in (conv1.weight, bn1.weight, bn1.bias, conv2.weight, bn2.weight, bn2.bias,
+                                         fc1.weight, fc2.weight)]
+
+
+def _load(modules: list[nn.Module], weights: list[torch.Tensor], scale: float = 1.0) -> None:
+    """Copy ``weights`` into conv1, bn1, conv2, bn2, fc1, fc2; ``scale`` multiplies every layer feeding a neuron."""
+    conv1, bn1, conv2, bn2, fc1, fc2 = modules
+    w = iter(weights)
+    with torch.no_grad():
+        conv1.weight.copy_(next(w))
+        bn1.weight.copy_(next(w) * scale)
+        bn1.bias.copy_(next(w) * scale)
+        conv2.weight.copy_(next(w))
+        bn2.weight.copy_(next(w) * scale)
+        bn2.bias.copy_(next(w) * scale)
+        fc1.weight.copy_(next(w) * scale)
+        fc2.weight.copy_(next(w) * scale)
+
+
+class SJNet(nn.Module):
+    """SpikingJelly's example CSNN with LIF neurons (the example itself uses IF neurons)."""
+
+    def __init__(self, T: int, channels: int):
+        super().__init__()
+        from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+        def lif():
+            return neuron.LIFNode(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                                  surrogate_function=surrogate.ATan(alpha=2.0))
+
+        self.T = T
+        c = channels
+        self.conv_fc = nn.Sequential(
+            layer.Conv2d(1, c, kernel_size=3, padding=1, bias=False), layer.BatchNorm2d(c), lif(),
+            layer.MaxPool2d(2, 2),
+            layer.Conv2d(c, c, kernel_size=3, padding=1, bias=False), layer.BatchNorm2d(c), lif(),
+            layer.MaxPool2d(2, 2),
+            layer.Flatten(),
+            layer.Linear(c * 7 * 7, c * 4 * 4, bias=False), lif(),
+            layer.Linear(c * 4 * 4, NUM_CLASSES, bias=False), lif(),
+        )
+        functional.set_step_mode(self, step_mode="m")
+        s = self.conv_fc
+        _load([s[0], s[1], s[4], s[5], s[9], s[11]], _reference_weights(T, channels))
+        self._reset = functional.reset_net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_seq = x.unsqueeze(0).expand(self.T, -1, -1, -1, -1)
+        return self.conv_fc(x_seq).mean(0)
+
+    def after_step(self) -> None:
+        self._reset(self)
+
+
+class SnnTorchNet(nn.Module):
+    """The same CSNN in snnTorch: per-step layers (tutorial idiom) or folded stateless layers."""
+
+    def __init__(self, T: int, channels: int, folded: bool):
+        super().__init__()
+        import snntorch
+        from snntorch import surrogate
+
+        def leaky():
+            return snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero",
+                                  spike_grad=surrogate.atan(alpha=2.0))
+
+        self.T, self.folded = T, folded
+        c = channels
+        self.conv1 = nn.Conv2d(1, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.lif1 = leaky()
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.lif2 = leaky()
+        self.fc1 = nn.Linear(c * 7 * 7, c * 4 * 4, bias=False)
+        self.lif3 = leaky()
+        self.fc2 = nn.Linear(c * 4 * 4, NUM_CLASSES, bias=False)
+        self.lif4 = leaky()
+        # snnTorch integrates U = beta U + I, the others H = V/2 + X/2: the 1/2 goes into the weights
+        _load([self.conv1, self.bn1, self.conv2, self.bn2, self.fc1, self.fc2], _reference_weights(T, channels), 0.5)
+
+    @staticmethod
+    def _loop(lif, currents: torch.Tensor) -> torch.Tensor:
+        mem = lif.reset_mem()
+        out = []
+        for cur in currents:
+            spk, mem = lif(cur, mem)
+            out.append(spk)
+        return torch.stack(out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.folded:
+            T, B = self.T, x.shape[0]
+            h = self.bn1(self.conv1(x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1)))
+            s = self._loop(self.lif1, h.unflatten(0, (T, B))).flatten(0, 1)
+            h = self.bn2(self.conv2(F.max_pool2d(s, 2)))
+            s = self._loop(self.lif2, h.unflatten(0, (T, B))).flatten(0, 1)
+            h = self.fc1(F.max_pool2d(s, 2).flatten(1))
+            s = self._loop(self.lif3, h.unflatten(0, (T, B))).flatten(0, 1)
+            h = self.fc2(s)
+            return self._loop(self.lif4, h.unflatten(0, (T, B))).mean(0)
+        mem1, mem2, mem3, mem4 = (lif.reset_mem() for lif in (self.lif1, self.lif2, self.lif3, self.lif4))
+        out = []
+        for _ in range(self.T):
+            s, mem1 = self.lif1(self.bn1(self.conv1(x)), mem1)
+            s, mem2 = self.lif2(self.bn2(self.conv2(F.max_pool2d(s, 2))), mem2)
+            s, mem3 = self.lif3(self.fc1(F.max_pool2d(s, 2).flatten(1)), mem3)
+            s, mem4 = self.lif4(self.fc2(s), mem4)
+            out.append(s)
+        return torch.stack(out).mean(0)
+
+
+def build(lib: str, T: int, channels: int, device: torch.device) -> nn.Module:
+    if lib == "htaf":
+        return htaf_net(T, channels).to(device)
+    if lib == "spikingjelly":
+        return SJNet(T, channels).to(device)
+    if lib in ("snntorch", "snntorch_folded"):
+        return SnnTorchNet(T, channels, folded=lib == "snntorch_folded").to(device)
+    raise ValueError(f"unknown library {lib!r}; choose from {', '.join(LIBS)}")
+
+
+def available(lib: str) -> str | None:
+    """The library's version, or None when it cannot be imported."""
+    try:
+        if lib == "htaf":
+            import htaf as mod
+        elif lib.startswith("snntorch"):
+            import snntorch as mod
+        else:
+            import spikingjelly.activation_based.neuron  # noqa: F401  (needs loguru)
+            from importlib.metadata import version
+            return version("spikingjelly")
+    except Exception:
+        return None
+    return getattr(mod, "__version__", "?")
+
+
+def trainer(lib: str, T: int, channels: int, batch: int, device: torch.device) -> Callable[[], None]:
+    """A closure running one training step of ``lib``'s network on a fixed batch."""
+    model = build(lib, T, channels, device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(batch, 1, 28, 28, generator=gen).to(device)
+    target = F.one_hot(torch.randint(0, NUM_CLASSES, (batch,), generator=gen), NUM_CLASSES).float().to(device)
+    after = getattr(model, "after_step", None)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(model(x), target)
+        loss.backward()
+        opt.step()
+        if after is not None:
+            after()
+
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(libs: list[str], T: int, channels: int, batch: int, device: torch.device,
+               rounds: int, steps: int, warmup: int) -> dict[str, float]:
+    """Median ms per step of each library over ``rounds`` interleaved rounds of ``steps`` steps."""
+    steppers = {lib: trainer(lib, T, channels, batch, device) for lib in libs}
+    for step in steppers.values():
+        for _ in range(warmup):
+            step()
+    _sync(device)
+    samples: dict[str, list[float]] = {lib: [] for lib in libs}
+    for r in range(rounds):
+        order = libs if r % 2 == 0 else libs[::-1]
+        for lib in order:
+            step = steppers[lib]
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            _sync(device)
+            samples[lib].append(1e3 * (time.perf_counter() - start) / steps)
+    return {lib: statistics.median(v) for lib, v in samples.items()}
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM) of this process; False where Linux does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory(lib: str, T: int, channels: int, batch: int, device: torch.device, steps: int = 3) -> float:
+    """Peak memory growth (MiB) over ``steps`` training steps, in this (fresh) process."""
+    step = trainer(lib, T, channels, batch, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    # CPU: the resident-set high-water mark (VmHWM, reset after building) minus the RSS before the steps.
+    # (ru_maxrss is no use: it cannot be reset and a child started by exec inherits its parent's.)
+    base = _status_bytes("VmRSS")
+    if not _reset_peak_rss():
+        raise RuntimeError("cannot reset the RSS high-water mark (/proc/self/clear_refs)")
+    for _ in range(steps):
+        step()
+    return (_status_bytes("VmHWM") - base) / 2**20
+
+
+def memory_in_subprocess(lib: str, T: int, channels: int, batch: int, device: str, threads: int) -> float | None:
+    cmd = [sys.executable, os.path.abspath(__file__), "--_memory", lib, "--T", str(T), "--channels", str(channels),
+           "--batch", str(batch), "--devices", device, "--threads", str(threads)]
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        print(f"  memory of {lib} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> dict[str, float]:
+    """Relative difference of each library's first-conv weight gradient (MSE loss, one batch) from htaf's.
+
+    The gradient passes through every layer and every surrogate, so it is a sharp test of "same network":
+    SpikingJelly's must agree with htaf's to float rounding. snnTorch's differs by design: its ``Leaky``
+    detaches the reset, sees inputs scaled by 1/2 (folded into its weights) and, per step, normalises the
+    second conv per time step.
+    """
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(batch, 1, 28, 28, generator=gen) * 3
+    target = F.one_hot(torch.randint(0, NUM_CLASSES, (batch,), generator=gen), NUM_CLASSES).float()
+
+    def grad(lib):
+        model = build(lib, T, channels, torch.device("cpu")).train()
+        F.mse_loss(model(x), target).backward()
+        return _first_conv(model).weight.grad
+
+    ref = grad("htaf")
+    return {lib: float((grad(lib) - ref).norm() / ref.norm()) for lib in libs if lib != "htaf"}
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
+            "threads": str(torch.get_num_threads())}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    for lib in ("htaf", "snntorch", "spikingjelly"):
+        info[lib] = available(lib) or "missing"
+    return info
+
+
+def markdown(report: dict) -> str:
+    """The results of a ``--json`` report as a Markdown table (one row per device, T and library)."""
+    m, c = report["machine"], report["config"]
+    head = (f"{m['cpu']}" + (f", {m['gpu']}" if "gpu" in m else "") + f"; {c['threads']} CPU thread(s); "
+            f"python {m['python']}, torch {m['torch']}, snnTorch {m['snntorch']}, SpikingJelly {m['spikingjelly']}; "
+            f"C={c['channels']}, batch {c['batch']}, median of {c['rounds']} interleaved rounds")
+    lines = [head, "", "| device | T | library | ms / step | htaf faster by | peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        mem = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        lines.append(f"| {r['device']} | {r['T']} | {r['library']} | {r['ms_per_step']:.1f} | "
+                     f"{r['htaf_speedup']:.2f}x | {mem} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", default="auto", help="comma-separated, e.g. cpu,cuda (default: cpu, and cuda when present)")
+    parser.add_argument("--T", default="4,16", help="time steps, comma-separated")
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--libs", default=",".join(LIBS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
+    parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--markdown", default=None, metavar="JSON", help="print a --json report as a Markdown table")
+    parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f)))
+        return
+    torch.set_num_threads(args.threads)
+
+    if args._memory:
+        print(peak_memory(args._memory, int(args.T), args.channels, args.batch, torch.device(args.devices)))
+        return
+
+    if args.devices == "auto":
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    else:
+        devices = args.devices.split(",")
+    libs = [lib for lib in args.libs.split(",") if available(lib)]
+    missing = [lib for lib in args.libs.split(",") if lib not in libs]
+    info = machine()
+    print(" ".join(f"{k} {v};" for k, v in info.items()))
+    if missing:
+        print(f"not installed, skipped: {', '.join(missing)}")
+    Ts = [int(t) for t in args.T.split(",")]
+    if args.check:
+        for T in Ts:
+            print(f"T={T}: |conv1 grad - htaf's| / |htaf's| = {check_same_function(T, args.channels, 8, libs)}")
+
+    rows = []
+    print(f"{'device':6} {'T':>3} {'library':16} {'ms/step':>9} {'htaf speed-up':>13} {'peak MiB':>9}")
+    for device in devices:
+        dev = torch.device(device)
+        for T in Ts:
+            ms = time_steps(libs, T, args.channels, args.batch, dev, args.rounds, args.steps, args.warmup)
+            for lib in libs:
+                mem = None if args.no_memory else memory_in_subprocess(lib, T, args.channels, args.batch, device,
+                                                                       args.threads)
+                ratio = ms[lib] / ms["htaf"] if "htaf" in ms else float("nan")
+                rows.append({"device": device, "T": T, "library": lib, "ms_per_step": ms[lib],
+                             "htaf_speedup": ratio, "peak_mib": mem})
+                mem_s = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
+                print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "config": {"channels": args.channels, "batch": args.batch,
+                                                   "threads": args.threads, "rounds": args.rounds,
+                                                   "steps": args.steps}, "results": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""HTAF surrogates inside snnTorch and SpikingJelly neurons (the README's one-liners), and htaf's LIF
+against SpikingJelly's on the same input. Skipped when the libraries are missing (``pip install -e .[compare]``;
+SpikingJelly with ``--no-deps``, see README)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import htaf
+from htaf.models import snn
+
+
+def htaf_grad(x: torch.Tensor) -> torch.Tensor:
+    return htaf.surrogates.get("htaf").derivative(x)
+
+
+def test_snntorch_leaky_with_htaf_spike_grad():
+    snntorch = pytest.importorskip("snntorch")
+    lif = snntorch.Leaky(beta=0.5, spike_grad=htaf.surrogates.get("htaf"))
+    x = torch.tensor([0.5, 1.2, 3.0, -1.0], dtype=torch.float64, requires_grad=True)
+    spk, mem = lif(x, torch.zeros(4, dtype=torch.float64))  # mem = 0.5 * 0 + x; spike where mem > 1
+    assert spk.tolist() == [0.0, 1.0, 1.0, 0.0]
+    torch.testing.assert_close(mem, x)
+    spk.sum().backward()
+    # snnTorch calls spike_grad(mem - threshold): the gradient is HTAF's derivative there
+    torch.testing.assert_close(x.grad, htaf_grad(x.detach() - 1.0), rtol=1e-12, atol=0)
+
+
+def test_snntorch_leaky_htaf_over_several_steps_trains():
+    snntorch = pytest.importorskip("snntorch")
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(5, 3)
+    lif = snntorch.Leaky(beta=0.9, spike_grad=htaf.surrogates.get("htaf"), reset_mechanism="zero")
+    mem, total = lif.reset_mem(), 0.0
+    for _ in range(4):
+        spk, mem = lif(fc(torch.randn(8, 5) * 3), mem)
+        total = total + spk.sum()
+    total.backward()
+    assert fc.weight.grad is not None and fc.weight.grad.abs().sum() > 0
+
+
+def test_spikingjelly_lifnode_with_htaf_spike():
+    pytest.importorskip("loguru")
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    node = neuron.LIFNode(surrogate_function=htaf.nn.Spike("htaf"))  # tau 2, decay_input: H = (V + X) / 2
+    x = torch.tensor([0.5, 2.2, 3.0, -1.0], requires_grad=True)
+    s = node(x)
+    assert s.tolist() == [0.0, 1.0, 1.0, 0.0]
+    s.sum().backward()
+    # SpikingJelly calls surrogate_function(H - v_threshold); dH/dX = 1/tau
+    torch.testing.assert_close(x.grad, htaf_grad(x.detach() / 2 - 1.0) / 2, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+def test_htaf_lif_equals_spikingjelly_multistep(reset):
+    """htaf's LIF (every backend) and SpikingJelly's multi-step LIFNode: same spikes, same input gradient."""
+    pytest.importorskip("loguru")
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 7, dtype=torch.float64) * 1.5 + 1.0
+    weights = torch.randn_like(x)
+    node = neuron.LIFNode(tau=2.0, v_reset=0.0 if reset == "hard" else None, step_mode="m",
+                          surrogate_function=htaf.nn.Spike("htaf"))
+    xs = x.clone().requires_grad_()
+    s_sj = node(xs)
+    (s_sj * weights).sum().backward()
+    for backend in ("fused", "loop"):
+        xh = x.clone().requires_grad_()
+        s = snn.lif_multistep(xh, "htaf", tau=2.0, reset=reset, backend=backend)
+        (s * weights).sum().backward()
+        assert torch.equal(s, s_sj)
+        torch.testing.assert_close(xh.grad, xs.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
+    """benchmarks/bench_snn_libs.py at toy size: the libraries present are measured, the others skipped."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_snn_libs.py"), "--devices", "cpu", "--T", "2",
+                    "--channels", "2", "--batch", "2", "--rounds", "1", "--steps", "1", "--warmup", "0",
+                    "--check", "--json", str(out)], check=True, capture_output=True, text=True, env=env, cwd=root)
+    report = json.loads(out.read_text())
+    libs = {row["library"] for row in report["results"]}
+    assert "htaf" in libs
+    assert all(row["ms_per_step"] > 0 and row["peak_mib"] is not None for row in report["results"])
