@@ -110,26 +110,27 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _kwarg_defaults(name: str) -> dict[str, Any]:
-    """The keyword arguments dataset ``name`` accepts, with their defaults."""
+    """The keyword arguments dataset ``name`` accepts, with their defaults (image sets: ``normalise``)."""
     if name == "concept_shapes":
-        return dict(CONCEPT_SHAPES_KWARGS)
+        return {**CONCEPT_SHAPES_KWARGS, "normalise": True}
     if name.startswith("regression_"):
         parameters = inspect.signature(regression.generate).parameters.values()
         return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-    return {}
+    return {"normalise": True}
 
 
 def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Check the keyword arguments of a generated dataset against its generator's signature.
 
     Sizes (``d``, ``n_train``, ``n_test``) must be integers >= 1, ``image_size`` >= 16, ``seed`` >= 0
-    and ``noise`` a finite number >= 0; datasets read from files take no keyword arguments.
+    and ``noise`` a finite number >= 0; image datasets take ``normalise`` (a bool, see :func:`load`) only.
 
     >>> check_kwargs("regression_bump", {"d": 3, "noise": 0.2})
+    >>> check_kwargs("mnist", {"normalise": False})
     >>> check_kwargs("mnist", {"d": 3})
     Traceback (most recent call last):
     ...
-    ValueError: unknown data_kwargs d for dataset 'mnist'; valid: none
+    ValueError: unknown data_kwargs d for dataset 'mnist'; valid: normalise
     """
     defaults = _kwarg_defaults(name)
     unknown = sorted(set(kwargs) - set(defaults))
@@ -141,6 +142,8 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
         if key in minimum:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum[key]:
                 raise ValueError(f"data_kwargs {key!r} must be an integer >= {minimum[key]}, got {value!r}")
+        elif key == "normalise" and not isinstance(value, bool):
+            raise ValueError(f"data_kwargs 'normalise' must be true or false, got {value!r}")
         elif key == "noise" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                  or not math.isfinite(value) or value < 0):
             raise ValueError(f"data_kwargs 'noise' must be a finite number >= 0, got {value!r}")
