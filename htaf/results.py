@@ -35,12 +35,13 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
-from htaf._paths import resolve_folder
+from htaf._paths import project_root, resolve_folder
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "project_root",
     "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
