@@ -184,3 +184,68 @@ def test_set_surrogate_replaces_every_signed_spike():
 def test_sign_convention_matches_functional():
     x = torch.tensor([-1.0, 0.0, 2.0])
     assert bnn.make_sign("ste")(x).tolist() == HF.sign(x).tolist() == [-1.0, 1.0, 1.0]
+
+
+# --------------------------------------------------------------------------------------------
+# The bnn experiment
+# --------------------------------------------------------------------------------------------
+
+
+def test_bnn_run_records_flips_clipping_and_exact_packing():
+    import htaf
+
+    record = htaf.run("bnn", "smoke", epochs=2, lr=0.05)
+    history = record["history"]
+    assert all(0.0 < row["flip_ratio"] < 1.0 for row in history)
+    assert history[-1]["clip_share"] > 0.0  # a large learning rate pushes latent weights to the bound
+    assert {"grad_norm_fc1", "grad_norm_fc2", "grad_norm_fc3", "grad_norm_fc4"} <= set(history[0])
+    metrics = record["metrics"]
+    assert metrics["packed_matches"] is True
+    assert metrics["bits_packed"] < metrics["bits_float32"]
+
+
+def test_bnn_latent_weights_stay_clipped(monkeypatch):
+    from htaf.experiments import bnn as experiment
+    from htaf.experiments import get, resolve_config
+
+    config = resolve_config("bnn", "smoke")
+    model = get("bnn").build_model(config)
+    experiment.on_epoch_start(model, 0, config)
+    with torch.no_grad():
+        for _, layer in binary_layers(model):
+            layer.weight.mul_(100.0)
+    out = experiment.after_step(model, config)
+    assert all(layer.weight.abs().max() <= 1.0 for _, layer in binary_layers(model))
+    assert out["clip_share"] > 0.5 and out["flip_ratio"] == 0.0  # scaling keeps every sign
+
+
+def test_ede_schedule_runs_from_t_min_to_t_max():
+    from htaf.experiments import bnn as experiment
+    from htaf.experiments import get, resolve_config
+
+    config = resolve_config("bnn", "smoke", method="ede", peak_slope=None, epochs=3)
+    model = get("bnn").build_model(config)
+    seen = []
+    for epoch in range(3):
+        experiment.on_epoch_start(model, epoch, config)
+        values = {m.surrogate.t for m in model.modules() if isinstance(m, Spike)}
+        assert len(values) == 1  # every unit of the network follows the schedule
+        seen.append(values.pop())
+    assert seen == pytest.approx([0.1, 1.0, 10.0])
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("arch", "bogus", "unknown value of 'arch'"),
+    ("method", "bogus", "unknown value of 'method'"),
+    ("scale", "max", "valid choices: none, mean"),
+    ("hidden", [0], "positive width"),
+    ("ede_t_min", 20.0, "ede_t_min <= ede_t_max"),
+])
+def test_bnn_bad_config_exits_2_before_data(key, value, message, capsys):
+    import json
+
+    from htaf.__main__ import main
+
+    assert main(["run", "bnn", "--set", f"{key}={json.dumps(value)}"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
