@@ -71,7 +71,7 @@ def test_book_builds_without_warnings(built_book):
 def test_expected_pages_exist(built_book):
     proc, html = built_book
     assert proc.returncode == 0
-    expected = ["index.html", "book/index.html", "book/references.html"]
+    expected = ["index.html", "book/index.html", "book/references.html", "book/reproduce.html"]
     expected += [f"book/theory/{name}.html" for name in THEORY_PAGES]
     for page in expected:
         assert (html / page).is_file(), page
@@ -99,3 +99,60 @@ def test_notebook_is_stored_executed_without_errors(path):
             if path.parent.name == "theory":
                 assert not (out.output_type == "stream" and out.name == "stderr"), f"code cell {i} wrote to stderr"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The book as a reader sees it: a headless browser renders a theory page from disk, with no network.
+# ---------------------------------------------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--virtual-time-budget=10000"]
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium is not on PATH (Debian: apt-get install chromium); the rendered page cannot be checked")
+
+
+def test_mathjax_is_served_with_the_book(built_book):
+    proc, html = built_book
+    assert proc.returncode == 0
+    page = (html / "book/theory/01_definition.html").read_text(encoding="utf-8")
+    assert 'src="../../_static/mathjax/tex-chtml.js"' in page
+    assert (html / "_static/mathjax/tex-chtml.js").is_file()
+    assert "cdn.jsdelivr.net" not in page and "mathjax@" not in page
+
+
+def test_math_is_typeset_when_a_browser_opens_the_page_offline(built_book, tmp_path):
+    from bs4 import BeautifulSoup
+
+    exe = chromium()
+    proc, html = built_book
+    assert proc.returncode == 0
+    page = html / "book/theory/01_definition.html"
+    dom = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-3000:]
+    soup = BeautifulSoup(dom.stdout, "html.parser")
+    body = soup.find("article") or soup.body
+    assert body is not None, dom.stdout[:2000]
+    # every math element of the page was typeset by MathJax
+    maths = body.select(".math")
+    assert len(maths) >= 20
+    assert all(m.find("mjx-container") is not None for m in maths), [m.get_text()[:80] for m in maths if not m.find("mjx-container")]
+    assert len(body.find_all("mjx-container")) >= 50
+    # and no raw TeX is left in the visible prose (code cells may hold matplotlib's "$...$" labels)
+    for hidden in body.find_all(["script", "style", "pre", "mjx-assistive-mml"]):
+        hidden.decompose()
+    visible = body.get_text(" ")
+    for raw in ("\\[", "\\]", "\\(", "$$", "\\alpha", "\\sigma"):
+        assert raw not in visible, (raw, visible[max(0, visible.find(raw) - 200):visible.find(raw) + 200])
+    # a screenshot renders too (what a reader would see; kept in the test's temporary folder)
+    shot = tmp_path / "01_definition.png"
+    out = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                          "--window-size=1400,2000", page.as_uri()], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
