@@ -1,4 +1,10 @@
-"""Modules: :class:`HTAF` (smooth, hard or exact-step), :class:`Spike` (any surrogate) and :func:`use_mode`.
+"""Modules: every binary unit and binary layer of the package.
+
+* Units: :class:`HTAF` (smooth, hard or exact-step), :class:`Spike` (exact step, any surrogate backward),
+  :class:`Smooth` (any surrogate's primitive while training, exact step at inference), :func:`use_mode`,
+  and :func:`make_unit`, the one factory every model family builds its units with.
+* Binary layers: :class:`BinaryLinear`, :class:`BinaryConv2d` (binary weights, real latent weights),
+  :func:`clip_latent_weights_`, and the bit-packed inference form :func:`pack` (XNOR and popcount on integers).
 
 >>> import torch, htaf
 >>> act = htaf.nn.HTAF(alpha=4.0, beta=1.0, step_at_eval=True)
