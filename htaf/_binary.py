@@ -116,8 +116,8 @@ class BinaryLinear(nn.Linear, _BinaryWeight):
     Args:
         in_features, out_features, bias: as :class:`torch.nn.Linear` (bias off by default: a batch norm
             usually follows).
-        scale: ``"none"`` (pure +/-1 weights, BinaryNet) or ``"mean"`` (XNOR-Net's per-output mean |W|).
-        binarizer: surrogate of the weights' sign (registry name; ``"ste"``: gradient 1 on |W| <= 1).
+        scale: ``"none"`` (pure +/-1 weights, BinaryNet) or ``"mean"`` (XNOR-Net's per-output mean of ``abs(W)``).
+        binarizer: surrogate of the weights' sign (registry name; ``"ste"``: gradient 1 where ``abs(W) <= 1``).
 
     Latent weights start as PyTorch's default (uniform, bound :math:`1/\sqrt{\text{in\_features}}`), inside
     the clip range.
