@@ -247,8 +247,11 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def with_peak_slope(name: str, peak_slope: float, scale: str | None = None, **params) -> Surrogate:
+def with_peak_slope(name: str, peak_slope: float | None, scale: str | None = None, **params) -> Surrogate:
     r"""Family ``name`` with ``params``, one parameter rescaled so that ``derivative(0) == peak_slope``.
+
+    ``peak_slope=None`` rescales nothing: ``get(name, **params)``. This is the meaning of the experiments'
+    ``peak_slope`` config key (``None``: the parameters as given).
 
     The rescaled parameter is ``scale``, else the family's ``slope_parameter`` (for HTAF the tail rate
     ``beta`` with ``alpha`` kept; pass ``scale="alpha"`` to keep ``beta``). ``SLOPE_PARAMETER`` maps every
@@ -259,7 +262,11 @@ def with_peak_slope(name: str, peak_slope: float, scale: str | None = None, **pa
 
     >>> with_peak_slope("sigmoid", 1.0), with_peak_slope("htaf", 2.0), with_peak_slope("htaf", 1.0, "alpha", beta=2.0)
     (Sigmoid(alpha=4.0), HTAF(alpha=4.0, beta=2.0), HTAF(alpha=2.0, beta=2.0))
+    >>> with_peak_slope("atan", None, alpha=3.0)
+    Atan(alpha=3.0)
     """
+    if peak_slope is None:
+        return get(name, **params)
     target = check_positive("peak_slope", peak_slope)
     base = get(name, **params)
     key = scale or type(base).slope_parameter

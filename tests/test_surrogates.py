@@ -213,3 +213,8 @@ def test_parameters_that_overflow_the_input_dtype_raise_a_clear_error():
     # the same parameters are fine where the dtype holds them
     (g,) = torch.autograd.grad(htaf.functional.spike(x32.double(), surrogates.get("sigmoid", alpha=1e39)).sum(), x32)
     assert torch.isfinite(g).all()
+
+
+def test_with_peak_slope_none_keeps_the_parameters_as_given():
+    assert surrogates.with_peak_slope("atan", None, alpha=3.0) == surrogates.get("atan", alpha=3.0)
+    assert surrogates.with_peak_slope("ste", None) == surrogates.get("ste")

@@ -72,7 +72,7 @@ def _input_stats(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
 def _surrogate(config: Config) -> surrogates.Surrogate:
     """The LIF spike's surrogate: ``method`` with ``surrogate_params``, matched to ``peak_slope`` unless ``None``."""
     name, params, peak = config["method"], config["surrogate_params"], config["peak_slope"]
-    return surrogates.get(name, **params) if peak is None else surrogates.with_peak_slope(name, peak, **params)
+    return surrogates.with_peak_slope(name, peak, **params)
 
 
 def validate(config: Config) -> None:

@@ -74,10 +74,7 @@ def make_sign(method: str, peak_slope: float | None = None, surrogate_params: di
         return nn.ReLU()
     if method not in surrogates.available():
         raise ValueError(f"unknown BNN method {method!r}; valid choices: {', '.join(methods())}")
-    params = dict(surrogate_params or {})
-    sg = (surrogates.get(method, **params) if peak_slope is None
-          else surrogates.with_peak_slope(method, peak_slope, **params))
-    return Spike(sg, signed=True)
+    return Spike(surrogates.with_peak_slope(method, peak_slope, **(surrogate_params or {})), signed=True)
 
 
 def set_surrogate(model: nn.Module, surrogate: surrogates.Surrogate) -> None:
