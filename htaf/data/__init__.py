@@ -64,7 +64,8 @@ IMAGE_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
 }
 SPLITS = ("train", "test")
 #: the keyword arguments of ``concept_shapes`` and their defaults
-CONCEPT_SHAPES_KWARGS: dict[str, int] = {"n_train": 2000, "n_test": 500, "image_size": 24, "seed": 0}
+CONCEPT_SHAPES_KWARGS: dict[str, Any] = {"n_train": 2000, "n_test": 500, "image_size": 24, "seed": 0,
+                                         "label_rule": "xor"}
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
         if key in minimum:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum[key]:
                 raise ValueError(f"data_kwargs {key!r} must be an integer >= {minimum[key]}, got {value!r}")
+        elif key == "label_rule" and value not in concept_shapes.LABEL_RULES:
+            raise ValueError(f"data_kwargs 'label_rule' must be one of {', '.join(concept_shapes.LABEL_RULES)}, "
+                             f"got {value!r}")
         elif key == "normalise" and not isinstance(value, bool):
             raise ValueError(f"data_kwargs 'normalise' must be true or false, got {value!r}")
         elif key == "noise" and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -156,7 +160,8 @@ def describe(name: str, **kwargs: Any) -> DatasetInfo:
         return DatasetInfo(name, shape, classes, "classification")
     if name == "concept_shapes":
         size = kwargs.get("image_size", CONCEPT_SHAPES_KWARGS["image_size"])
-        return DatasetInfo(name, (3, size, size), concept_shapes.NUM_CLASSES, "classification")
+        rule = kwargs.get("label_rule", CONCEPT_SHAPES_KWARGS["label_rule"])
+        return DatasetInfo(name, (3, size, size), concept_shapes.num_classes(rule), "classification")
     if name.startswith("regression_"):
         return DatasetInfo(name, (kwargs.get("d", 2),), 1, "regression")
     raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
@@ -168,7 +173,7 @@ def load(name: str, split: str, root: str | os.PathLike | None = None, normalise
     Images are float32 ``(N, C, H, W)``; with ``normalise`` each channel is
     standardised with the mean and std of the *training* split, otherwise
     scaled to ``[0, 1]``. ``kwargs`` configure generated datasets
-    (``concept_shapes``: ``n_train``, ``n_test``, ``image_size``, ``seed``;
+    (``concept_shapes``: ``n_train``, ``n_test``, ``image_size``, ``seed``, ``label_rule``;
     ``regression_*``: ``d``, ``n_train``, ``n_test``, ``noise``, ``seed``).
 
     >>> len(load("concept_shapes", "test", n_test=10))
@@ -202,7 +207,7 @@ def _images(name: str, split: str, root: str, frozen_kwargs: str) -> tuple[torch
     if name == "concept_shapes":
         kwargs = {**CONCEPT_SHAPES_KWARGS, **json.loads(frozen_kwargs)}
         sample = concept_shapes.generate(kwargs[f"n_{split}"], seed=2 * kwargs["seed"] + SPLITS.index(split),
-                                         image_size=kwargs["image_size"])
+                                         image_size=kwargs["image_size"], label_rule=kwargs["label_rule"])
         return sample.images, sample.labels, sample.attributes
     if name == "digits":
         raw, labels = read_digits(split)

@@ -18,8 +18,13 @@ The class is a rule over the attributes (see :data:`CLASS_RULES`)::
 
     label = 2 * (red XOR (large AND left)) + (round XOR striped)
 
-so ``top`` is a nuisance concept that never matters for the label. The ICBM
-chapter checks whether learned binary features recover these concepts.
+so ``top`` is a nuisance concept that never matters for the label, and no
+attribute is needed on its own (``round`` and ``striped`` only through their
+XOR). The ICBM chapter checks whether learned binary features recover these
+concepts. With ``label_rule="all"`` the label is instead the attribute vector
+read as a 6-bit number (64 classes), so every attribute is needed individually;
+a linear map of the six true attributes still predicts it exactly (the class
+with the smallest Hamming distance).
 
 Everything is a pure function of ``seed``: no download, no global RNG.
 
@@ -41,6 +46,9 @@ CLASS_RULES: dict[str, str] = {
     "bit 1": "red XOR (large AND left)",
 }
 NUM_CLASSES = 4
+#: how a label is made from the attributes: ``"xor"`` (:data:`CLASS_RULES`, 4 classes) or ``"all"``
+#: (the six attributes as a binary number, 64 classes)
+LABEL_RULES: dict[str, int] = {"xor": NUM_CLASSES, "all": 2 ** len(ATTRIBUTE_NAMES)}
 RED = np.array([0.9, 0.15, 0.15], dtype=np.float32)
 BLUE = np.array([0.15, 0.3, 0.9], dtype=np.float32)
 STRIPE_DIMMING = 0.4
@@ -55,20 +63,41 @@ class ConceptShapes(NamedTuple):
     labels: torch.Tensor
 
 
-def labels_from_attributes(attributes: np.ndarray) -> np.ndarray:
-    """Apply :data:`CLASS_RULES` to an ``(N, 6)`` 0/1 attribute array.
+def num_classes(label_rule: str = "xor") -> int:
+    """The number of classes under ``label_rule`` (see :data:`LABEL_RULES`).
+
+    >>> num_classes("xor"), num_classes("all")
+    (4, 64)
+    """
+    if label_rule not in LABEL_RULES:
+        raise ValueError(f"unknown label_rule {label_rule!r}; valid: {', '.join(LABEL_RULES)}")
+    return LABEL_RULES[label_rule]
+
+
+def labels_from_attributes(attributes: np.ndarray, label_rule: str = "xor") -> np.ndarray:
+    """Apply :data:`CLASS_RULES` (``"xor"``) or the 6-bit code (``"all"``) to an ``(N, 6)`` 0/1 attribute array.
 
     >>> labels_from_attributes(np.array([[1, 1, 1, 1, 0, 0]])).tolist()
     [1]
+    >>> labels_from_attributes(np.array([[1, 1, 1, 1, 0, 0]]), "all").tolist()
+    [60]
     """
+    num_classes(label_rule)
+    if label_rule == "all":
+        weights = 2 ** np.arange(len(ATTRIBUTE_NAMES))[::-1]
+        return (attributes.astype(np.int64) @ weights).astype(np.int64)
     a = {name: attributes[:, i].astype(bool) for i, name in enumerate(ATTRIBUTE_NAMES)}
     bit0 = a["round"] ^ a["striped"]
     bit1 = a["red"] ^ (a["large"] & a["left"])
     return (2 * bit1 + bit0).astype(np.int64)
 
 
-def generate(n: int, seed: int = 0, image_size: int = 24) -> ConceptShapes:
-    """Draw ``n`` images, their attributes and labels, deterministically from ``seed``."""
+def generate(n: int, seed: int = 0, image_size: int = 24, label_rule: str = "xor") -> ConceptShapes:
+    """Draw ``n`` images, their attributes and labels (under ``label_rule``), deterministically from ``seed``.
+
+    The images and attributes do not depend on ``label_rule``.
+    """
+    num_classes(label_rule)
     if image_size < 16:
         raise ValueError(f"concept_shapes needs image_size >= 16, got {image_size}")
     rng = np.random.default_rng(seed)
@@ -101,5 +130,5 @@ def generate(n: int, seed: int = 0, image_size: int = 24) -> ConceptShapes:
     return ConceptShapes(
         images=torch.from_numpy(images),
         attributes=torch.from_numpy(attributes),
-        labels=torch.from_numpy(labels_from_attributes(attributes)),
+        labels=torch.from_numpy(labels_from_attributes(attributes, label_rule)),
     )
