@@ -2,7 +2,9 @@ r"""Spiking networks: a multi-step leaky integrate-and-fire (LIF) neuron, encode
 
 Tensors carry time first: ``[T, B, ...]``. Stateless layers (convolution, batch norm, linear,
 pooling) run on all ``T`` steps at once by folding time into the batch (:class:`Folded`); only the
-membrane recurrence of :class:`LIF` loops over ``T``.
+membrane recurrence of :class:`LIF` loops over ``T``. A network takes static inputs ``[B, ...]`` through an
+encoder (``"direct"``, ``"rate"``) or spike trains ``[B, T, ...]`` directly (``"spikes"``:
+:class:`SpikeInput`, no encoder, as for :mod:`htaf.data.randman` or event data).
 
 LIF dynamics (membrane :math:`V`, input current :math:`X_t`, leak :math:`\lambda = 1 - 1/\tau`,
 threshold :math:`\theta`, :math:`V_{-1} = 0`, reset potential 0):
@@ -71,6 +73,7 @@ __all__ = [
     "Folded",
     "DirectEncoder",
     "RateEncoder",
+    "SpikeInput",
     "make_encoder",
     "SpikingNet",
     "fc_snn",
@@ -80,7 +83,7 @@ __all__ = [
 ]
 
 RESETS = ("soft", "hard")
-ENCODINGS = ("direct", "rate")
+ENCODINGS = ("direct", "rate", "spikes")
 READOUTS = ("rate", "potential")
 BACKENDS = ("auto", "fused", "compiled", "loop")
 
@@ -522,6 +525,31 @@ class RateEncoder(nn.Module):
         return f"T={self.T}, seed={self.seed}"
 
 
+class SpikeInput(nn.Module):
+    """No encoder: the input already is spike trains, batch first ``[B, T, ...]``; returns ``[T, B, ...]``.
+
+    The networks of this module are time-major, data sets batch-major (a sample is ``[T, channels]``), so
+    this only swaps the first two axes (a view). ``T`` is the number of steps the network was built for;
+    an input with another number of steps raises a ``ValueError`` that says so.
+
+    >>> SpikeInput(3)(torch.zeros(2, 3, 5)).shape
+    torch.Size([3, 2, 5])
+    """
+
+    def __init__(self, T: int):
+        super().__init__()
+        self.T = _check_T(T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3 or x.shape[1] != self.T:
+            raise ValueError(f"SpikeInput expects spike trains [B, T={self.T}, ...] (batch first, then time), got "
+                             f"shape {tuple(x.shape)}; build the network with T equal to the data's number of steps")
+        return x.transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}"
+
+
 def _check_T(T: int) -> int:
     if isinstance(T, bool) or int(T) != T or int(T) < 1:
         raise ValueError(f"T (number of time steps) must be a positive integer, got {T!r}")
@@ -535,14 +563,19 @@ def make_encoder(
     mean: float | torch.Tensor = 0.0,
     std: float | torch.Tensor = 1.0,
 ) -> nn.Module:
-    """``"direct"`` -> :class:`DirectEncoder`, ``"rate"`` -> :class:`RateEncoder` (seeded; ``mean``/``std`` undo input standardisation)."""
-    if _choice("encoding", encoding, ENCODINGS) == "direct":
+    """``"direct"`` -> :class:`DirectEncoder`, ``"rate"`` -> :class:`RateEncoder` (seeded; ``mean``/``std`` undo
+    input standardisation), ``"spikes"`` -> :class:`SpikeInput` (the input already is spike trains ``[B, T, ...]``)."""
+    encoding = _choice("encoding", encoding, ENCODINGS)
+    if encoding == "direct":
         return DirectEncoder(T)
+    if encoding == "spikes":
+        return SpikeInput(T)
     return RateEncoder(T, seed, mean, std)
 
 
 class SpikingNet(nn.Module):
-    r"""Encoder, spiking body and readout: static input ``[B, ...]`` in, class scores ``[B, K]`` out.
+    r"""Encoder, spiking body and readout: static input ``[B, ...]`` (or, with :class:`SpikeInput`, spike trains
+    ``[B, T, ...]``) in, class scores ``[B, K]`` out.
 
     * ``stem``: the stateless layers before the first :class:`LIF`. With direct encoding they see the
       same input at every step, so they run once on ``[B, ...]`` and the result is repeated ``T`` times
@@ -609,6 +642,12 @@ def fc_snn(
 
     ``lif`` keyword arguments go to every :class:`LIF` (surrogate, tau, threshold, reset, ...);
     ``seed``, ``input_mean`` and ``input_std`` configure the rate encoder (see :class:`RateEncoder`).
+    With ``encoding="spikes"`` the input is spike trains ``[B, T, ...]`` and ``in_features`` the size of one
+    time step (for ``[B, T, channels]``: ``channels``).
+
+    >>> net = fc_snn(20, 3, hidden=[16], T=10, encoding="spikes")
+    >>> net(torch.zeros(4, 10, 20)).shape
+    torch.Size([4, 3])
     """
     hidden = [int(h) for h in hidden]
     if not hidden or min(hidden) < 1:
