@@ -239,3 +239,10 @@ def test_smoke_run_records_consistent_concept_metrics():
 def test_standard_model_has_accuracy_only():
     result = htaf.run("icbm", "smoke", epochs=1, method="relu", peak_slope=None)
     assert "concept_bits" not in result["metrics"] and "test_accuracy" in result["metrics"]
+
+
+def test_gpu_profile_builds_resnet18_for_cifar():
+    config = resolve_config("icbm", "gpu")
+    assert config["arch"] == "resnet18" and config["dataset"] == "cifar10" and not config["amp"]
+    model = icbm_experiment.build_model(config).eval()
+    assert model.concepts(torch.zeros(2, 3, 32, 32)).shape == (2, 64)
