@@ -142,7 +142,7 @@ def test_bad_config_errors():
     with pytest.raises(ValueError, match="width"):
         DHN(3, 2, width=2.5)
     with pytest.raises(ValueError, match="unknown DHN method"):
-        DHN(3, 2, method="tanh")
+        DHN(3, 2, method="step")
 
 
 def test_anneal_schedule_and_set_alpha():
@@ -276,3 +276,65 @@ def test_annealed_run_is_evaluated_at_its_final_alpha_even_when_resumed_at_the_e
     _, test = data.get_loaders(config)
     metrics = eval_metrics(model, test, torch.device("cpu"), config)
     assert metrics["final_alpha"] == anneal_alpha(config["epochs"] - 1, config["epochs"], config["alpha"], config["alpha_end"])
+
+
+def test_peak_slope_matches_every_method_to_ste():
+    from htaf import surrogates
+    from htaf.experiments import ConfigError, get, resolve_config
+
+    experiment = get("dhn")
+    for method in ("htaf", "htaf_anneal", "htaf_hard", "ste", "atan", "sigmoid", "rectangle", "sigmoid_smooth"):
+        config = resolve_config("dhn", "cpu", method=method)
+        assert config["peak_slope"] == 0.5
+        unit = experiment.build_model(config).layers[0].act
+        sg = unit.surrogate if hasattr(unit, "surrogate") else surrogates.get("htaf", alpha=unit.alpha, beta=unit.beta)
+        assert sg.peak_slope == pytest.approx(0.5), method
+    # HTAF keeps alpha and rescales beta; the anneal starts at the matched slope
+    assert dhn_experiment.unit_parameters(resolve_config("dhn", "cpu", method="htaf_anneal")) == (4.0, 0.5, {})
+    # None: parameters as given (STE's 1/2 against 1 for HTAF at alpha=4, beta=1)
+    assert dhn_experiment.unit_parameters(resolve_config("dhn", "smoke", method="htaf")) == (4.0, 1.0, {})
+    with pytest.raises(ConfigError, match="ste"):  # STE has no parameter to reach another slope with
+        experiment.validate(resolve_config("dhn", "cpu", method="ste", peak_slope=1.0))
+
+
+def test_relu_reference_network_trains_and_records_gradient_norms(tmp_path, monkeypatch):
+    from htaf import train
+
+    monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("HTAF_QUIET", "1")
+    record = train.run("dhn", "smoke", method="relu", depth=3, variant="skip", epochs=1)
+    assert "dead_share" not in record["metrics"] and "accuracy_smooth" not in record["metrics"]
+    assert record["metrics"]["accuracy_step"] == pytest.approx(record["metrics"]["test_accuracy"])
+    # hidden layers fc1..fc3, the skip weights fc4, the read-out fc5
+    assert {f"grad_norm_fc{k}" for k in range(1, 6)} <= set(record["history"][0])
+    assert all(record["history"][0][f"grad_norm_fc{k}"] > 0 for k in range(1, 6))
+
+
+def test_cpu_grids_have_three_seeds_per_cell_and_train_depth_one_once():
+    from htaf.experiments import grids, resolve_config
+    from htaf.results import config_hash
+
+    for experiment in ("dhn", "dhn_regression"):
+        cells: dict[str, set[int]] = {}
+        for grid in grids(experiment, "cpu").values():
+            assert grid["seed"] == [0, 1, 2]
+            keys = list(grid)
+            for values in __import__("itertools").product(*grid.values()):
+                config = resolve_config(experiment, "cpu", **dict(zip(keys, values)))
+                assert not (config["variant"] == "skip" and config["depth"] == 1)  # the plain DHN of depth 1
+                cell = config_hash(experiment, {**config, "seed": None})
+                cells.setdefault(cell, set()).add(config["seed"])
+        assert all(seeds == {0, 1, 2} for seeds in cells.values())
+
+
+def test_skip_dhn_of_depth_one_is_the_plain_one():
+    """Why the chapter trains and counts the depth-1 network once: same parameters, same function."""
+    nets = []
+    for variant in ("plain", "skip"):
+        torch.manual_seed(0)
+        nets.append(DHN(6, 3, width=8, depth=1, variant=variant, method="htaf_hard"))
+    assert nets[1].skip is None
+    state = [net.state_dict() for net in nets]
+    assert state[0].keys() == state[1].keys() and all(torch.equal(state[0][k], state[1][k]) for k in state[0])
+    x = torch.randn(10, 6)
+    torch.testing.assert_close(nets[0](x), nets[1](x))

@@ -7,9 +7,18 @@ the noiseless target, so its test MSE estimates the excess risk :math:`E(\hat f(
 Config keys (besides the engine's): ``width``, ``depth``, ``variant`` (``plain``/``skip``/``linear``),
 ``linear_share`` (``linear`` variant only), ``method`` (``htaf``, ``htaf_anneal``, ``htaf_hard``, a
 surrogate name such as ``ste``, ``rectangle``, ``sigmoid``, ``atan``, or ``<surrogate>_smooth``; any
-binary unit of :func:`htaf.nn.unit_methods`), ``alpha`` and ``beta`` (HTAF;
+binary unit of :func:`htaf.nn.unit_methods`; or a real activation such as ``relu``, the non-binary
+reference network of the same shape), ``alpha`` and ``beta`` (HTAF;
 for ``htaf_anneal`` ``alpha`` is the starting sharpness), ``alpha_end`` (``htaf_anneal``'s final
-sharpness) and ``surrogate_params`` (parameters of a surrogate method, e.g. ``{"alpha": 4.0}``).
+sharpness), ``surrogate_params`` (parameters of a surrogate method, e.g. ``{"alpha": 4.0}``) and
+``peak_slope``: rescale the unit's derivative so that its value at the threshold is this
+(:func:`htaf.surrogates.with_peak_slope`; for the HTAF methods ``beta`` is rescaled and ``alpha`` kept, so
+``htaf_anneal`` starts at this slope; ``None``: the parameters as given). BinaryNet's STE has slope 1/2 and
+no parameter, so ``peak_slope=0.5`` (the ``cpu`` profile) matches every method to it.
+
+Per epoch, ``grad_norm_fc<k>`` is the L2 norm of the gradient of the k-th linear layer's weight, averaged over
+the epoch's steps (:func:`htaf.metrics.gradient_norms`): ``fc1`` .. ``fc<depth>`` are the hidden layers, then
+the skip weights of the ``skip`` variant (depth > 1), and the read-out last.
 
 Metrics added at the end of training (:func:`eval_metrics`), all computed on the test set:
 
@@ -39,7 +48,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, metrics
+from htaf import data, metrics, surrogates
 from htaf.experiments import (
     Config,
     ConfigError,
@@ -63,12 +72,34 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "beta": 1.0,
     "alpha_end": 32.0,
     "surrogate_params": {},
+    "peak_slope": None,
 }
+
+
+def unit_parameters(config: Config) -> tuple[float, float, dict[str, float]]:
+    """``alpha``, ``beta`` and ``surrogate_params`` of the units after matching ``peak_slope``.
+
+    >>> from htaf.experiments import resolve_config
+    >>> unit_parameters(resolve_config("dhn", "cpu", method="htaf"))
+    (4.0, 0.5, {})
+    >>> unit_parameters(resolve_config("dhn", "cpu", method="atan"))
+    (4.0, 1.0, {'alpha': 1.0})
+    """
+    method, params, peak = config["method"], dict(config["surrogate_params"]), config["peak_slope"]
+    alpha, beta = config["alpha"], config["beta"]
+    if method in unit_methods(binary=False) or peak is None:
+        return alpha, beta, params
+    if method in HTAF_METHODS:
+        matched = surrogates.with_peak_slope("htaf", peak, **{"alpha": alpha, "beta": beta, **params})
+        return matched.params["alpha"], matched.params["beta"], {}
+    family = method.removesuffix("_smooth")
+    return alpha, beta, dict(surrogates.with_peak_slope(family, peak, **params).params)
 
 
 def build_model(config: Config) -> DHN:
     """The DHN described by ``config`` (input and output sizes from the dataset)."""
     info = data.describe(config["dataset"], **config["data_kwargs"])
+    alpha, beta, surrogate_params = unit_parameters(config)
     return DHN(
         in_features=math.prod(info.input_shape),
         out_features=info.num_outputs,
@@ -77,9 +108,9 @@ def build_model(config: Config) -> DHN:
         variant=config["variant"],
         method=config["method"],
         linear_share=config["linear_share"],
-        alpha=config["alpha"],
-        beta=config["beta"],
-        surrogate_params=config["surrogate_params"],
+        alpha=alpha,
+        beta=beta,
+        surrogate_params=surrogate_params,
     )
 
 
@@ -99,23 +130,25 @@ def validate(config: Config) -> None:
             n_linear_units(config["width"], config["linear_share"])
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    methods = unit_methods(binary=True)
+    methods = unit_methods()
     if config["method"] not in methods:
         raise UnknownChoiceError("DHN method", config["method"], methods)
     for key in ("alpha", "beta", "alpha_end"):
         check_number(config, key)
+    check_number(config, "peak_slope", nullable=True)
     try:
-        make_unit(config["method"], alpha=config["alpha"], beta=config["beta"],
-                  surrogate_params=config["surrogate_params"])
+        alpha, beta, params = unit_parameters(config)
+        make_unit(config["method"], alpha=alpha, beta=beta, surrogate_params=params)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"surrogate_params for method {config['method']!r}: {error}") from None
+        raise ConfigError(f"unit of method {config['method']!r}: {error}") from None
 
 
 def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
     """End-of-training metrics: :func:`htaf.metrics.switch_metrics` and the firing statistics of the threshold units."""
     on_epoch_start(model, config["epochs"] - 1, config)  # the last epoch's alpha, also for a run resumed at its end
     found: dict[str, Any] = metrics.switch_metrics(model, loader, device, config)
-    found.update(metrics.firing_summary(metrics.firing_rates(model, loader, device)))
+    if metrics.binary_units(model):  # a real-activation reference network has none
+        found.update(metrics.firing_summary(metrics.firing_rates(model, loader, device)))
     if config["method"] in HTAF_METHODS:
         found["final_alpha"] = next(m.alpha for m in model.modules() if isinstance(m, HTAF))
     return found
@@ -129,9 +162,10 @@ CLASSIFICATION_PROFILES: dict[str, Config] = {
     # CI: sklearn digits (1440 train / 357 test), a few seconds per run
     "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 4, "lr": 3e-3, "seed": 0,
               **MODEL_DEFAULTS, "width": 32},
-    # 2-core laptop: the first 10k training images, full 10k test set
-    "cpu": {"dataset": "mnist", "subset": 10_000, "batch_size": 128, "epochs": 4, "lr": 1e-3, "seed": 0,
-            **MODEL_DEFAULTS},
+    # 2-core laptop: the first 5k training images (10k before three seeds per cell), full 10k test set; every
+    # unit at STE's peak slope 1/2
+    "cpu": {"dataset": "mnist", "subset": 5_000, "batch_size": 128, "epochs": 4, "lr": 1e-3, "seed": 0,
+            **MODEL_DEFAULTS, "peak_slope": 0.5},
     # one GPU: all 60k training images, wider, longer, cosine schedule, float32 (no autocast: the
     # exact step of a bf16 pre-activation can flip units near threshold)
     "gpu": {"dataset": "mnist", "batch_size": 256, "epochs": 30, "lr": 1e-3, "seed": 0,
@@ -144,58 +178,65 @@ REGRESSION_PROFILES: dict[str, Config] = {
               **MODEL_DEFAULTS, "width": 16},
     "cpu": {"dataset": "regression_product", "batch_size": 64, "epochs": 20, "lr": 3e-3, "seed": 0,
             "data_kwargs": {"d": 2, "n_train": 2000, "n_test": 2000, "noise": 0.1},
-            **MODEL_DEFAULTS},
+            **MODEL_DEFAULTS, "peak_slope": 0.5},
     "gpu": {"dataset": "regression_product", "batch_size": 128, "epochs": 100, "lr": 1e-3, "seed": 0,
             "lr_schedule": "cosine", "amp": False,
             "data_kwargs": {"d": 2, "n_train": 20000, "n_test": 10000, "noise": 0.1},
             **MODEL_DEFAULTS},
 }
 
+#: the binary training methods of the chapter's classification sweeps (``cpu``) and of its regression sweeps
+METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste", "atan"]
+REGRESSION_METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste"]
+#: the real-valued reference network of the same shape
+REFERENCE = "relu"
+SEEDS = [0, 1, 2]
+
+
+def _depth_sweeps(depths: list[int], methods: list[str], **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """Plain and linear DHNs at every depth, skip DHNs from depth 2 (at depth 1 a skip DHN *is* the plain one, so
+    it is trained and counted once), and the ReLU reference network (plain) at every depth."""
+    return {
+        "depth": {**fixed, "method": methods, "variant": ["plain", "linear"], "depth": depths},
+        "skip": {**fixed, "method": methods, "variant": ["skip"], "depth": [d for d in depths if d > 1]},
+        "reference": {**fixed, "method": [REFERENCE], "variant": ["plain"], "depth": depths},
+    }
+
+
 #: The chapter's sweeps per profile: ``GRIDS[experiment][profile][sweep name]`` is a ``grid`` for
 #: :func:`htaf.train.sweep`. Every key is a config key.
 GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "dhn": {
-        "smoke": {
-            "depth": {"dataset": ["digits"], "method": ["htaf", "htaf_hard", "ste"],
-                      "variant": ["plain", "skip", "linear"], "depth": [1, 4]},
-        },
-        "cpu": {
-            "depth": {"dataset": ["mnist", "fashion_mnist"],
-                      "method": ["htaf", "htaf_anneal", "htaf_hard", "ste", "sigmoid", "atan"],
-                      "variant": ["plain", "skip", "linear"], "depth": [1, 2, 4, 8, 16]},
-            "seeds": {"dataset": ["mnist"], "method": ["htaf", "htaf_hard", "ste"],
-                      "variant": ["plain", "skip", "linear"], "depth": [2, 8], "seed": [1]},
-            # does a plain DHN of depth 16 train with almost 4x the epochs?
-            "long": {"dataset": ["mnist"], "method": ["htaf", "htaf_hard", "ste"], "variant": ["plain"],
-                     "depth": [16], "epochs": [15]},
-        },
-        "gpu": {
-            "depth": {"dataset": ["mnist", "fashion_mnist"],
-                      "method": ["htaf", "htaf_anneal", "htaf_hard", "ste", "rectangle", "sigmoid", "atan"],
-                      "variant": ["plain", "skip", "linear"], "depth": [1, 2, 4, 8, 16, 32],
-                      "seed": [0, 1, 2]},
-        },
+        "smoke": _depth_sweeps([1, 4], ["htaf", "htaf_hard", "ste"], dataset=["digits"], seed=[0, 1]),
+        # 2 datasets x 3 seeds x (5 methods x 14 networks + 5 reference networks) = 450 runs
+        "cpu": _depth_sweeps([1, 2, 4, 8, 16], METHODS, dataset=["mnist", "fashion_mnist"], seed=SEEDS),
+        "gpu": _depth_sweeps([1, 2, 4, 8, 16, 32], ["htaf", "htaf_anneal", "htaf_hard", "ste", "rectangle", "sigmoid", "atan"],
+                             dataset=["mnist", "fashion_mnist"], seed=SEEDS),
     },
     "dhn_regression": {
         "smoke": {
             "width": {"method": ["htaf", "htaf_hard"], "variant": ["plain", "skip", "linear"],
-                      "width": [8, 16], "depth": [2]},
-            "depth": {"method": ["htaf", "htaf_hard"], "variant": ["plain", "skip", "linear"],
-                      "width": [16], "depth": [1, 2]},
+                      "width": [8, 16], "depth": [2], "seed": [0, 1]},
+            **_depth_sweeps([1, 2], ["htaf", "htaf_hard"], width=[16], seed=[0, 1]),
+            "width_reference": {"method": [REFERENCE], "variant": ["plain"], "width": [8, 16], "depth": [2],
+                                "seed": [0, 1]},
         },
+        # 3 seeds x (4 methods x 17 distinct (variant, width, depth) networks + 6 reference networks) = 222 runs
         "cpu": {
-            "width": {"method": ["htaf", "htaf_anneal", "htaf_hard", "ste"], "variant": ["plain", "skip", "linear"],
-                      "width": [8, 32, 128], "depth": [2]},
-            "depth": {"method": ["htaf", "htaf_anneal", "htaf_hard", "ste"], "variant": ["plain", "skip", "linear"],
-                      "width": [32], "depth": [1, 2, 4, 8]},
+            "width": {"method": REGRESSION_METHODS, "variant": ["plain", "skip", "linear"],
+                      "width": [8, 32, 128], "depth": [2], "seed": SEEDS},
+            **_depth_sweeps([1, 2, 4, 8], REGRESSION_METHODS, width=[32], seed=SEEDS),
+            "width_reference": {"method": [REFERENCE], "variant": ["plain"], "width": [8, 32, 128], "depth": [2],
+                                "seed": SEEDS},
         },
         "gpu": {
             "width": {"method": ["htaf", "htaf_anneal", "htaf_hard", "ste", "sigmoid", "atan"],
                       "variant": ["plain", "skip", "linear"],
-                      "width": [8, 16, 32, 64, 128, 256, 512], "depth": [2], "seed": [0, 1, 2]},
-            "depth": {"method": ["htaf", "htaf_anneal", "htaf_hard", "ste", "sigmoid", "atan"],
-                      "variant": ["plain", "skip", "linear"],
-                      "width": [64], "depth": [1, 2, 4, 8, 16], "seed": [0, 1, 2]},
+                      "width": [8, 16, 32, 64, 128, 256, 512], "depth": [2], "seed": SEEDS},
+            **_depth_sweeps([1, 2, 4, 8, 16], ["htaf", "htaf_anneal", "htaf_hard", "ste", "sigmoid", "atan"],
+                            width=[64], seed=SEEDS),
+            "width_reference": {"method": [REFERENCE], "variant": ["plain"], "width": [8, 16, 32, 64, 128, 256, 512],
+                                "depth": [2], "seed": SEEDS},
         },
     },
 }
@@ -206,9 +247,11 @@ EXPERIMENT = register(
         description="deep Heaviside network classifier (plain/skip/linear) trained with HTAF or a surrogate",
         profiles=CLASSIFICATION_PROFILES,
         build_model=build_model,
+        train_metrics=metrics.gradient_norms,
         eval_metrics=eval_metrics,
         on_epoch_start=on_epoch_start,
         validate=validate,
+        nullable=("peak_slope",),
         grids=GRIDS["dhn"],
     )
 )
@@ -219,9 +262,11 @@ REGRESSION_EXPERIMENT = register(
         description="deep Heaviside network regression of a smooth function on [0,1]^d (excess risk)",
         profiles=REGRESSION_PROFILES,
         build_model=build_model,
+        train_metrics=metrics.gradient_norms,
         eval_metrics=eval_metrics,
         on_epoch_start=on_epoch_start,
         validate=validate,
+        nullable=("peak_slope",),
         grids=GRIDS["dhn_regression"],
     )
 )

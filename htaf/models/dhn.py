@@ -39,6 +39,8 @@ Hidden threshold units are built by :func:`htaf.nn.make_unit` from ``method`` (a
   ...): :class:`htaf.nn.Spike`, exact step forward, that surrogate's derivative backward.
 * ``"<surrogate>_smooth"`` (``"sigmoid_smooth"``, ...): :class:`htaf.nn.Smooth`, the surrogate's smooth
   primitive while training, exact step at inference.
+* a real activation (``"relu"``, ``"tanh"``, ...; :func:`htaf.nn.unit_methods` with ``binary=False``): not a
+  DHN but the real-valued reference network of the same shape (its "threshold units" are those activations).
 
 Firing statistics of the threshold units: :func:`htaf.metrics.firing_rates` and
 :func:`htaf.metrics.firing_summary`.
@@ -88,9 +90,11 @@ def make_threshold(
     return _threshold(method, alpha, beta, surrogate_params)
 
 
-def _threshold(method: str, alpha: float, beta: float, surrogate_params: dict[str, float] | None) -> nn.Module:
-    if method not in unit_methods(binary=True):
-        raise ValueError(f"unknown DHN method {method!r}; choose one of {', '.join(unit_methods(binary=True))}")
+def _threshold(method: str, alpha: float, beta: float, surrogate_params: dict[str, float] | None,
+               reference: bool = False) -> nn.Module:
+    methods = unit_methods(binary=None if reference else True)
+    if method not in methods:
+        raise ValueError(f"unknown DHN method {method!r}; choose one of {', '.join(methods)}")
     return make_unit(method, alpha=alpha, beta=beta, surrogate_params=surrogate_params)
 
 
@@ -154,7 +158,8 @@ class DHN(nn.Module):
         width: units per hidden layer.
         depth: number of hidden layers, >= 1.
         variant: ``"plain"``, ``"skip"`` or ``"linear"``.
-        method: how the threshold units are trained (``"htaf"``, ``"htaf_hard"``, ``"ste"``, ...).
+        method: how the threshold units are trained (``"htaf"``, ``"htaf_hard"``, ``"ste"``, ...), or a real
+            activation (``"relu"``) for the reference network.
         linear_share: share of identity units per layer, used by the ``linear`` variant only.
         alpha, beta: HTAF parameters for the HTAF methods.
         surrogate_params: parameters of the surrogate for Spike methods (e.g. ``{"alpha": 4.0}``).
@@ -186,7 +191,7 @@ class DHN(nn.Module):
             DHNLayer(
                 in_features if i == 0 else width,
                 width,
-                _threshold(method, alpha, beta, surrogate_params),
+                _threshold(method, alpha, beta, surrogate_params, reference=True),
                 n_linear=n_linear,
             )
             for i in range(depth)
