@@ -33,7 +33,7 @@ CHANNELS = 700
 NUM_CLASSES = 20
 DEFAULTS: dict[str, Any] = {"T": 100, "max_time": 1.0}
 FOLDER = "SHD"
-INSTALL_HINT = "pip install 'htaf[shd]' (tonic)"
+INSTALL_HINT = "pip install 'htaf[shd]'"
 
 
 class SHDNotFoundError(DatasetNotFoundError):
