@@ -279,10 +279,13 @@ GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
                                    seed=SEEDS)),
         **_named("shapes", _methods(dataset=["concept_shapes"], subset=[None], epochs=[10], seed=SEEDS,
                                     data_kwargs=[SHAPES])),
-        # the label rule that needs every attribute: HTAF and the naive sigmoid bottleneck (the standard model has no
-        # bits to align), between the supervised ceiling and the untrained floor on both rules
+        # the label rule that needs every attribute: HTAF, the naive sigmoid bottleneck and the standard model, and on
+        # both rules the supervised ceiling and the untrained floor
         "shapes_all": {"dataset": ["concept_shapes"], "subset": [None], "epochs": [10], "seed": SEEDS,
                        "data_kwargs": [{**SHAPES, "label_rule": "all"}], "method": ["htaf", "sigmoid_smooth"]},
+        "shapes_all_standard": {"dataset": ["concept_shapes"], "subset": [None], "epochs": [10], "seed": SEEDS,
+                                "data_kwargs": [{**SHAPES, "label_rule": "all"}], "method": ["relu"],
+                                "peak_slope": [None]},
         "shapes_ceiling": {"dataset": ["concept_shapes"], "subset": [None], "epochs": [10], "seed": SEEDS,
                            "data_kwargs": [SHAPES, {**SHAPES, "label_rule": "all"}], "method": ["htaf"],
                            "concept_supervision": [1.0]},
