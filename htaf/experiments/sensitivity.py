@@ -1,0 +1,268 @@
+r"""``sensitivity_dhn``, ``sensitivity_bnn`` and ``sensitivity_snn``: HTAF's :math:`(\alpha, \beta)` map and stress regimes.
+
+The chapter ``book/experiments/sensitivity`` asks where HTAF's heavy tail matters. These three experiments reuse
+the model builders and hooks of the DHN, BNN and SNN chapters (:mod:`htaf.experiments.dhn`,
+:mod:`htaf.experiments.bnn`, :mod:`htaf.experiments.snn`) on small, fast settings (sklearn ``digits``: 1440
+training and 357 test images; a ``cpu`` run takes about a second) and add these keys:
+
+* ``alpha``, ``beta``: HTAF's parameters, for ``method="htaf"`` / ``"htaf_hard"`` (``sensitivity_bnn`` and
+  ``sensitivity_snn`` pass them to the surrogate as ``surrogate_params``); with ``peak_slope`` set, ``alpha`` is
+  kept and ``beta`` rescaled to that slope (:func:`htaf.surrogates.with_peak_slope`), as in the DHN chapter.
+* ``init_gain`` (``sensitivity_dhn``): the weights of every hidden layer after the first are multiplied by this
+  at initialisation, so the pre-activations of the threshold units are about ``init_gain`` times wider.
+
+Every other key is the parent experiment's. ``sensitivity_dhn`` trains the threshold units with
+``htaf_hard`` (the exact step forward, HTAF's derivative backward) so that the cells differ only in the
+gradient, as in the BNN, whose forward is always the exact sign. Metrics are the parents': per-layer
+gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
+(units that never fire on the test set, :func:`htaf.metrics.firing_summary`).
+
+:data:`GRIDS` holds the chapter's sweeps: ``GRIDS[experiment][profile][sweep]``. :data:`ALPHAS` and
+:data:`BETAS` span the map; :func:`cells` lists its cells.
+
+>>> from htaf.experiments import get, resolve_config
+>>> model = get("sensitivity_dhn").build_model(resolve_config("sensitivity_dhn", "smoke", alpha=8.0, beta=0.5))
+>>> [round(m.alpha, 3) for m in model.modules() if type(m).__name__ == "HTAF"][:1]
+[8.0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from htaf.experiments import Config, Experiment, check_number, register
+from htaf.experiments import bnn as bnn_experiment
+from htaf.experiments import dhn as dhn_experiment
+from htaf.experiments import snn as snn_experiment
+
+__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "PEAKS", "SEEDS", "STRESS_METHODS", "cells", "hidden_linears"]
+
+#: the map: alpha x beta
+ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
+BETAS = [0.25, 0.5, 1.0, 2.0, 4.0]
+SEEDS = [0, 1, 2]
+#: peak slopes of the depth / optimiser stress regime, and initial gains of the pre-activation scale regime
+PEAKS = [0.5, 1.0, 2.0]
+GAINS = [0.5, 2.0, 4.0]
+#: the surrogates HTAF meets in the stress regime, all at the same peak slope
+STRESS_METHODS = ["sigmoid", "atan", "rectangle"]
+
+
+def cells(alphas: list[float] = ALPHAS, betas: list[float] = BETAS) -> list[tuple[float, float]]:
+    """Every ``(alpha, beta)`` cell of the map.
+
+    >>> len(cells()), cells()[0], cells()[-1]
+    (25, (1.0, 0.25), (16.0, 4.0))
+    """
+    return [(a, b) for a in alphas for b in betas]
+
+
+# --------------------------------------------------------------------------------------------
+# DHN
+# --------------------------------------------------------------------------------------------
+
+
+def hidden_linears(model: nn.Module) -> list[nn.Linear]:
+    """The linear maps of a DHN's hidden layers, first to last."""
+    return [layer.linear for layer in model.layers]
+
+
+def build_dhn(config: Config) -> nn.Module:
+    """The DHN of :func:`htaf.experiments.dhn.build_model`, hidden layers 2.. scaled by ``init_gain``."""
+    model = dhn_experiment.build_model(config)
+    if config["init_gain"] != 1.0:
+        with torch.no_grad():
+            for linear in hidden_linears(model)[1:]:
+                linear.weight.mul_(config["init_gain"])
+    return model
+
+
+def validate_dhn(config: Config) -> None:
+    """The DHN chapter's checks, and ``init_gain > 0``."""
+    dhn_experiment.validate(config)
+    check_number(config, "init_gain")
+
+
+DHN_MODEL = {**dhn_experiment.MODEL_DEFAULTS, "method": "htaf_hard", "width": 32, "depth": 2, "init_gain": 1.0}
+
+DHN_PROFILES: dict[str, Config] = {
+    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **DHN_MODEL, "width": 16},
+    "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **DHN_MODEL},
+    "gpu": {"dataset": "mnist", "batch_size": 256, "epochs": 20, "lr": 1e-3, "seed": 0, "amp": False,
+            **DHN_MODEL, "width": 128},
+}
+
+# --------------------------------------------------------------------------------------------
+# BNN
+# --------------------------------------------------------------------------------------------
+
+
+def _bnn_config(config: Config) -> Config:
+    """The config the BNN / SNN builder sees: HTAF's ``alpha``, ``beta`` as the surrogate's parameters."""
+    if config["method"] != "htaf":
+        return config
+    return {**config, "surrogate_params": {**config["surrogate_params"], "alpha": config["alpha"], "beta": config["beta"]}}
+
+
+def build_bnn(config: Config) -> nn.Module:
+    """:func:`htaf.experiments.bnn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
+    return bnn_experiment.build_model(_bnn_config(config))
+
+
+def validate_bnn(config: Config) -> None:
+    """``alpha``, ``beta > 0`` and the BNN chapter's checks."""
+    check_number(config, "alpha")
+    check_number(config, "beta")
+    bnn_experiment.validate(_bnn_config(config))
+
+
+BNN_MODEL = {**bnn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0}
+
+BNN_PROFILES: dict[str, Config] = {
+    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **BNN_MODEL,
+              "hidden": [32, 32]},
+    "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **BNN_MODEL},
+    "gpu": {"dataset": "mnist", "batch_size": 128, "epochs": 10, "lr": 3e-3, "seed": 0, "lr_schedule": "cosine",
+            **BNN_MODEL, "hidden": [256, 256, 256]},
+}
+
+# --------------------------------------------------------------------------------------------
+# SNN
+# --------------------------------------------------------------------------------------------
+
+
+def build_snn(config: Config) -> nn.Module:
+    """:func:`htaf.experiments.snn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
+    return snn_experiment.build_model(_bnn_config(config))
+
+
+def validate_snn(config: Config) -> None:
+    """``alpha``, ``beta > 0`` and the SNN chapter's checks."""
+    check_number(config, "alpha")
+    check_number(config, "beta")
+    snn_experiment.validate(_bnn_config(config))
+
+
+SNN_MODEL = {**snn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0,
+             "rate_samples": 357}
+
+SNN_PROFILES: dict[str, Config] = {
+    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **SNN_MODEL,
+              "hidden": [32, 32]},
+    "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **SNN_MODEL},
+    "gpu": {"dataset": "fashion_mnist", "batch_size": 128, "epochs": 10, "lr": 1e-3, "seed": 0,
+            "lr_schedule": "cosine", **SNN_MODEL, "hidden": [256, 256], "rate_samples": 2000},
+}
+
+# --------------------------------------------------------------------------------------------
+# Grids
+# --------------------------------------------------------------------------------------------
+
+
+def _map(alphas: list[float], betas: list[float], seeds: list[int], **fixed: list[Any]) -> dict[str, list[Any]]:
+    return {"alpha": alphas, "beta": betas, "seed": seeds, **fixed}
+
+
+def _stress(alphas: list[float], seeds: list[int], peaks: list[float], methods: list[str] = STRESS_METHODS,
+            **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """HTAF at several alpha, and the surrogates, at each peak slope of ``peaks``, under Adam and SGD with momentum."""
+    optimisers = {"adam": {"optimizer": ["adam"], "lr": [3e-3]},
+                  "sgd": {"optimizer": ["sgd"], "momentum": [0.9], "lr": [3e-2]}}
+    out = {}
+    for opt, keys in optimisers.items():
+        out[f"stress_{opt}_htaf"] = {"method": ["htaf_hard"], "alpha": alphas, "peak_slope": peaks, "seed": seeds,
+                                      **keys, **fixed}
+        out[f"stress_{opt}_surrogates"] = {"method": methods, "peak_slope": peaks, "seed": seeds,
+                                            **keys, **fixed}
+    return out
+
+
+def _scale(alphas: list[float], seeds: list[int], peak: float, gains: list[float], methods: list[str] = STRESS_METHODS,
+           **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """HTAF at several alpha, and the surrogates, at peak slope ``peak``, with wider initial pre-activations."""
+    return {"scale_htaf": {"method": ["htaf_hard"], "alpha": alphas, "peak_slope": [peak], "init_gain": gains,
+                           "seed": seeds, **fixed},
+            "scale_surrogates": {"method": methods, "peak_slope": [peak], "init_gain": gains, "seed": seeds,
+                                 **fixed}}
+
+
+#: the chapter's sweeps: ``GRIDS[experiment][profile][sweep] = grid``
+GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
+    "sensitivity_dhn": {
+        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
+                  "map_smooth": _map([1.0, 4.0], [0.5, 2.0], [0, 1], method=["htaf"]),
+                  **_stress([4.0], [0, 1], [1.0], ["sigmoid"], depth=[3]),
+                  **_scale([4.0], [0, 1], 1.0, [2.0], ["sigmoid"], depth=[3])},
+        # maps: 2 x 25 cells x 3 seeds = 150 runs; stress at depths 8 and 12: (5 alphas + 3 surrogates) x 3 slopes
+        # x 2 depths x 2 optimisers x 3 seeds = 288 runs; scale at depth 8: (5 + 3) x 3 gains x 3 seeds = 72 runs
+        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+                "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
+                **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 12]),
+                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8])},
+        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+                "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
+                **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 16, 32]),
+                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8, 16])},
+    },
+    "sensitivity_bnn": {
+        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
+        # 25 cells x 3 seeds = 75 runs
+        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+    },
+    "sensitivity_snn": {
+        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
+        # 25 cells x 3 seeds = 75 runs
+        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+    },
+}
+
+DHN_EXPERIMENT = register(
+    Experiment(
+        name="sensitivity_dhn",
+        description="HTAF's (alpha, beta) map and depth / optimiser stress on a small DHN (digits)",
+        profiles=DHN_PROFILES,
+        build_model=build_dhn,
+        train_metrics=dhn_experiment.EXPERIMENT.train_metrics,
+        eval_metrics=dhn_experiment.eval_metrics,
+        on_epoch_start=dhn_experiment.on_epoch_start,
+        validate=validate_dhn,
+        nullable=("peak_slope",),
+        grids=GRIDS["sensitivity_dhn"],
+    )
+)
+
+BNN_EXPERIMENT = register(
+    Experiment(
+        name="sensitivity_bnn",
+        description="HTAF's (alpha, beta) map on a small binary MLP (digits)",
+        profiles=BNN_PROFILES,
+        build_model=build_bnn,
+        validate=validate_bnn,
+        train_metrics=bnn_experiment.train_metrics,
+        after_step=bnn_experiment.after_step,
+        eval_metrics=bnn_experiment.eval_metrics,
+        on_epoch_start=bnn_experiment.on_epoch_start,
+        nullable=("peak_slope",),
+        grids=GRIDS["sensitivity_bnn"],
+    )
+)
+
+SNN_EXPERIMENT = register(
+    Experiment(
+        name="sensitivity_snn",
+        description="HTAF's (alpha, beta) map on a small LIF spiking network (digits, T=4)",
+        profiles=SNN_PROFILES,
+        build_model=build_snn,
+        validate=validate_snn,
+        train_metrics=snn_experiment.EXPERIMENT.train_metrics,
+        eval_metrics=snn_experiment.EXPERIMENT.eval_metrics,
+        loss=snn_experiment.EXPERIMENT.loss,
+        nullable=("tau", "peak_slope"),
+        grids=GRIDS["sensitivity_snn"],
+    )
+)

@@ -1,0 +1,138 @@
+"""The sensitivity experiments: grid shapes, the model keys they add, a smoke run of each family."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import htaf
+from htaf import surrogates
+from htaf.experiments import ConfigError, get, grids, resolve_config
+from htaf.experiments import sensitivity as sens
+from htaf.nn import HTAF, Spike
+
+NAMES = ["sensitivity_dhn", "sensitivity_bnn", "sensitivity_snn"]
+
+
+def _count(grid: dict) -> int:
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    return n
+
+
+def test_cells_span_the_map():
+    assert sens.cells() == list(itertools.product(sens.ALPHAS, sens.BETAS))
+    assert sens.ALPHAS == [1.0, 2.0, 4.0, 8.0, 16.0] and sens.BETAS == [0.25, 0.5, 1.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cpu_map_has_every_cell_with_at_least_two_seeds(name):
+    grid = grids(name, "cpu")["map"]
+    assert grid["alpha"] == sens.ALPHAS and grid["beta"] == sens.BETAS
+    assert len(grid["seed"]) >= 2
+    assert _count(grid) == 25 * len(grid["seed"])
+
+
+def test_cpu_run_counts():
+    counts = {name: sum(_count(g) for g in grids(name, "cpu").values()) for name in NAMES}
+    assert counts == {"sensitivity_dhn": 510, "sensitivity_bnn": 75, "sensitivity_snn": 75}
+
+
+def test_stress_sweeps_match_peak_slopes_and_compare_optimisers():
+    cpu = grids("sensitivity_dhn", "cpu")
+    for opt in ("adam", "sgd"):
+        htaf_grid, sur_grid = cpu[f"stress_{opt}_htaf"], cpu[f"stress_{opt}_surrogates"]
+        assert htaf_grid["method"] == ["htaf_hard"] and htaf_grid["alpha"] == sens.ALPHAS
+        assert htaf_grid["peak_slope"] == sur_grid["peak_slope"] == sens.PEAKS
+        assert sur_grid["method"] == sens.STRESS_METHODS
+        assert htaf_grid["optimizer"] == sur_grid["optimizer"] == [opt]
+    assert cpu["stress_sgd_htaf"]["momentum"] == [0.9]
+    assert cpu["scale_htaf"]["init_gain"] == cpu["scale_surrogates"]["init_gain"] == sens.GAINS
+
+
+def test_every_stress_surrogate_can_be_matched_to_every_peak_slope():
+    for method, peak in itertools.product(sens.STRESS_METHODS, sens.PEAKS):
+        assert surrogates.with_peak_slope(method, peak).peak_slope == pytest.approx(peak)
+
+
+def test_dhn_unit_parameters_and_init_gain():
+    config = resolve_config("sensitivity_dhn", "smoke", alpha=8.0, beta=0.5)
+    units = [m for m in get("sensitivity_dhn").build_model(config).modules() if isinstance(m, HTAF)]
+    assert units and all((u.alpha, u.beta) == (8.0, 0.5) for u in units)
+    # matched peak slope keeps alpha and rescales beta
+    config = resolve_config("sensitivity_dhn", "smoke", alpha=8.0, peak_slope=1.0)
+    unit = next(m for m in get("sensitivity_dhn").build_model(config).modules() if isinstance(m, HTAF))
+    assert unit.alpha == 8.0 and unit.alpha * unit.beta / 4 == pytest.approx(1.0)
+    # init_gain scales the hidden layers after the first, not the first
+    base = resolve_config("sensitivity_dhn", "smoke", depth=3)
+    wide = resolve_config("sensitivity_dhn", "smoke", depth=3, init_gain=4.0)
+    torch.manual_seed(0)
+    a = sens.hidden_linears(get("sensitivity_dhn").build_model(base))
+    torch.manual_seed(0)
+    b = sens.hidden_linears(get("sensitivity_dhn").build_model(wide))
+    assert torch.equal(a[0].weight, b[0].weight)
+    for x, y in zip(a[1:], b[1:]):
+        assert torch.allclose(4.0 * x.weight, y.weight)
+    with pytest.raises(ConfigError):
+        resolve_config("sensitivity_dhn", "smoke", init_gain=0.0)
+
+
+@pytest.mark.parametrize("name", ["sensitivity_bnn", "sensitivity_snn"])
+def test_alpha_beta_reach_the_surrogate(name):
+    config = resolve_config(name, "smoke", alpha=16.0, beta=0.25)
+    spikes = [m for m in get(name).build_model(config).modules() if isinstance(m, Spike)]
+    sg = spikes[0].surrogate if spikes else None
+    if sg is None:  # the SNN's LIF neurons hold their surrogate directly
+        sg = next(getattr(m, "surrogate") for m in get(name).build_model(config).modules() if hasattr(m, "surrogate"))
+    assert sg.params["alpha"] == 16.0 and sg.params["beta"] == 0.25
+    assert sg.peak_slope == pytest.approx(1.0)
+    with pytest.raises(ConfigError):
+        resolve_config(name, "smoke", beta=-1.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_run(name, tmp_path):
+    result = htaf.run(name, "smoke", epochs=1, results_dir=tmp_path)
+    assert 0.0 <= result["metrics"]["test_accuracy"] <= 1.0
+    assert any(key.startswith("grad_norm_") for key in result["history"][0])
+
+
+# ---------------------------------------------------------------------------- the guidance rule
+
+
+def test_recommend_matches_peak_slope_and_keeps_alpha():
+    from htaf import guidance
+
+    alpha, beta = guidance.recommend()
+    assert alpha == guidance.ALPHA > 2.0
+    assert alpha * beta / 4 == pytest.approx(guidance.PEAK_SLOPE_RANGE[0])
+    for s in guidance.PEAK_SLOPE_RANGE:
+        a, b = guidance.recommend(s)
+        assert a * b / 4 == pytest.approx(s)
+        # the surrogate zoo agrees: HTAF at these parameters has that peak slope
+        assert surrogates.get("htaf", alpha=a, beta=b).peak_slope == pytest.approx(s)
+    assert guidance.recommend(1.0, alpha=4.0) == (4.0, 1.0)
+
+
+def test_recommend_warns_outside_the_supported_region_and_rejects_bad_input():
+    from htaf import guidance
+
+    with pytest.warns(UserWarning, match="outside the range"):
+        guidance.recommend(16.0)
+    with pytest.warns(UserWarning, match="lighter than the sigmoid"):
+        guidance.recommend(1.0, alpha=1.0)
+    for bad in (0.0, -1.0, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError):
+            guidance.recommend(bad)
+        with pytest.raises(ValueError):
+            guidance.recommend(1.0, alpha=bad)
+
+
+def test_recommended_cells_lie_on_the_map():
+    from htaf import guidance
+
+    for s in guidance.PEAK_SLOPE_RANGE:
+        assert guidance.recommend(s) in sens.cells()
