@@ -216,7 +216,7 @@ def _lif_forward_unrolled(x, leak, gain, threshold, hard):
 
 
 def _lif_backward_unrolled(grad_spikes, potentials, derivative, leak, gain, threshold, hard, detach_reset):
-    grads = [None] * potentials.shape[0]
+    grads = []  # filled from t = T-1 down to 0 (append only: Dynamo 2.11 cannot trace list item assignment)
     carried = None  # dL/dV_t
     for t in range(potentials.shape[0] - 1, -1, -1):
         h = potentials[t]
@@ -230,9 +230,9 @@ def _lif_backward_unrolled(grad_spikes, potentials, derivative, leak, gain, thre
             else:
                 dv = 1.0 if detach_reset else 1.0 - threshold * g
             grad_h = grad_h + carried * dv
-        grads[t] = gain * grad_h
+        grads.append(gain * grad_h)
         carried = leak * grad_h
-    return torch.stack(grads)
+    return torch.stack(grads[::-1])
 
 
 #: configurations compiled so far -> (forward, backward), or None where compiling failed
