@@ -40,7 +40,7 @@ def one_line_exit_2(argv, capsys, *fragments):
         ("snn", "method=nonexistent", "unknown surrogate 'nonexistent'"),
         ("dhn", "depth=0", "'depth' must be an integer at least 1"),
         ("dhn", "width=0", "'width' must be an integer at least 1"),
-        ("dhn", "method=relu", "unknown DHN method"),
+        ("dhn", "method=nonsense", "unknown DHN method"),
         ("dhn", "variant=deep", "unknown DHN variant"),
         ("snn", "T=0", "'T' must be an integer at least 1"),
         ("snn", "tau=0", "'tau' must be a finite number at least 1"),
