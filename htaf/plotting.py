@@ -26,7 +26,8 @@ from typing import Any
 
 from . import surrogates
 
-__all__ = ["METHODS", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar", "chance_line"]
+__all__ = ["METHODS", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar", "chance_line",
+           "alpha_beta_map"]
 
 #: style of every method that is not a surrogate family (those carry theirs in their class):
 #: name -> (label, colour, marker, line style). HTAF's variants are shades of HTAF's red.
@@ -138,3 +139,52 @@ def errorbar(ax, x, mean, std, method: str, **overrides: Any):
 def chance_line(ax, value: float, label: str = "chance", **overrides: Any):
     """A dashed grey horizontal line at ``value`` (chance accuracy, a constant predictor's error). Returns it."""
     return ax.axhline(value, **{"color": "grey", "linestyle": "--", "linewidth": 1, "label": label, **overrides})
+
+
+def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: str = "viridis"):
+    r"""Draw a map of HTAF's :math:`(\alpha, \beta)` cells: ``means[(alpha, beta)]`` as coloured cells on log2 axes.
+
+    Also drawn: each cell's value (``fmt``), the lines of equal peak slope :math:`\alpha\beta/4` (grey, dashed,
+    labelled), the line :math:`\alpha = 2` (black: to its right HTAF's tail is heavier than that of the sigmoid of
+    equal peak slope), an outline around every cell of ``good`` and a star on ``best``. Returns the mesh (for a
+    colour bar).
+    """
+    import math
+
+    import numpy as np
+
+    alphas = sorted({float(a) for a, _ in means})
+    betas = sorted({float(b) for _, b in means})
+    la, lb = np.log2(alphas), np.log2(betas)
+    grid = np.array([[means.get((a, b), np.nan) for a in alphas] for b in betas], dtype=float)
+
+    def edges(centres):
+        mids = (centres[1:] + centres[:-1]) / 2 if len(centres) > 1 else np.array([])
+        return np.concatenate([[centres[0] - 0.5], mids, [centres[-1] + 0.5]])
+
+    mesh = ax.pcolormesh(edges(la), edges(lb), grid, cmap=cmap, shading="flat")
+    low, high = np.nanmin(grid), np.nanmax(grid)
+    for i, j in np.ndindex(grid.shape):
+        if not math.isnan(grid[i, j]):
+            light = grid[i, j] > low + 0.6 * (high - low)
+            ax.text(la[j], lb[i], fmt.format(grid[i, j]), ha="center", va="center", fontsize=7,
+                    color="k" if light else "w")
+    x = np.linspace(la[0] - 0.5, la[-1] + 0.5, 50)
+    for k in range(-10, 11, 2):  # log2(alpha) + log2(beta) = log2(4 * slope), every factor 4 of peak slope
+        y = math.log2(4.0) + k - x
+        inside = (y >= lb[0] - 0.5) & (y <= lb[-1] + 0.5)
+        if inside.sum() > 1:
+            ax.plot(x[inside], y[inside], color="0.8", linestyle="--", linewidth=0.8)
+            ax.text(x[inside][-1], y[inside][-1], f"{2.0 ** k:g}", fontsize=6, color="0.3", ha="left", va="center")
+    ax.axvline(1.0, color="k", linewidth=1.2)
+    for a, b in good:
+        ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
+            (math.log2(a) - 0.5, math.log2(b) - 0.5), 1, 1, fill=False, edgecolor="r", linewidth=1.5))
+    if best is not None:
+        ax.plot(math.log2(best[0]), math.log2(best[1]) + 0.3, marker="*", color="r", markersize=8, linestyle="none")
+    ax.set_xticks(la, [f"{a:g}" for a in alphas])
+    ax.set_yticks(lb, [f"{b:g}" for b in betas])
+    ax.set_xlabel(r"$\alpha$ (black line: $\alpha = 2$)")
+    ax.set_ylabel(r"$\beta$ (dashed: equal peak slope $\alpha\beta/4$)")
+    ax.grid(False)
+    return mesh

@@ -21,9 +21,9 @@ only when it is large against the seed-to-seed spread, which is the claim the bo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-__all__ = ["AHEAD", "TIED", "BEHIND", "margin", "verdict", "seed_summary"]
+__all__ = ["AHEAD", "TIED", "BEHIND", "margin", "verdict", "seed_summary", "best_and_tied", "slope_share"]
 
 AHEAD, TIED, BEHIND = "ahead", "tied", "behind"
 
@@ -71,3 +71,37 @@ def seed_summary(frame, metric: str, by: Sequence[str] | str):
     summary = grouped.agg(["mean", "std", "count"]).rename(columns={"count": "n"})
     summary["values"] = grouped.agg(list)
     return summary
+
+
+def best_and_tied(values, higher_is_better: bool = True) -> tuple[Any, list[Any]]:
+    """The cell with the best mean and every cell not behind it (:func:`verdict`): the *good region* of a map.
+
+    ``values`` maps a cell (for example ``(alpha, beta)``) to its per-seed values.
+
+    >>> best_and_tied({"a": [1.0, 1.1, 0.9], "b": [1.05, 0.95, 1.0], "c": [0.2, 0.3, 0.25]})
+    ('a', ['a', 'b'])
+    """
+    means = {cell: _mean_var(_values(v, str(cell)))[0] for cell, v in values.items()}
+    best = (max if higher_is_better else min)(means, key=means.get)
+    tied = [cell for cell in values
+            if cell == best or verdict(values[cell], values[best], higher_is_better) != BEHIND]
+    return best, tied
+
+
+def slope_share(means) -> float:
+    r"""Share of the variance of ``means[(alpha, beta)]`` explained by the peak slope :math:`\alpha\beta/4` alone.
+
+    The between-group sum of squares over the total, cells grouped by equal peak slope: 1 when cells of equal slope
+    have equal means (the tail does not matter), lower when they differ.
+
+    >>> slope_share({(1.0, 4.0): 2.0, (4.0, 1.0): 2.0, (1.0, 1.0): 1.0})
+    1.0
+    """
+    cells = list(means)
+    overall = sum(means.values()) / len(cells)
+    total = sum((means[c] - overall) ** 2 for c in cells)
+    groups: dict[float, list[float]] = {}
+    for a, b in cells:
+        groups.setdefault(round(a * b / 4, 12), []).append(means[(a, b)])
+    between = sum(len(g) * (sum(g) / len(g) - overall) ** 2 for g in groups.values())
+    return between / total if total > 0 else 1.0

@@ -109,3 +109,22 @@ def test_import_htaf_stays_light():
             "print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_alpha_beta_map_draws_every_cell_the_lines_and_the_good_region():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from htaf import plotting
+
+    means = {(a, b): a * b for a in (1.0, 2.0, 4.0) for b in (0.5, 1.0)}
+    fig, ax = plt.subplots()
+    mesh = plotting.alpha_beta_map(ax, means, good=[(1.0, 0.5), (2.0, 0.5)], best=(1.0, 0.5))
+    assert mesh.get_array().size == 6
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert all(f"{v:.1f}" in texts for v in means.values())
+    assert len(ax.patches) == 2 and [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    assert any(line.get_xdata()[0] == 1.0 for line in ax.lines)  # alpha = 2 on the log2 axis
+    plt.close(fig)

@@ -40,3 +40,21 @@ def test_seed_summary_groups_and_lists_values():
     assert summary.loc["a", "values"] == [1.0, 3.0]
     with pytest.raises(KeyError, match="no column 'nope'"):
         stats.seed_summary(frame, "nope", "method")
+
+
+def test_best_and_tied_is_the_good_region():
+    from htaf.stats import best_and_tied
+
+    values = {(1, 1): [90.0, 91.0, 90.5], (2, 1): [90.2, 89.8, 90.9], (4, 1): [70.0, 71.0, 70.5]}
+    assert best_and_tied(values) == ((1, 1), [(1, 1), (2, 1)])
+    gaps = {(1, 1): [0.1, 0.2], (2, 1): [3.0, 3.2]}
+    assert best_and_tied(gaps, higher_is_better=False) == ((1, 1), [(1, 1)])
+
+
+def test_slope_share_separates_peak_slope_from_tail():
+    from htaf.stats import slope_share
+
+    slope_only = {(a, b): a * b for a in (1.0, 2.0, 4.0) for b in (0.5, 1.0, 2.0)}  # a function of a*b alone
+    assert slope_share(slope_only) == pytest.approx(1.0)
+    alpha_only = {(a, b): a for a in (1.0, 2.0, 4.0) for b in (0.5, 1.0, 2.0)}
+    assert slope_share(alpha_only) < 0.8
