@@ -38,7 +38,40 @@ def test_cpu_map_has_every_cell_with_at_least_two_seeds(name):
 
 def test_cpu_run_counts():
     counts = {name: sum(_count(g) for g in grids(name, "cpu").values()) for name in NAMES}
-    assert counts == {"sensitivity_dhn": 510, "sensitivity_bnn": 75, "sensitivity_snn": 75}
+    assert counts == {"sensitivity_dhn": 630, "sensitivity_bnn": 75, "sensitivity_snn": 219}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_depth_and_time_step_sweeps_match_the_peak_slope(profile):
+    dhn, snn = grids("sensitivity_dhn", profile), grids("sensitivity_snn", profile)
+    pairs = [(dhn, "plain_deep", "htaf_hard"), (dhn, "skip", "htaf_hard"),
+             (snn, "steps", "htaf"), (snn, "deep", "htaf")]
+    for grid, prefix, method in pairs:
+        htaf_grid, sur_grid = grid[f"{prefix}_htaf"], grid[f"{prefix}_surrogates"]
+        assert htaf_grid["method"] == [method] and htaf_grid["peak_slope"] == sur_grid["peak_slope"] == [1.0]
+        assert htaf_grid["seed"] == sur_grid["seed"] and len(htaf_grid["seed"]) >= 2
+        if profile == "cpu":
+            assert htaf_grid["alpha"] == sens.ALPHAS and sur_grid["method"] == sens.STRESS_METHODS
+            assert len(htaf_grid["seed"]) == 3
+    assert dhn["skip_htaf"]["variant"] == ["skip"] and dhn["plain_deep_htaf"]["variant"] == ["plain"]
+    if profile == "cpu":
+        assert dhn["skip_htaf"]["depth"] == [8, 16, 32] and dhn["plain_deep_htaf"]["depth"] == [16, 32]
+        assert snn["steps_htaf"]["T"] == [4, 8, 16, 32]
+        assert [len(h) for h in snn["deep_htaf"]["hidden"]] == [4, 8]
+    for name in ("sensitivity_dhn", "sensitivity_snn"):  # every config of the new sweeps is valid
+        for sweep, grid in grids(name, profile).items():
+            if sweep.startswith(("plain_deep", "skip", "steps", "deep")):
+                for values in itertools.product(*grid.values()):
+                    resolve_config(name, profile, **dict(zip(grid, values)))
+
+
+def test_deep_snn_has_the_hidden_layers_and_time_steps_asked_for():
+    config = resolve_config("sensitivity_snn", "smoke", method="htaf", alpha=8.0, peak_slope=1.0, hidden=[16] * 4, T=8)
+    model = get("sensitivity_snn").build_model(config)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 5  # 4 hidden layers and the read-out
+    sg = next(getattr(m, "surrogate") for m in model.modules() if hasattr(m, "surrogate"))
+    assert sg.params["alpha"] == 8.0 and sg.peak_slope == pytest.approx(1.0)
 
 
 def test_stress_sweeps_match_peak_slopes_and_compare_optimisers():

@@ -17,7 +17,10 @@ gradient, as in the BNN, whose forward is always the exact sign. Metrics are the
 gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
 (units that never fire on the test set, :func:`htaf.metrics.firing_summary`).
 
-:data:`GRIDS` holds the chapter's sweeps: ``GRIDS[experiment][profile][sweep]``. :data:`ALPHAS` and
+:data:`GRIDS` holds the chapter's sweeps: ``GRIDS[experiment][profile][sweep]``: the maps (``map``,
+``map_smooth``), the DHN's depth / optimiser (``stress_*``) and pre-activation scale (``scale_*``) regimes, and, each
+at peak slope 1 with HTAF against :data:`STRESS_METHODS`, deeper plain DHNs (``plain_deep_*``), skip DHNs
+(``skip_*``), SNN time steps (``steps_*``) and deeper SNNs (``deep_*``, :data:`SNN_DEEP`). :data:`ALPHAS` and
 :data:`BETAS` span the map; :func:`cells` lists its cells.
 
 >>> from htaf.experiments import get, resolve_config
@@ -38,7 +41,8 @@ from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
 
-__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "PEAKS", "SEEDS", "STRESS_METHODS", "cells", "hidden_linears"]
+__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "PEAKS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "cells",
+           "hidden_linears"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -189,23 +193,42 @@ def _scale(alphas: list[float], seeds: list[int], peak: float, gains: list[float
                                  **fixed}}
 
 
+def _versus(prefix: str, htaf_method: str, alphas: list[float], seeds: list[int], peak: float,
+            methods: list[str] = STRESS_METHODS, **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """HTAF at several alpha (``<prefix>_htaf``) and the surrogates (``<prefix>_surrogates``) at peak slope ``peak``,
+    with the profile's optimiser (Adam), over the grid keys ``fixed`` (depth, time steps, ...)."""
+    return {f"{prefix}_htaf": {"method": [htaf_method], "alpha": alphas, "peak_slope": [peak], "seed": seeds,
+                               **fixed},
+            f"{prefix}_surrogates": {"method": methods, "peak_slope": [peak], "seed": seeds, **fixed}}
+
+
+#: hidden layers of 64 LIF neurons in the SNN depth regime (the map's network has 2)
+SNN_DEEP = [[64] * 4, [64] * 8]
+
 #: the chapter's sweeps: ``GRIDS[experiment][profile][sweep] = grid``
 GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "sensitivity_dhn": {
         "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
                   "map_smooth": _map([1.0, 4.0], [0.5, 2.0], [0, 1], method=["htaf"]),
                   **_stress([4.0], [0, 1], [1.0], ["sigmoid"], depth=[3]),
-                  **_scale([4.0], [0, 1], 1.0, [2.0], ["sigmoid"], depth=[3])},
+                  **_scale([4.0], [0, 1], 1.0, [2.0], ["sigmoid"], depth=[3]),
+                  **_versus("plain_deep", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["plain"], depth=[4]),
+                  **_versus("skip", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["skip"], depth=[3, 4])},
         # maps: 2 x 25 cells x 3 seeds = 150 runs; stress at depths 8 and 12: (5 alphas + 3 surrogates) x 3 slopes
         # x 2 depths x 2 optimisers x 3 seeds = 288 runs; scale at depth 8: (5 + 3) x 3 gains x 3 seeds = 72 runs
         "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 12]),
-                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8])},
+                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8]),
+                # depth at peak slope 1 with Adam: plain DHNs of 16 and 32 layers (8 and 12 are in the stress
+                # sweeps) and skip DHNs of 8, 16 and 32 layers: (5 + 3) x (2 + 3) depths x 3 seeds = 120 runs
+                **_versus("plain_deep", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["plain"], depth=[16, 32]),
+                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32])},
         "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 16, 32]),
-                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8, 16])},
+                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8, 16]),
+                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32])},
     },
     "sensitivity_bnn": {
         "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
@@ -214,10 +237,17 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
         "gpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
     },
     "sensitivity_snn": {
-        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
-        # 25 cells x 3 seeds = 75 runs
-        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
-        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
+                  **_versus("steps", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], T=[2, 4]),
+                  **_versus("deep", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], hidden=[[32] * 4])},
+        # map: 25 cells x 3 seeds = 75 runs; at peak slope 1, HTAF (5 alphas) and the 3 surrogates: time steps
+        # T in {4, 8, 16, 32} (2 hidden layers) and 4 or 8 hidden layers (T = 4): 8 x (4 + 2) x 3 seeds = 144 runs
+        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+                **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
+                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=SNN_DEEP)},
+        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+                **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
+                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=[[256] * 4, [256] * 8])},
     },
 }
 
@@ -255,7 +285,7 @@ BNN_EXPERIMENT = register(
 SNN_EXPERIMENT = register(
     Experiment(
         name="sensitivity_snn",
-        description="HTAF's (alpha, beta) map on a small LIF spiking network (digits, T=4)",
+        description="HTAF's (alpha, beta) map, time-step and depth stress on a small LIF spiking network (digits)",
         profiles=SNN_PROFILES,
         build_model=build_snn,
         validate=validate_snn,
