@@ -163,10 +163,10 @@ def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: 
         return np.concatenate([[centres[0] - 0.5], mids, [centres[-1] + 0.5]])
 
     mesh = ax.pcolormesh(edges(la), edges(lb), grid, cmap=cmap, shading="flat")
-    low, high = np.nanmin(grid), np.nanmax(grid)
     for i, j in np.ndindex(grid.shape):
         if not math.isnan(grid[i, j]):
-            light = grid[i, j] > low + 0.6 * (high - low)
+            r, g, b, _ = mesh.cmap(mesh.norm(grid[i, j]))
+            light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # black text on light cells, white on dark
             ax.text(la[j], lb[i], fmt.format(grid[i, j]), ha="center", va="center", fontsize=7,
                     color="k" if light else "w")
     x = np.linspace(la[0] - 0.5, la[-1] + 0.5, 50)

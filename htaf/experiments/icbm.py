@@ -253,6 +253,17 @@ def _methods(**fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
             "standard": {"method": ["relu"], "peak_slope": [None], **fixed}}
 
 
+#: the (alpha, beta) map of HTAF's concept unit (the sensitivity chapter's grid), on concept_shapes
+MAP_ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
+MAP_BETAS = [0.25, 0.5, 1.0, 2.0, 4.0]
+
+
+def _map(alphas: list[float], betas: list[float], **fixed: list[Any]) -> dict[str, list[Any]]:
+    """HTAF at every ``(alpha, beta)`` cell, parameters as given (no peak-slope matching)."""
+    return {"method": ["htaf"], "peak_slope": [None],
+            "surrogate_params": [{"alpha": a, "beta": b} for a in alphas for b in betas], **fixed}
+
+
 def _gaps(**fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
     """More concepts (HTAF and the standard model at K = 128), and an alpha schedule that sharpens HTAF from alpha 1 to
     16 at beta 1 (peak slope 1/4 to 4), so that training ends close to the step used at inference."""
@@ -272,6 +283,7 @@ GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
         **_named("shapes", _methods(seed=SEEDS)),
         "shapes_ceiling": {"method": ["htaf"], "seed": SEEDS, "concept_supervision": [1.0]},
         "shapes_floor": {"method": ["htaf"], "seed": SEEDS, "freeze_backbone": [True]},
+        "shapes_map": _map([1.0, 16.0], [0.25, 4.0], seed=[0, 1]),
     },
     "cpu": {
         **_named("images", _methods(dataset=["mnist", "fashion_mnist"], seed=SEEDS)),
@@ -295,6 +307,9 @@ GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
         # what closes the gaps where HTAF misses a target (Fashion-MNIST, the CIFAR-10 subset)
         **_named("fmnist", _gaps(dataset=["fashion_mnist"], seed=SEEDS)),
         **_named("cifar", _gaps(dataset=["cifar10_subset"], subset=[None], data_kwargs=[{}], epochs=[6], seed=SEEDS)),
+        # HTAF's (alpha, beta) map on concept_shapes (xor rule): step accuracy and switch gap per cell
+        "shapes_map": _map(MAP_ALPHAS, MAP_BETAS, dataset=["concept_shapes"], subset=[None], epochs=[10], seed=[0, 1],
+                           data_kwargs=[SHAPES]),
     },
     "gpu": {
         **_named("cifar", _methods(seed=SEEDS)),
