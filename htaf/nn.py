@@ -166,7 +166,7 @@ def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
 
 from ._validation import check_float_tensor  # noqa: E402
 
-__all__ += ["Smooth", "make_unit", "unit_methods", "REAL_ACTIVATIONS"]
+__all__ += ["Smooth", "make_unit", "unit_family", "unit_methods", "unit_params", "REAL_ACTIVATIONS"]
 
 
 class Smooth(nn.Module):
@@ -242,6 +242,36 @@ def unit_methods(binary: bool | None = None) -> list[str]:
     return binary_names if binary else list(REAL_ACTIVATIONS)
 
 
+def unit_family(method: str) -> str | None:
+    """The surrogate family behind a unit method (``None`` for a continuous activation).
+
+    >>> unit_family("htaf_hard"), unit_family("sigmoid_smooth"), unit_family("ste"), unit_family("relu")
+    ('htaf', 'sigmoid', 'ste', None)
+    """
+    if method in REAL_ACTIVATIONS:
+        return None
+    if method not in unit_methods(binary=True):
+        raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(unit_methods())}")
+    return "htaf" if method in _HTAF_METHODS else method.removesuffix(_SMOOTH_SUFFIX)
+
+
+def unit_params(method: str, peak_slope: float | None = None,
+                surrogate_params: dict[str, float] | None = None) -> dict[str, float]:
+    """The surrogate parameters of unit ``method`` rescaled to ``peak_slope`` (``None``: ``surrogate_params`` as
+    given, over the family's defaults), by :func:`htaf.surrogates.with_peak_slope`: the one place every model
+    family matches peak slopes. A continuous activation takes neither.
+
+    >>> unit_params("htaf_hard", 0.5), unit_params("atan", 0.5), unit_params("ste", 0.5)
+    ({'alpha': 4.0, 'beta': 0.5}, {'alpha': 1.0}, {})
+    """
+    family = unit_family(method)
+    if family is None:
+        if peak_slope is not None or surrogate_params:
+            raise ValueError(f"the continuous activation {method!r} takes no peak_slope or surrogate_params")
+        return {}
+    return dict(surrogates.with_peak_slope(family, peak_slope, **(surrogate_params or {})).params)
+
+
 def make_unit(
     method: str,
     *,
@@ -249,6 +279,7 @@ def make_unit(
     beta: float = 1.0,
     surrogate_params: dict[str, float] | None = None,
     signed: bool = False,
+    peak_slope: float | None = None,
 ) -> nn.Module:
     """The unit (activation) called ``method``; every model family builds its units here.
 
@@ -263,7 +294,9 @@ def make_unit(
 
     ``alpha`` and ``beta`` parametrise HTAF; ``surrogate_params`` are the parameters of the unit's surrogate
     family (for the HTAF methods they may also give ``alpha`` and ``beta``, and win over the keywords).
-    ``signed=True`` gives +/-1 instead of 0/1 (binary units only).
+    ``signed=True`` gives +/-1 instead of 0/1 (binary units only). ``peak_slope`` rescales the unit's surrogate so
+    that its derivative at the threshold is this (:func:`unit_params`; for HTAF ``beta`` is rescaled, ``alpha``
+    kept).
 
     >>> make_unit("htaf_hard", alpha=8.0)
     HTAF(alpha=8.0, beta=1.0, mode='hard')
@@ -278,6 +311,9 @@ def make_unit(
         TypeError: a parameter the surrogate family does not have.
     """
     params = dict(surrogate_params or {})
+    if peak_slope is not None:
+        base = {"alpha": alpha, "beta": beta, **params} if method in _HTAF_METHODS else params
+        params = unit_params(method, peak_slope, base)
     if method in REAL_ACTIVATIONS:
         if signed:
             raise ValueError(f"signed=True applies to binary units only, not to the activation {method!r}")

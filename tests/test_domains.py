@@ -13,6 +13,7 @@ import htaf
 from htaf import data, experiments
 from htaf.data import randman, shd
 from htaf.models import domains, snn
+from htaf.nn import unit_params
 
 SMALL = {"channels": 10, "classes": 4, "dim": 1, "T": 10, "n_train": 40, "n_test": 20}
 
@@ -211,7 +212,7 @@ def test_conv1d_backbones():
     for family, method in [("dhn", "htaf"), ("bnn", "ste"), ("bnn", "full_precision")]:
         net = domains.conv1d_net(family, 1, 40, 10, method=method, peak_slope=None if method == "full_precision" else 0.5)
         assert net(torch.randn(3, 1, 40)).shape == (3, 10)
-    assert domains.unit_params("htaf", 0.5) == {"alpha": 4.0, "beta": 0.5}
+    assert unit_params("htaf", 0.5) == {"alpha": 4.0, "beta": 0.5}
     with pytest.raises(ValueError, match="too short"):
         domains.conv_lengths(8)
     with pytest.raises(ValueError, match=r"signals \[B, channels, length\]"):

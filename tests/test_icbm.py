@@ -71,7 +71,7 @@ def test_bad_input_names_the_problem():
         icbm.concepts(nn.Linear(3, 2), torch.randn(2, 3))
     with pytest.raises(ValueError, match="num_concepts"):
         _model("htaf", k=0)
-    with pytest.raises(ValueError, match="unknown ICBM method"):
+    with pytest.raises(ValueError, match="unknown unit method"):
         icbm.unit_for("nonsense")
     with pytest.raises(ValueError, match="peak slope"):
         icbm.unit_for("ste", 1.0)  # STE's peak slope is fixed at 1/2

@@ -107,3 +107,30 @@ def test_deprecated_factories_still_work_and_say_so():
         assert isinstance(make_activation("sigmoid"), nn.Sigmoid)  # the old meaning is kept
     with pytest.deprecated_call():
         assert not make_activation("htaf").step_at_eval
+
+
+@pytest.mark.parametrize("method", ["htaf", "htaf_hard", "sigmoid_smooth", "atan", "triangle", "erf"])
+@pytest.mark.parametrize("slope", [0.5, 2.0])
+def test_make_unit_matches_the_peak_slope(method, slope):
+    from htaf.nn import make_unit
+
+    unit = make_unit(method, peak_slope=slope)
+    if hasattr(unit, "mode"):
+        unit.mode = "hard"  # exact step forward, the surrogate's derivative backward
+    x = torch.zeros(1, requires_grad=True)
+    unit(x).sum().backward()
+    assert x.grad.item() == pytest.approx(slope, rel=1e-6)
+
+
+def test_unit_params_is_the_one_peak_slope_rule():
+    from htaf.nn import make_unit, unit_family, unit_params
+
+    assert unit_family("htaf_anneal") == "htaf" and unit_family("erf_smooth") == "erf" and unit_family("gelu") is None
+    assert make_unit("htaf", peak_slope=0.5, alpha=8.0).surrogate.params == {"alpha": 8.0, "beta": 0.25}
+    assert unit_params("htaf", None, {"beta": 2.0}) == {"alpha": 4.0, "beta": 2.0}
+    with pytest.raises(ValueError, match="continuous"):
+        make_unit("relu", peak_slope=1.0)
+    with pytest.raises(ValueError, match="unknown unit method"):
+        unit_family("nonsense")
+    with pytest.raises(ValueError, match="peak slope"):
+        unit_params("ste", 1.0)

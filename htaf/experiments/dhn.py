@@ -60,7 +60,7 @@ from htaf.experiments import (
     register,
 )
 from htaf.models.dhn import DHN, HTAF_METHODS, VARIANTS, anneal_alpha, n_linear_units, set_alpha
-from htaf.nn import HTAF, make_unit, unit_methods
+from htaf.nn import HTAF, make_unit, unit_methods, unit_params
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -92,8 +92,7 @@ def unit_parameters(config: Config) -> tuple[float, float, dict[str, float]]:
     if method in HTAF_METHODS:
         matched = surrogates.with_peak_slope("htaf", peak, **{"alpha": alpha, "beta": beta, **params})
         return matched.params["alpha"], matched.params["beta"], {}
-    family = method.removesuffix("_smooth")
-    return alpha, beta, dict(surrogates.with_peak_slope(family, peak, **params).params)
+    return alpha, beta, unit_params(method, peak, params)
 
 
 def build_model(config: Config) -> DHN:

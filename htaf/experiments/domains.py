@@ -57,7 +57,7 @@ from htaf.experiments import (
 )
 from htaf.models import bnn, domains, icbm, snn
 from htaf.models.dhn import DHN, VARIANTS
-from htaf.nn import SWITCHABLE, binary_layers, clip_latent_weights_, unit_methods
+from htaf.nn import SWITCHABLE, binary_layers, clip_latent_weights_, unit_methods, unit_params
 
 FAMILIES = ("snn", "dhn", "bnn", "icbm")
 BACKBONES = ("mlp", "conv")
@@ -126,7 +126,7 @@ def build_model(config: Config) -> nn.Module:
                               peak_slope=config["peak_slope"], surrogate_params=config["surrogate_params"])
     return DHN(in_channels * length, k, width=config["hidden"][0], depth=len(config["hidden"]),
                variant=config["variant"], method=config["method"],
-               surrogate_params=domains.unit_params(config["method"], config["peak_slope"], config["surrogate_params"]))
+               surrogate_params=unit_params(config["method"], config["peak_slope"], config["surrogate_params"]))
 
 
 def validate(config: Config) -> None:

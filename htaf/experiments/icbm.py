@@ -65,7 +65,7 @@ from htaf.experiments import (
 )
 from htaf.models import icbm
 from htaf.models.dhn import anneal_alpha
-from htaf.nn import REAL_ACTIVATIONS, use_mode
+from htaf.nn import REAL_ACTIVATIONS, SWITCHABLE, use_mode
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "arch": "cnn",
@@ -149,11 +149,9 @@ def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
     """``htaf_anneal``: alpha from ``alpha_start`` (first epoch) to the unit's final alpha (last epoch)."""
     if config["method"] != "htaf_anneal":
         return
-    units = icbm.htaf_units(model)
     if "_alpha_end" not in model.__dict__:
-        model.__dict__["_alpha_end"] = units[0].alpha
-    for unit in units:
-        unit.alpha = anneal_alpha(epoch, config["epochs"], config["alpha_start"], model.__dict__["_alpha_end"])
+        model.__dict__["_alpha_end"] = model.unit.alpha
+    model.unit.alpha = anneal_alpha(epoch, config["epochs"], config["alpha_start"], model.__dict__["_alpha_end"])
 
 
 def train_metrics(model: nn.Module) -> dict[str, float]:
@@ -171,7 +169,7 @@ def _collect(model: icbm.ICBM, loader, device: torch.device) -> tuple[torch.Tens
         pre = model.pre_activations(x)
         bits.append((pre > 0).float().cpu())
         with use_mode(model, "smooth"):
-            smooth.append(model.unit(pre).float().cpu() if icbm.has_smooth_units(model) else bits[-1])
+            smooth.append(model.unit(pre).float().cpu() if isinstance(model.unit, SWITCHABLE) else bits[-1])
         labels.append(batch[1].cpu())
     return torch.cat(bits), torch.cat(smooth), torch.cat(labels)
 

@@ -13,7 +13,7 @@ binary family can use :class:`htaf.nn.BinaryConv2d` unchanged. ``family`` choose
 ``"dhn"``
     Real weights, threshold units ``make_unit(method)`` (:func:`htaf.nn.make_unit`: 0/1 steps at inference,
     ``htaf`` smooth while training; any binary unit of :func:`htaf.nn.unit_methods`), their surrogate at
-    ``peak_slope`` (:func:`unit_params`). The batch norm before each threshold centres its input on the step,
+    ``peak_slope`` (:func:`htaf.nn.unit_params`). The batch norm before each threshold centres its input on the step,
     as in the binary and spiking families.
 ``"bnn"``
     Binary weights (sign forward, clipped straight-through backward) in every convolution but the first, which
@@ -38,12 +38,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from htaf import surrogates
 from htaf.models import bnn
-from htaf.nn import REAL_ACTIVATIONS, BinaryConv2d, binary_layers, make_unit
+from htaf.nn import BinaryConv2d, binary_layers, make_unit
 
-__all__ = ["FAMILIES", "KERNELS", "STRIDE", "Conv1dNet", "conv1d_backbone", "conv1d_net", "conv_lengths",
-           "unit_params"]
+__all__ = ["FAMILIES", "KERNELS", "STRIDE", "Conv1dNet", "conv1d_backbone", "conv1d_net", "conv_lengths"]
 
 FAMILIES = ("dhn", "bnn")
 #: kernel sizes of the three convolutions (MNIST-1D's CNN) and their common stride
@@ -67,21 +65,6 @@ def conv_lengths(length: int, kernels: Sequence[int] = KERNELS, stride: int = ST
     return lengths
 
 
-def unit_params(method: str, peak_slope: float | None = None, surrogate_params: dict | None = None) -> dict:
-    """The surrogate parameters of the 0/1 unit ``method`` at ``peak_slope`` (``None``: as given), for
-    :func:`htaf.nn.make_unit` (``htaf``, ``htaf_hard``, ``htaf_anneal`` use HTAF's; ``sigmoid_smooth`` sigmoid's).
-
-    >>> unit_params("htaf_hard", 0.5), unit_params("atan", 0.5), unit_params("ste", 0.5)
-    ({'alpha': 4.0, 'beta': 0.5}, {'alpha': 1.0}, {})
-    """
-    if method in REAL_ACTIVATIONS:
-        if peak_slope is not None or surrogate_params:
-            raise ValueError(f"the continuous activation {method!r} takes no peak_slope or surrogate_params")
-        return {}
-    family = "htaf" if method.startswith("htaf") else method.removesuffix("_smooth")
-    return surrogates.with_peak_slope(family, peak_slope, **(surrogate_params or {})).params
-
-
 class Conv1dNet(nn.Module):
     """``body`` (convolution blocks on ``[B, C, 1, L]``), flatten, ``head``; takes ``[B, C, L]``."""
 
@@ -100,7 +83,7 @@ def conv1d_net(family: str, in_channels: int, length: int, num_classes: int, cha
                ) -> Conv1dNet:
     """The convolutional network of ``family`` for signals ``[B, in_channels, length]`` (see the module docstring).
 
-    ``peak_slope`` rescales the unit's surrogate (:func:`unit_params` in the ``dhn`` family,
+    ``peak_slope`` rescales the unit's surrogate (:func:`htaf.nn.unit_params` in the ``dhn`` family,
     :func:`htaf.models.bnn.make_sign` in the ``bnn`` family; ``None``: ``surrogate_params`` or the defaults).
     """
     if family not in FAMILIES:
@@ -111,7 +94,7 @@ def conv1d_net(family: str, in_channels: int, length: int, num_classes: int, cha
     real = family == "dhn" or method == bnn.FULL_PRECISION
     if family == "dhn":
         def unit() -> nn.Module:
-            return make_unit(method, surrogate_params=unit_params(method, peak_slope, surrogate_params))
+            return make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
     else:
         def unit() -> nn.Module:
             return bnn.make_sign(method, peak_slope, surrogate_params)

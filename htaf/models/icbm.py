@@ -29,8 +29,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from htaf import surrogates
-from htaf.nn import HTAF, REAL_ACTIVATIONS, SWITCHABLE, make_unit, unit_methods
+from htaf.nn import REAL_ACTIVATIONS, make_unit, unit_methods
 
 __all__ = ["ARCHS", "ICBM", "build", "concepts", "methods", "resnet18", "small_cnn", "unit_for"]
 
@@ -42,32 +41,19 @@ def methods() -> list[str]:
     return unit_methods()
 
 
-def _family(method: str) -> str | None:
-    """The surrogate family of a binary unit method (``htaf_hard`` -> ``htaf``, ``sigmoid_smooth`` -> ``sigmoid``)."""
-    if method in REAL_ACTIVATIONS:
-        return None
-    if method.startswith("htaf"):
-        return "htaf"
-    return method.removesuffix("_smooth")
-
-
 def unit_for(method: str, peak_slope: float | None = None, surrogate_params: dict | None = None) -> nn.Module:
-    """The concept unit of ``method``, its surrogate rescaled to ``peak_slope`` (``None``: as given).
+    """The concept unit of ``method``, its surrogate rescaled to ``peak_slope`` (:func:`htaf.nn.make_unit`).
+
+    The experiment's default peak slope (1) is accepted, and means nothing, for a continuous bottleneck.
 
     >>> unit_for("htaf", 1.0), unit_for("sigmoid_smooth", 1.0)
     (HTAF(alpha=4.0, beta=1.0, mode='smooth', step_at_eval=True), Smooth(Sigmoid(alpha=4.0), step_at_eval=True))
     >>> unit_for("htaf_hard", 2.0, {"alpha": 8.0})
     HTAF(alpha=8.0, beta=1.0, mode='hard')
     """
-    family = _family(method)
-    if family is None:
-        if peak_slope is not None and peak_slope != 1.0 or surrogate_params:
-            raise ValueError(f"the continuous bottleneck {method!r} takes no peak_slope or surrogate_params")
-        return make_unit(method)
-    if method not in unit_methods(binary=True):
-        raise ValueError(f"unknown ICBM method {method!r}; valid choices: {', '.join(methods())}")
-    params = surrogates.with_peak_slope(family, peak_slope, **(surrogate_params or {})).params
-    return make_unit(method, surrogate_params=params)
+    if method in REAL_ACTIVATIONS and peak_slope == 1.0:
+        peak_slope = None
+    return make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
 
 
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -182,13 +168,3 @@ def build(arch: str, input_shape: Sequence[int], num_classes: int, num_concepts:
     unit = unit_for(method, peak_slope, surrogate_params)
     backbone, features = small_cnn(int(input_shape[0]), channels) if arch == "cnn" else resnet18(int(input_shape[0]))
     return ICBM(backbone, features, num_concepts, num_classes, unit)
-
-
-def htaf_units(model: nn.Module) -> list[HTAF]:
-    """The :class:`htaf.nn.HTAF` modules of ``model`` (what an alpha schedule sets)."""
-    return [m for m in model.modules() if isinstance(m, HTAF)]
-
-
-def has_smooth_units(model: nn.Module) -> bool:
-    """Whether ``model`` has units that can run smooth (HTAF or ``*_smooth``)."""
-    return any(isinstance(m, SWITCHABLE) for m in model.modules())
