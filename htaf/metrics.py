@@ -6,7 +6,9 @@
   steps (through the engine's :func:`htaf.train.evaluate`).
 * **Gradients**: :func:`gradient_norms`, one key scheme for every family: ``grad_norm_<layer>`` where
   ``<layer>`` is ``conv<k>`` for the k-th convolution and ``fc<k>`` for the k-th linear layer, counted
-  from 1 in the order of ``model.modules()`` (:func:`weight_layers`).
+  from 1 in the order of ``model.modules()`` (:func:`weight_layers`); :func:`surrogate_gradient_statistics`,
+  how much surrogate gradient the pre-activations of each unit let through (the measured counterpart of
+  :func:`htaf.theory.dead_fraction` and :func:`htaf.theory.gain`).
 * **Binary weights**: :func:`flip_ratio` and :class:`FlipCounter`, the share of binary weights that change
   sign in an update (BNN training).
 
@@ -43,6 +45,7 @@ __all__ = [
     "first_inputs",
     "flip_ratio",
     "gradient_norms",
+    "surrogate_gradient_statistics",
     "switch_metrics",
     "weight_layers",
 ]
@@ -205,6 +208,90 @@ def gradient_norms(model: nn.Module) -> dict[str, float]:
     norms = torch.stack([m.weight.grad.detach().float().norm() if m.weight.grad is not None
                          else torch.zeros((), device=m.weight.device) for m in layers.values()])
     return {f"grad_norm_{name}": value for name, value in zip(layers, norms.tolist())}
+
+
+@torch.no_grad()
+def surrogate_gradient_statistics(
+    model: nn.Module,
+    batches: Iterable,
+    device: torch.device | str = "cpu",
+    units: dict[str, nn.Module] | None = None,
+    kappa: float = 1e-3,
+    limit: int | None = None,
+) -> dict[str, dict[str, float]]:
+    r"""How much surrogate gradient the pre-activations of each binary unit let through, measured on data.
+
+    For every unit module of :class:`~htaf.nn.HTAF`, :class:`~htaf.nn.Spike` or :class:`~htaf.nn.Smooth` (their
+    input is the pre-activation :math:`x`, their ``surrogate`` gives the derivative :math:`F'` used backward),
+    over every element of the unit's input on the first ``limit`` samples of ``batches``:
+
+    * ``preact_rms``: :math:`\sqrt{E x^2}`, the pre-activation scale :math:`\varsigma` of the theory's
+      Gaussian model (:func:`htaf.theory.dead_fraction` takes :math:`X \sim \mathcal N(0, \varsigma^2)`);
+    * ``preact_mean``: :math:`E x` (the Gaussian model assumes 0);
+    * ``grad_dead``: :math:`P(|F'(x)| < \kappa F'(0))`, the share of pre-activations whose gradient is
+      unusable: the measured counterpart of :func:`htaf.theory.dead_fraction` (a forward-dead unit, one that
+      never fires, is a different quantity: :func:`firing_summary`);
+    * ``grad_sq``: :math:`E[(cF'(x))^2]` with :math:`c = 2` for ``signed`` units (the backward of a sign is
+      twice the step's), 1 otherwise: the unit's factor in the mean-field gain :func:`htaf.theory.gain`.
+
+    ``units`` (name -> module) defaults to every such unit of ``model`` by qualified name (other binary units,
+    such as LIF layers, whose input is not the pre-activation, are not measured). The model runs in eval mode
+    (BatchNorm uses its running statistics, dropout is off) but every switchable unit runs its training ``mode``
+    (no exact step at inference), so the pre-activations are those the surrogate gradient sees in training; both
+    are restored afterwards. No gradient is computed. Returns ``{name: {"preact_rms": ..., ...}}``.
+
+    >>> from torch import nn
+    >>> from htaf.nn import Spike
+    >>> model = nn.Sequential(nn.Linear(4, 8), Spike("rectangle"))
+    >>> stats = surrogate_gradient_statistics(model, [torch.randn(64, 4)])
+    >>> sorted(stats["1"])
+    ['grad_dead', 'grad_sq', 'preact_mean', 'preact_rms']
+    """
+    if not kappa > 0:
+        raise ValueError(f"kappa must be positive (a share of the peak slope, e.g. 1e-3), got {kappa!r}")
+    if units is None:
+        units = {name: m for name, m in binary_units(model).items() if isinstance(m, (HTAF, Spike, Smooth))}
+    for name, module in units.items():
+        if not hasattr(getattr(module, "surrogate", None), "derivative"):
+            raise TypeError(f"unit {name!r} ({type(module).__name__}) has no surrogate; pass units of HTAF, "
+                            "Spike or Smooth modules, whose input is the pre-activation")
+    sums: dict[str, torch.Tensor] = {}  # per unit: count, sum x, sum x^2, dead count, sum (c F')^2
+
+    def record(name: str, module: nn.Module):
+        surrogate, c2 = module.surrogate, 4.0 if getattr(module, "signed", False) else 1.0
+        level = kappa * float(surrogate.peak_slope)
+
+        def hook(_module, inputs, _out):
+            x = inputs[0].detach().to(torch.float64)
+            d = surrogate.derivative(x).abs()
+            row = torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device), x.sum(),
+                               x.square().sum(), (d < level).sum().to(torch.float64), c2 * d.square().sum()]).cpu()
+            sums[name] = sums[name] + row if name in sums else row
+        return hook
+
+    hooks = [module.register_forward_hook(record(name, module)) for name, module in units.items()]
+    was_training = model.training
+    switchable = [m for m in model.modules() if isinstance(m, SWITCHABLE)]
+    flags = [m.step_at_eval for m in switchable]
+    try:
+        model.eval()
+        for m in switchable:
+            m.step_at_eval = False
+        for inputs in first_inputs(batches, limit):
+            model(inputs.to(device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for m, flag in zip(switchable, flags):
+            m.step_at_eval = flag
+        model.train(was_training)
+    if units and not sums:
+        raise ValueError("surrogate_gradient_statistics got no inputs")
+    out = {}
+    for name in units:
+        n, sx, sxx, dead, sg = sums[name].tolist()
+        out[name] = {"preact_rms": (sxx / n) ** 0.5, "preact_mean": sx / n, "grad_dead": dead / n, "grad_sq": sg / n}
+    return out
 
 
 # --------------------------------------------------------------------------------------------

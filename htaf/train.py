@@ -326,8 +326,13 @@ def finish(session: Session) -> dict[str, Any]:
     }
 
 
+#: the per-epoch log line shows the engine's own loss and accuracy; hook metrics (per-layer statistics and the
+#: like, possibly hundreds) stay in the history only
+LOGGED = tuple(f"{prefix}_{metric}" for prefix in ("train", "test") for metric in ("loss", "accuracy"))
+
+
 def _log_epoch(session: Session, row: dict[str, float]) -> None:
-    shown = [key for key in row if key.startswith(("train_", "test_"))]
+    shown = [key for key in LOGGED if key in row]
     metrics = ", ".join(f"{key} {row[key]:.4g}" for key in shown)
     print(f"{session.label} epoch {row['epoch']}/{session.config['epochs']}: {metrics} ({row['epoch_time_s']:.1f} s)",
           file=sys.stderr, flush=True)

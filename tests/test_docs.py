@@ -45,3 +45,25 @@ def test_readme_quick_start_runs():
     namespace: dict = {}
     exec(blocks[0], namespace)  # the quick start: import, functional calls, modules, the zoo
     assert namespace["logits"].shape == (8, 10)
+
+
+def test_reproduce_page_counts_the_runs_each_profile_plans():
+    """The Reproduce page's run counts (per profile, and per experiment for ``cpu``) are those the engine plans."""
+    import collections
+    import re
+
+    from htaf import train
+
+    page = (ROOT / "book" / "reproduce.md").read_text()
+    for profile in ("smoke", "cpu", "gpu"):
+        row = re.search(rf"^\| `{profile}` \| (\d+)", page, re.MULTILINE)
+        assert row, f"no row for profile {profile} in book/reproduce.md"
+        assert int(row.group(1)) == len(train.plan(profile)), profile
+    planned = collections.Counter(run.experiment for run in train.plan("cpu"))
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| [^|]* \| ([\d + ]+) \|", page, re.MULTILINE)
+    covered = set()
+    for names, counts in rows:
+        experiments = re.findall(r"`(\w+)`", names)
+        assert [int(c) for c in counts.split("+")] == [planned[e] for e in experiments], names
+        covered.update(experiments)
+    assert covered == set(planned), f"experiments without a row on the Reproduce page: {set(planned) - covered}"

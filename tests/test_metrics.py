@@ -11,7 +11,7 @@ from torch import nn
 from htaf import metrics
 from htaf.experiments import get, resolve_config
 from htaf.models import DHN, snn
-from htaf.nn import make_unit
+from htaf.nn import Spike, make_unit
 
 
 def test_firing_rates_of_a_dhn_are_per_unit_and_named_by_module():
@@ -79,3 +79,43 @@ def test_metrics_do_not_import_matplotlib():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------- surrogate gradient statistics
+
+
+@pytest.mark.parametrize("name, params, signed", [("htaf", {"alpha": 8.0, "beta": 0.5}, False),
+                                                  ("sigmoid", {}, True), ("rectangle", {}, False)])
+def test_surrogate_gradient_statistics_match_the_theory_on_gaussian_inputs(name, params, signed):
+    from htaf import theory
+    from htaf.metrics import surrogate_gradient_statistics
+
+    scale = 6.0
+    unit = Spike(name, signed=signed, **params)
+    x = scale * torch.randn(400_000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    found = surrogate_gradient_statistics(nn.Sequential(unit), [x], kappa=1e-3)["0"]
+    assert found["preact_rms"] == pytest.approx(scale, rel=5e-3) and abs(found["preact_mean"]) < 0.05
+    assert found["grad_dead"] == pytest.approx(float(theory.dead_fraction(name, scale, 1e-3, **params)), abs=5e-3)
+    # the mean-field gain is scale^2 E[(c F'(scale Z))^2]
+    assert found["grad_sq"] * scale**2 == pytest.approx(theory.gain(name, scale, signed, **params), rel=2e-2)
+
+
+def test_surrogate_gradient_statistics_see_the_training_forward_and_restore_the_model():
+    from htaf.metrics import surrogate_gradient_statistics
+    from htaf.nn import Smooth
+
+    torch.manual_seed(0)
+    first, second = Smooth("sigmoid", step_at_eval=True), Spike("sigmoid")
+    model = nn.Sequential(nn.Linear(3, 16), first, nn.Linear(16, 4), second).train()
+    x = torch.randn(256, 3)
+    got = surrogate_gradient_statistics(model, [x])
+    assert model.training and first.step_at_eval  # restored
+    with torch.no_grad():
+        z = model[2](model[1](model[0](x)))  # train-mode forward: the smooth unit stays smooth
+    assert got["3"]["preact_rms"] == pytest.approx(float(z.pow(2).mean().sqrt()), rel=1e-6)
+    with pytest.raises(ValueError, match="kappa"):
+        surrogate_gradient_statistics(model, [x], kappa=0.0)
+    with pytest.raises(TypeError, match="no surrogate"):
+        surrogate_gradient_statistics(model, [x], units={"relu": nn.ReLU()})
+    with pytest.raises(ValueError, match="no inputs"):
+        surrogate_gradient_statistics(model, [])

@@ -38,7 +38,18 @@ def test_cpu_map_has_every_cell_with_at_least_two_seeds(name):
 
 def test_cpu_run_counts():
     counts = {name: sum(_count(g) for g in grids(name, "cpu").values()) for name in NAMES}
-    assert counts == {"sensitivity_dhn": 630, "sensitivity_bnn": 75, "sensitivity_snn": 219}
+    assert counts == {"sensitivity_dhn": 862, "sensitivity_bnn": 75, "sensitivity_snn": 363}  # with repeats
+    planned = {name: len({(tuple(sorted(c.items()))) for c in _configs(name, "cpu")}) for name in NAMES}
+    assert planned == {"sensitivity_dhn": 814, "sensitivity_bnn": 75, "sensitivity_snn": 339}  # distinct runs
+
+
+def _configs(name: str, profile: str) -> list[dict]:
+    out = []
+    for grid in grids(name, profile).values():
+        for values in itertools.product(*grid.values()):
+            config = resolve_config(name, profile, **dict(zip(grid, values)))
+            out.append({k: repr(v) for k, v in config.items()})
+    return out
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
@@ -84,6 +95,46 @@ def test_stress_sweeps_match_peak_slopes_and_compare_optimisers():
         assert htaf_grid["optimizer"] == sur_grid["optimizer"] == [opt]
     assert cpu["stress_sgd_htaf"]["momentum"] == [0.9]
     assert cpu["scale_htaf"]["init_gain"] == cpu["scale_surrogates"]["init_gain"] == sens.GAINS
+    assert cpu["scale_htaf"]["seed"] == cpu["scale_surrogates"]["seed"] == sens.SCALE_SEEDS
+    assert 1.0 in sens.GAINS and len(sens.SCALE_SEEDS) == 5
+
+
+@pytest.mark.parametrize("name, prefix, method, fixed", [
+    ("sensitivity_dhn", "skip_optimiser", "htaf_hard", {"variant": ["skip"], "depth": [16]}),
+    ("sensitivity_snn", "steps_optimiser", "htaf", {"T": [16]}),
+])
+def test_skip_and_time_step_regimes_under_both_optimisers_at_every_peak_slope(name, prefix, method, fixed):
+    cpu = grids(name, "cpu")
+    for opt in ("adam", "sgd"):
+        htaf_grid, sur_grid = cpu[f"{prefix}_{opt}_htaf"], cpu[f"{prefix}_{opt}_surrogates"]
+        assert htaf_grid["method"] == [method] and htaf_grid["alpha"] == sens.ALPHAS
+        assert htaf_grid["peak_slope"] == sur_grid["peak_slope"] == sens.PEAKS
+        assert htaf_grid["optimizer"] == sur_grid["optimizer"] == [opt] and sur_grid["method"] == sens.STRESS_METHODS
+        assert all(htaf_grid[k] == sur_grid[k] == v for k, v in fixed.items())
+        for values in itertools.product(*htaf_grid.values()):
+            resolve_config(name, "cpu", **dict(zip(htaf_grid, values)))
+
+
+def test_gradient_health_is_recorded_every_epoch_and_matches_the_initial_network(tmp_path):
+    result = htaf.run("sensitivity_dhn", "smoke", epochs=2, depth=3, method="sigmoid", peak_slope=1.0,
+                      init_gain=4.0, results_dir=tmp_path)
+    keys = {f"test_{k}_fc{i}" for k in ("preact_rms", "preact_mean", "grad_dead", "grad_sq", "weight_sq")
+            for i in (1, 2, 3)}
+    for row in result["history"]:
+        assert keys <= set(row)
+        assert all(0.0 <= row[f"test_grad_dead_fc{i}"] <= 1.0 for i in (1, 2, 3))
+    start = sens.initial_gradient_health(result["config"])
+    assert set(start) == {k.removeprefix("test_") for k in keys} | {f"grad_norm_fc{i}" for i in (1, 2, 3, 4)}
+    assert all(start[f"grad_norm_fc{i}"] > 0 for i in (1, 2, 3, 4))
+    # the first layer is not scaled by init_gain, the others start about 4x wider than a gain-1 network
+    plain = sens.initial_gradient_health({**result["config"], "init_gain": 1.0})
+    assert start["weight_sq_fc1"] == pytest.approx(plain["weight_sq_fc1"])
+    assert start["weight_sq_fc2"] == pytest.approx(16 * plain["weight_sq_fc2"])
+    assert start["preact_rms_fc1"] == pytest.approx(plain["preact_rms_fc1"])
+    assert 2.0 < start["preact_rms_fc3"] / plain["preact_rms_fc3"] < 6.0
+    assert start["grad_dead_fc3"] > plain["grad_dead_fc3"]
+    # training moved the network away from its start
+    assert result["history"][-1]["test_weight_sq_fc2"] != pytest.approx(start["weight_sq_fc2"])
 
 
 def test_every_stress_surrogate_can_be_matched_to_every_peak_slope():

@@ -15,7 +15,11 @@ Every other key is the parent experiment's. ``sensitivity_dhn`` trains the thres
 ``htaf_hard`` (the exact step forward, HTAF's derivative backward) so that the cells differ only in the
 gradient, as in the BNN, whose forward is always the exact sign. Metrics are the parents': per-layer
 gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
-(units that never fire on the test set, :func:`htaf.metrics.firing_summary`).
+(units that never fire on the test set, :func:`htaf.metrics.firing_summary`). ``sensitivity_dhn`` also
+records, after every epoch, how much surrogate gradient each hidden layer lets through
+(:func:`gradient_health`: pre-activation scale, gradient-dead share, mean squared derivative, weight scale), the
+measured side of the theory's dead-unit and mean-field gain predictions; :func:`initial_gradient_health` measures
+the same on the network a run starts from.
 
 :data:`GRIDS` holds the chapter's sweeps: ``GRIDS[experiment][profile][sweep]``: the maps (``map``,
 ``map_smooth``), the DHN's depth / optimiser (``stress_*``) and pre-activation scale (``scale_*``) regimes, and, each
@@ -35,14 +39,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from htaf import metrics
 from htaf.experiments import Config, Experiment, check_number, register
 from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
 
-__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "PEAKS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "cells",
-           "hidden_linears"]
+__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
+           "cells", "gradient_health", "hidden_linears", "initial_gradient_health"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -50,7 +56,12 @@ BETAS = [0.25, 0.5, 1.0, 2.0, 4.0]
 SEEDS = [0, 1, 2]
 #: peak slopes of the depth / optimiser stress regime, and initial gains of the pre-activation scale regime
 PEAKS = [0.5, 1.0, 2.0]
-GAINS = [0.5, 2.0, 4.0]
+GAINS = [0.5, 1.0, 2.0, 4.0]
+#: the pre-activation scale regime carries single-setting verdicts, so it has five seeds (the others three)
+SCALE_SEEDS = [0, 1, 2, 3, 4]
+#: a pre-activation is gradient-dead when the unit's derivative there is below ``KAPPA`` times its peak
+#: (the theory chapter's threshold, :func:`htaf.theory.dead_fraction`)
+KAPPA = 1e-3
 #: the surrogates HTAF meets in the stress regime, all at the same peak slope
 STRESS_METHODS = ["sigmoid", "atan", "rectangle"]
 
@@ -82,6 +93,44 @@ def build_dhn(config: Config) -> nn.Module:
             for linear in hidden_linears(model)[1:]:
                 linear.weight.mul_(config["init_gain"])
     return model
+
+
+def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
+    r"""The DHN's per-epoch ``evaluate`` hook: per hidden layer ``k`` (threshold units with a surrogate only),
+    :func:`htaf.metrics.surrogate_gradient_statistics` on the test set, as ``preact_rms_fc<k>``,
+    ``preact_mean_fc<k>``, ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak derivative) and
+    ``grad_sq_fc<k>`` (:math:`E[F'(x)^2]`), and ``weight_sq_fc<k>`` :math:`= \lVert W_k\rVert_F^2 / m_k`, the
+    weight scale in the mean-field gain (the engine prefixes every key with ``test_``)."""
+    net = getattr(model, "module", model)
+    units = {f"fc{k}": layer.act for k, layer in enumerate(net.layers, 1) if hasattr(layer.act, "surrogate")}
+    found = metrics.surrogate_gradient_statistics(net, loader, device, units=units, kappa=KAPPA)
+    out = {f"{key}_{name}": value for name, values in found.items() for key, value in values.items()}
+    for k, linear in enumerate(hidden_linears(net), 1):
+        out[f"weight_sq_fc{k}"] = float(linear.weight.detach().square().sum()) / linear.out_features
+    return out
+
+
+def initial_gradient_health(config: Config, batches: int = 4) -> dict[str, float]:
+    """:func:`gradient_health` of the network a ``sensitivity_dhn`` run of ``config`` starts from (the same seed,
+    data and initialisation, :func:`htaf.train.set_up`), before any update, and its ``grad_norm_fc<k>``
+    (:func:`htaf.metrics.gradient_norms`) averaged over the loss of the first ``batches`` training batches,
+    each back-propagated from the initial weights (no step is taken)."""
+    from htaf import train
+
+    session = train.set_up(DHN_EXPERIMENT, config)
+    found = gradient_health(session.network, session.test_loader, session.device, config)
+    norms: dict[str, float] = {}
+    seen = 0
+    for raw in session.train_loader:
+        if seen == batches:
+            break
+        batch = DHN_EXPERIMENT.prepare_batch(raw, session.device)
+        session.network.zero_grad(set_to_none=True)
+        DHN_EXPERIMENT.loss(session.network(batch.inputs), batch, config).backward()
+        for key, value in metrics.gradient_norms(session.network).items():
+            norms[key] = norms.get(key, 0.0) + value
+        seen += 1
+    return {**found, **{key: value / seen for key, value in norms.items()}}
 
 
 def validate_dhn(config: Config) -> None:
@@ -171,16 +220,17 @@ def _map(alphas: list[float], betas: list[float], seeds: list[int], **fixed: lis
 
 
 def _stress(alphas: list[float], seeds: list[int], peaks: list[float], methods: list[str] = STRESS_METHODS,
-            **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
-    """HTAF at several alpha, and the surrogates, at each peak slope of ``peaks``, under Adam and SGD with momentum."""
+            prefix: str = "stress", htaf_method: str = "htaf_hard", **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
+    """HTAF at several alpha, and the surrogates, at each peak slope of ``peaks``, under Adam and SGD with momentum:
+    sweeps ``<prefix>_<adam|sgd>_<htaf|surrogates>``."""
     optimisers = {"adam": {"optimizer": ["adam"], "lr": [3e-3]},
                   "sgd": {"optimizer": ["sgd"], "momentum": [0.9], "lr": [3e-2]}}
     out = {}
     for opt, keys in optimisers.items():
-        out[f"stress_{opt}_htaf"] = {"method": ["htaf_hard"], "alpha": alphas, "peak_slope": peaks, "seed": seeds,
-                                      **keys, **fixed}
-        out[f"stress_{opt}_surrogates"] = {"method": methods, "peak_slope": peaks, "seed": seeds,
-                                            **keys, **fixed}
+        out[f"{prefix}_{opt}_htaf"] = {"method": [htaf_method], "alpha": alphas, "peak_slope": peaks, "seed": seeds,
+                                       **keys, **fixed}
+        out[f"{prefix}_{opt}_surrogates"] = {"method": methods, "peak_slope": peaks, "seed": seeds,
+                                             **keys, **fixed}
     return out
 
 
@@ -213,22 +263,29 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
                   **_stress([4.0], [0, 1], [1.0], ["sigmoid"], depth=[3]),
                   **_scale([4.0], [0, 1], 1.0, [2.0], ["sigmoid"], depth=[3]),
                   **_versus("plain_deep", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["plain"], depth=[4]),
-                  **_versus("skip", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["skip"], depth=[3, 4])},
+                  **_versus("skip", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["skip"], depth=[3, 4]),
+                  **_stress([4.0], [0, 1], [1.0], ["sigmoid"], prefix="skip_optimiser", variant=["skip"], depth=[4])},
         # maps: 2 x 25 cells x 3 seeds = 150 runs; stress at depths 8 and 12: (5 alphas + 3 surrogates) x 3 slopes
-        # x 2 depths x 2 optimisers x 3 seeds = 288 runs; scale at depth 8: (5 + 3) x 3 gains x 3 seeds = 72 runs
+        # x 2 depths x 2 optimisers x 3 seeds = 288 runs; scale at depth 8: (5 + 3) x 4 gains x 5 seeds = 160 runs,
+        # 24 of them the stress runs at gain 1
         "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 12]),
-                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8]),
+                # init_gain 1 with seeds 0-2 are the stress runs above (same configs, trained once)
+                **_scale(ALPHAS, SCALE_SEEDS, 1.0, GAINS, depth=[8]),
                 # depth at peak slope 1 with Adam: plain DHNs of 16 and 32 layers (8 and 12 are in the stress
                 # sweeps) and skip DHNs of 8, 16 and 32 layers: (5 + 3) x (2 + 3) depths x 3 seeds = 120 runs
                 **_versus("plain_deep", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["plain"], depth=[16, 32]),
-                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32])},
+                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32]),
+                # the skip DHN of 16 layers at every peak slope under Adam and SGD: (5 + 3) x 3 slopes x 2 optimisers
+                # x 3 seeds = 144 runs, 24 of them (Adam, slope 1) the skip runs above
+                **_stress(ALPHAS, SEEDS, PEAKS, prefix="skip_optimiser", variant=["skip"], depth=[16])},
         "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 16, 32]),
-                **_scale(ALPHAS, SEEDS, 1.0, GAINS, depth=[8, 16]),
-                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32])},
+                **_scale(ALPHAS, SCALE_SEEDS, 1.0, GAINS, depth=[8, 16]),
+                **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32]),
+                **_stress(ALPHAS, SEEDS, PEAKS, prefix="skip_optimiser", variant=["skip"], depth=[16, 32])},
     },
     "sensitivity_bnn": {
         "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
@@ -239,15 +296,20 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "sensitivity_snn": {
         "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
                   **_versus("steps", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], T=[2, 4]),
-                  **_versus("deep", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], hidden=[[32] * 4])},
+                  **_versus("deep", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], hidden=[[32] * 4]),
+                  **_stress([4.0], [0, 1], [1.0], ["sigmoid"], prefix="steps_optimiser", htaf_method="htaf", T=[4])},
         # map: 25 cells x 3 seeds = 75 runs; at peak slope 1, HTAF (5 alphas) and the 3 surrogates: time steps
         # T in {4, 8, 16, 32} (2 hidden layers) and 4 or 8 hidden layers (T = 4): 8 x (4 + 2) x 3 seeds = 144 runs
         "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
-                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=SNN_DEEP)},
+                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=SNN_DEEP),
+                # T = 16 at every peak slope under Adam and SGD: 8 x 3 slopes x 2 optimisers x 3 seeds = 144 runs,
+                # 24 of them (Adam, slope 1) the time-step runs above
+                **_stress(ALPHAS, SEEDS, PEAKS, prefix="steps_optimiser", htaf_method="htaf", T=[16])},
         "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
                 **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
-                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=[[256] * 4, [256] * 8])},
+                **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=[[256] * 4, [256] * 8]),
+                **_stress(ALPHAS, SEEDS, PEAKS, prefix="steps_optimiser", htaf_method="htaf", T=[16])},
     },
 }
 
@@ -258,6 +320,7 @@ DHN_EXPERIMENT = register(
         profiles=DHN_PROFILES,
         build_model=build_dhn,
         train_metrics=dhn_experiment.EXPERIMENT.train_metrics,
+        evaluate=gradient_health,
         eval_metrics=dhn_experiment.eval_metrics,
         on_epoch_start=dhn_experiment.on_epoch_start,
         validate=validate_dhn,
