@@ -220,3 +220,14 @@ def test_recommended_cells_lie_on_the_map():
 
     for s in guidance.PEAK_SLOPE_RANGE:
         assert guidance.recommend(s) in sens.cells()
+
+
+def test_bnn_records_the_gradient_health_of_its_sign_units(tmp_path):
+    result = htaf.run("sensitivity_bnn", "smoke", epochs=1, results_dir=tmp_path)
+    row = result["history"][0]
+    assert {f"test_{k}_fc{i}" for k in ("preact_rms", "grad_dead", "grad_sq") for i in (1, 2)} <= set(row)
+    assert "test_weight_sq_fc1" not in row and "test_grad_dead_fc3" not in row  # batch norm: no weight scale
+    units = sens.health_units(get("sensitivity_bnn").build_model(result["config"]))
+    assert list(units) == ["fc1", "fc2"] and all(isinstance(u, Spike) and u.signed for u in units.values())
+    # a signed unit's backward is twice the step's: E[(2 F')^2] is at most 4 times the squared peak slope
+    assert 0 < row["test_grad_sq_fc1"] <= 4 * units["fc1"].surrogate.peak_slope ** 2

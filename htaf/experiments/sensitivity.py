@@ -15,8 +15,8 @@ Every other key is the parent experiment's. ``sensitivity_dhn`` trains the thres
 ``htaf_hard`` (the exact step forward, HTAF's derivative backward) so that the cells differ only in the
 gradient, as in the BNN, whose forward is always the exact sign. Metrics are the parents': per-layer
 gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
-(units that never fire on the test set, :func:`htaf.metrics.firing_summary`). ``sensitivity_dhn`` also
-records, after every epoch, how much surrogate gradient each hidden layer lets through
+(units that never fire on the test set, :func:`htaf.metrics.firing_summary`). ``sensitivity_dhn`` and
+``sensitivity_bnn`` also record, after every epoch, how much surrogate gradient each threshold layer lets through
 (:func:`gradient_health`: pre-activation scale, gradient-dead share, mean squared derivative, weight scale), the
 measured side of the theory's dead-unit and mean-field gain predictions; :func:`initial_gradient_health` measures
 the same on the network a run starts from.
@@ -46,9 +46,11 @@ from htaf.experiments import Config, Experiment, check_number, register
 from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
+from htaf.models.dhn import DHN
+from htaf.nn import HTAF, Smooth, Spike
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
-           "cells", "gradient_health", "hidden_linears", "initial_gradient_health"]
+           "cells", "gradient_health", "health_units", "hidden_linears", "initial_gradient_health"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -95,18 +97,30 @@ def build_dhn(config: Config) -> nn.Module:
     return model
 
 
-def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
-    r"""The DHN's per-epoch ``evaluate`` hook: per hidden layer ``k`` (threshold units with a surrogate only),
-    :func:`htaf.metrics.surrogate_gradient_statistics` on the test set, as ``preact_rms_fc<k>``,
-    ``preact_mean_fc<k>``, ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak derivative) and
-    ``grad_sq_fc<k>`` (:math:`E[F'(x)^2]`), and ``weight_sq_fc<k>`` :math:`= \lVert W_k\rVert_F^2 / m_k`, the
-    weight scale in the mean-field gain (the engine prefixes every key with ``test_``)."""
+def health_units(model: nn.Module) -> dict[str, nn.Module]:
+    """The threshold units of a DHN or a binary MLP in order, named ``fc<k>`` after the linear layer that feeds them
+    (a DHN's k-th hidden layer; in the BNN ``Linear -> BatchNorm -> sign`` block k); only units with a surrogate."""
     net = getattr(model, "module", model)
-    units = {f"fc{k}": layer.act for k, layer in enumerate(net.layers, 1) if hasattr(layer.act, "surrogate")}
-    found = metrics.surrogate_gradient_statistics(net, loader, device, units=units, kappa=KAPPA)
+    if isinstance(net, DHN):
+        units = [layer.act for layer in net.layers]
+    else:
+        units = [m for m in metrics.binary_units(net).values() if isinstance(m, (HTAF, Spike, Smooth))]
+    return {f"fc{k}": unit for k, unit in enumerate(units, 1) if hasattr(unit, "surrogate")}
+
+
+def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
+    r"""The per-epoch ``evaluate`` hook of ``sensitivity_dhn`` and ``sensitivity_bnn``: per threshold layer ``k``
+    (:func:`health_units`), :func:`htaf.metrics.surrogate_gradient_statistics` on the test set, as
+    ``preact_rms_fc<k>``, ``preact_mean_fc<k>``, ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak
+    derivative) and ``grad_sq_fc<k>`` (:math:`E[F'(x)^2]`); for a DHN also ``weight_sq_fc<k>``
+    :math:`= \lVert W_k\rVert_F^2 / m_k`, the weight scale in the mean-field gain (a BNN's batch norm makes it
+    irrelevant). The engine prefixes every key with ``test_``."""
+    net = getattr(model, "module", model)
+    found = metrics.surrogate_gradient_statistics(net, loader, device, units=health_units(net), kappa=KAPPA)
     out = {f"{key}_{name}": value for name, values in found.items() for key, value in values.items()}
-    for k, linear in enumerate(hidden_linears(net), 1):
-        out[f"weight_sq_fc{k}"] = float(linear.weight.detach().square().sum()) / linear.out_features
+    if isinstance(net, DHN):
+        for k, linear in enumerate(hidden_linears(net), 1):
+            out[f"weight_sq_fc{k}"] = float(linear.weight.detach().square().sum()) / linear.out_features
     return out
 
 
@@ -338,6 +352,7 @@ BNN_EXPERIMENT = register(
         validate=validate_bnn,
         train_metrics=bnn_experiment.train_metrics,
         after_step=bnn_experiment.after_step,
+        evaluate=gradient_health,
         eval_metrics=bnn_experiment.eval_metrics,
         on_epoch_start=bnn_experiment.on_epoch_start,
         nullable=("peak_slope",),
