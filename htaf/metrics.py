@@ -7,8 +7,9 @@
 * **Gradients**: :func:`gradient_norms`, one key scheme for every family: ``grad_norm_<layer>`` where
   ``<layer>`` is ``conv<k>`` for the k-th convolution and ``fc<k>`` for the k-th linear layer, counted
   from 1 in the order of ``model.modules()`` (:func:`weight_layers`); :func:`surrogate_gradient_statistics`,
-  how much surrogate gradient the pre-activations of each unit let through (the measured counterpart of
-  :func:`htaf.theory.dead_fraction` and :func:`htaf.theory.gain`).
+  how much surrogate gradient the pre-activations of each unit let through, and :func:`unit_input_gradients`, the
+  backward signal reaching each unit (the measured counterparts of :func:`htaf.theory.dead_fraction` and
+  :func:`htaf.theory.gain`).
 * **Binary weights**: :func:`flip_ratio` and :class:`FlipCounter`, the share of binary weights that change
   sign in an update (BNN training).
 
@@ -28,7 +29,8 @@ Binary units are the :mod:`htaf.nn` modules :class:`~htaf.nn.HTAF`, :class:`~hta
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -47,6 +49,7 @@ __all__ = [
     "gradient_norms",
     "surrogate_gradient_statistics",
     "switch_metrics",
+    "unit_input_gradients",
     "weight_layers",
 ]
 
@@ -66,6 +69,8 @@ def binary_units(model: nn.Module) -> dict[str, nn.Module]:
 
 def first_inputs(batches: Iterable, limit: int | None = None) -> Iterator[torch.Tensor]:
     """The inputs of ``batches`` (a loader's ``(x, y, ...)`` tuples or bare tensors), stopping after ``limit`` samples."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of samples or None, got {limit!r}")
     seen = 0
     for batch in batches:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -236,9 +241,10 @@ def surrogate_gradient_statistics(
 
     ``units`` (name -> module) defaults to every such unit of ``model`` by qualified name (other binary units,
     such as LIF layers, whose input is not the pre-activation, are not measured). The model runs in eval mode
-    (BatchNorm uses its running statistics, dropout is off) but every switchable unit runs its training ``mode``
-    (no exact step at inference), so the pre-activations are those the surrogate gradient sees in training; both
-    are restored afterwards. No gradient is computed. Returns ``{name: {"preact_rms": ..., ...}}``.
+    (BatchNorm with its running statistics instead of the batch's, dropout off) but every switchable unit runs its
+    training ``mode`` (no exact step at inference), so the pre-activations are, up to BatchNorm's statistics, those the
+    surrogate gradient sees in training; both are restored afterwards. No gradient is computed. Returns
+    ``{name: {"preact_rms": ..., ...}}``; a unit the forward pass never reaches raises ``ValueError``.
 
     >>> from torch import nn
     >>> from htaf.nn import Spike
@@ -247,14 +253,9 @@ def surrogate_gradient_statistics(
     >>> sorted(stats["1"])
     ['grad_dead', 'grad_sq', 'preact_mean', 'preact_rms']
     """
-    if not kappa > 0:
-        raise ValueError(f"kappa must be positive (a share of the peak slope, e.g. 1e-3), got {kappa!r}")
-    if units is None:
-        units = {name: m for name, m in binary_units(model).items() if isinstance(m, (HTAF, Spike, Smooth))}
-    for name, module in units.items():
-        if not hasattr(getattr(module, "surrogate", None), "derivative"):
-            raise TypeError(f"unit {name!r} ({type(module).__name__}) has no surrogate; pass units of HTAF, "
-                            "Spike or Smooth modules, whose input is the pre-activation")
+    if not 0 < kappa < 1:
+        raise ValueError(f"kappa must lie in (0, 1) (a share of the peak slope, e.g. 1e-3), got {kappa!r}")
+    units = _surrogate_units(model, units)
     sums: dict[str, torch.Tensor] = {}  # per unit: count, sum x, sum x^2, dead count, sum (c F')^2
 
     def record(name: str, module: nn.Module):
@@ -270,6 +271,43 @@ def surrogate_gradient_statistics(
         return hook
 
     hooks = [module.register_forward_hook(record(name, module)) for name, module in units.items()]
+    try:
+        with _training_forward(model):
+            for inputs in first_inputs(batches, limit):
+                model(inputs.to(device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if units and not sums:
+        raise ValueError("surrogate_gradient_statistics got no inputs")
+    _check_reached(units, sums)
+    out = {}
+    for name in units:
+        n, sx, sxx, dead, sg = sums[name].tolist()
+        out[name] = {"preact_rms": (sxx / n) ** 0.5, "preact_mean": sx / n, "grad_dead": dead / n, "grad_sq": sg / n}
+    return out
+
+
+def _surrogate_units(model: nn.Module, units: dict[str, nn.Module] | None) -> dict[str, nn.Module]:
+    """``units`` checked (each has a surrogate), or every HTAF / Spike / Smooth unit of ``model`` by name."""
+    if units is None:
+        return {name: m for name, m in binary_units(model).items() if isinstance(m, (HTAF, Spike, Smooth))}
+    for name, module in units.items():
+        if not hasattr(getattr(module, "surrogate", None), "derivative"):
+            raise TypeError(f"unit {name!r} ({type(module).__name__}) has no surrogate; pass units of HTAF, "
+                            "Spike or Smooth modules, whose input is the pre-activation")
+    return units
+
+
+def _check_reached(units: dict[str, nn.Module], seen: dict[str, Any]) -> None:
+    missing = [name for name in units if name not in seen]
+    if missing:
+        raise ValueError(f"the forward pass never reached unit(s) {', '.join(missing)}: pass units of this model")
+
+
+@contextmanager
+def _training_forward(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (BatchNorm's running statistics, no dropout) with every switchable unit in its training mode."""
     was_training = model.training
     switchable = [m for m in model.modules() if isinstance(m, SWITCHABLE)]
     flags = [m.step_at_eval for m in switchable]
@@ -277,21 +315,66 @@ def surrogate_gradient_statistics(
         model.eval()
         for m in switchable:
             m.step_at_eval = False
-        for inputs in first_inputs(batches, limit):
-            model(inputs.to(device))
+        yield model
     finally:
-        for hook in hooks:
-            hook.remove()
         for m, flag in zip(switchable, flags):
             m.step_at_eval = flag
         model.train(was_training)
-    if units and not sums:
-        raise ValueError("surrogate_gradient_statistics got no inputs")
-    out = {}
-    for name in units:
-        n, sx, sxx, dead, sg = sums[name].tolist()
-        out[name] = {"preact_rms": (sxx / n) ** 0.5, "preact_mean": sx / n, "grad_dead": dead / n, "grad_sq": sg / n}
-    return out
+
+
+def unit_input_gradients(
+    model: nn.Module,
+    batches: Iterable,
+    loss: Callable[[Any], torch.Tensor],
+    units: dict[str, nn.Module] | None = None,
+) -> dict[str, float]:
+    r"""The backward signal at every unit: :math:`\sqrt{E_b \lVert \partial L/\partial x_b \rVert^2}`, the root mean
+    square over samples :math:`b` of the gradient of ``loss`` with respect to the unit's input :math:`x_b` (its
+    pre-activation). The ratio of two layers' values is what the mean-field gain :func:`htaf.theory.gain` predicts.
+
+    ``loss(batch)`` runs the model on one item of ``batches`` and returns a scalar (for example the mean cross
+    entropy; ratios between units do not depend on the loss's scale). The forward runs as in
+    :func:`surrogate_gradient_statistics` (eval mode, units in their training mode); the model's ``.grad`` are
+    cleared afterwards and no parameter changes. ``units`` defaults to every HTAF, Spike and Smooth unit. Returns
+    ``{name: value}``.
+
+    >>> from torch import nn
+    >>> from htaf.nn import Spike
+    >>> model = nn.Sequential(nn.Linear(4, 8), Spike("sigmoid"), nn.Linear(8, 1))
+    >>> norms = unit_input_gradients(model, [torch.randn(16, 4)], lambda x: model(x).sum())
+    >>> list(norms), norms["1"] > 0
+    (['1'], True)
+    """
+    units = _surrogate_units(model, units)
+    sums = {name: 0.0 for name in units}
+    seen: dict[str, torch.Tensor] = {}
+    samples = 0
+
+    def record(name: str):
+        def hook(_module, inputs, _out):
+            x = inputs[0]
+            if x.requires_grad:
+                x.register_hook(lambda grad: seen.__setitem__(name, grad.detach()))
+        return hook
+
+    hooks = [module.register_forward_hook(record(name)) for name, module in units.items()]
+    try:
+        with _training_forward(model), torch.enable_grad():
+            for batch in batches:
+                seen.clear()
+                model.zero_grad(set_to_none=True)
+                loss(batch).backward()
+                _check_reached(units, seen)
+                for name in units:
+                    sums[name] += float(seen[name].flatten(1).square().sum())
+                samples += next(iter(seen.values())).shape[0]
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.zero_grad(set_to_none=True)
+    if samples == 0:
+        raise ValueError("unit_input_gradients got no batches")
+    return {name: (total / samples) ** 0.5 for name, total in sums.items()}
 
 
 # --------------------------------------------------------------------------------------------

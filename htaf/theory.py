@@ -58,6 +58,7 @@ __all__ = [
     "numeric",
     "Numeric",
     "matched_params",
+    "derivative_moment",
     "mass_near_zero",
     "tail_mass",
     "total_mass",
@@ -382,6 +383,31 @@ def best_alpha_for_radius(kappa: float = 1e-3, peak_slope: float = 1.0, bounds: 
     return float(r.x), float(-r.fun)
 
 
+def _mean_square_derivative(n: Numeric, s: float) -> float:
+    """:math:`E[F'(sZ)^2]` for :math:`Z \\sim N(0, 1)`, by quadrature over :math:`v \\ge 0` (the derivative is even)."""
+    dens = lambda v: float(n.derivative(v)) ** 2 * math.exp(-0.5 * (v / s) ** 2) / (s * math.sqrt(2 * math.pi))  # noqa: E731
+    width = 1.0 / n.peak_slope
+    stops = [c * width for c in (0.5, 2.0, 8.0, 32.0)] + [c * s for c in (1.0, 3.0)]
+    return 2.0 * _quad(dens, 0.0, 14.0 * s, [*n.kinks, *stops])
+
+
+def _per_scale(scale, value) -> np.ndarray:
+    res = np.array([value(s) for s in np.atleast_1d(np.asarray(scale, dtype=np.float64))])
+    return res.reshape(np.shape(scale)) if np.ndim(scale) else float(res[0])
+
+
+def derivative_moment(name: str, scale, signed: bool = True, **params) -> np.ndarray:
+    r"""The mean squared backward factor of a binary unit on Gaussian pre-activations,
+
+    .. math:: E\big[(c\,F'(sZ))^2\big], \qquad Z \sim \mathcal N(0, 1),
+
+    with :math:`c = 2` for ``sign`` units (``signed=True``), 1 for 0/1 units: the unit's factor in the mean-field
+    gain (:func:`gain`). Computed with :func:`scipy.integrate.quad`; vectorised in ``scale``.
+    """
+    n, c2 = numeric(name, **params), 4.0 if signed else 1.0
+    return _per_scale(scale, lambda s: c2 * _mean_square_derivative(n, s))
+
+
 def gain(name: str, scale, signed: bool = True, **params) -> np.ndarray:
     r"""Mean-field per-layer gain of the squared gradient norm through a layer of binary units,
 
@@ -389,20 +415,13 @@ def gain(name: str, scale, signed: bool = True, **params) -> np.ndarray:
 
     for the layer :math:`h_{l+1} = \mathrm{sign}(W_l h_l)` with :math:`W_{ij} \sim \mathcal N(0, s^2/n)`
     (so pre-activations are :math:`\mathcal N(0, s^2)`), backward through the surrogate; :math:`c = 2` for
-    ``sign`` units (``signed=True``), 1 for 0/1 units. Through :math:`L` layers the gradient norm scales
-    like :math:`\chi^{L/2}`. Computed with :func:`scipy.integrate.quad`; vectorised in ``scale``.
+    ``sign`` units (``signed=True``), 1 for 0/1 units (:func:`derivative_moment`). Through :math:`L` layers the
+    gradient norm scales like :math:`\chi^{L/2}`. When the weights' scale :math:`w^2 = \lVert W\rVert_F^2/m` is not
+    the pre-activations' (0/1 inputs, biases), the gain is :math:`w^2` times :func:`derivative_moment`.
+    Computed with :func:`scipy.integrate.quad`; vectorised in ``scale``.
     """
-    n = numeric(name, **params)
-    c2 = 4.0 if signed else 1.0
-    out = []
-    for s in np.atleast_1d(np.asarray(scale, dtype=np.float64)):
-        dens = lambda v, s=s: float(n.derivative(v)) ** 2 * math.exp(-0.5 * (v / s) ** 2) / (s * math.sqrt(2 * math.pi))  # noqa: E731
-        width = 1.0 / n.peak_slope
-        stops = [c * width for c in (0.5, 2.0, 8.0, 32.0)] + [c * s for c in (1.0, 3.0)]
-        val = 2.0 * _quad(dens, 0.0, 14.0 * s, [*n.kinks, *stops])
-        out.append(c2 * s * s * val)
-    res = np.array(out)
-    return res.reshape(np.shape(scale)) if np.ndim(scale) else float(res[0])
+    n, c2 = numeric(name, **params), 4.0 if signed else 1.0
+    return _per_scale(scale, lambda s: c2 * s * s * _mean_square_derivative(n, s))
 
 
 def critical_scale(name: str, signed: bool = True, **params) -> float:

@@ -119,3 +119,35 @@ def test_surrogate_gradient_statistics_see_the_training_forward_and_restore_the_
         surrogate_gradient_statistics(model, [x], units={"relu": nn.ReLU()})
     with pytest.raises(ValueError, match="no inputs"):
         surrogate_gradient_statistics(model, [])
+
+
+def test_unit_input_gradients_match_autograd_and_the_mean_field_on_a_random_stack():
+    from htaf import theory
+    from htaf.metrics import unit_input_gradients
+
+    torch.manual_seed(0)
+    width, scale = 512, 1.5
+    layers = [nn.Linear(width, width, bias=False) for _ in range(3)]
+    for layer in layers:
+        nn.init.normal_(layer.weight, std=scale / width**0.5)
+    model = nn.Sequential(layers[0], Spike("sigmoid", signed=True), layers[1], Spike("sigmoid", signed=True), layers[2])
+    x = torch.sign(torch.randn(256, width))
+    top = torch.randn(256, width)
+    norms = unit_input_gradients(model, [x], lambda inputs: (model(inputs) * top).sum())
+    assert all(p.grad is None for p in model.parameters())  # cleared, nothing changed
+    # against a direct autograd computation of dL/dx at the second unit
+    z = layers[1](model[1](layers[0](x))).detach().requires_grad_(True)
+    (layers[2](model[3](z)) * top).sum().backward()
+    assert norms["3"] == pytest.approx(float(z.grad.flatten(1).square().sum(1).mean().sqrt()), rel=1e-5)
+    # one layer back, the squared ratio is the mean-field gain at this scale (sign units from +/-1 inputs)
+    ratio = (norms["1"] / norms["3"]) ** 2
+    assert ratio == pytest.approx(theory.gain("sigmoid", scale, signed=True), rel=0.1)
+    with pytest.raises(ValueError, match="no batches"):
+        unit_input_gradients(model, [], lambda inputs: model(inputs).sum())
+    with pytest.raises(ValueError, match="never reached"):
+        unit_input_gradients(model, [x], lambda inputs: model[0](inputs).sum(), units={"3": model[3]})
+
+
+def test_first_inputs_rejects_a_bad_limit():
+    with pytest.raises(ValueError, match="limit"):
+        list(metrics.first_inputs([torch.zeros(2, 1)], limit=0))

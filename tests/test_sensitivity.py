@@ -118,14 +118,14 @@ def test_skip_and_time_step_regimes_under_both_optimisers_at_every_peak_slope(na
 def test_gradient_health_is_recorded_every_epoch_and_matches_the_initial_network(tmp_path):
     result = htaf.run("sensitivity_dhn", "smoke", epochs=2, depth=3, method="sigmoid", peak_slope=1.0,
                       init_gain=4.0, results_dir=tmp_path)
-    keys = {f"test_{k}_fc{i}" for k in ("preact_rms", "preact_mean", "grad_dead", "grad_sq", "weight_sq")
+    keys = {f"test_{k}_fc{i}" for k in ("preact_rms", "preact_mean", "grad_dead", "grad_sq", "delta_rms", "weight_sq")
             for i in (1, 2, 3)}
     for row in result["history"]:
         assert keys <= set(row)
         assert all(0.0 <= row[f"test_grad_dead_fc{i}"] <= 1.0 for i in (1, 2, 3))
     start = sens.initial_gradient_health(result["config"])
-    assert set(start) == {k.removeprefix("test_") for k in keys} | {f"grad_norm_fc{i}" for i in (1, 2, 3, 4)}
-    assert all(start[f"grad_norm_fc{i}"] > 0 for i in (1, 2, 3, 4))
+    assert set(start) == {k.removeprefix("test_") for k in keys}
+    assert all(start[f"delta_rms_fc{i}"] > 0 for i in (1, 2, 3))
     # the first layer is not scaled by init_gain, the others start about 4x wider than a gain-1 network
     plain = sens.initial_gradient_health({**result["config"], "init_gain": 1.0})
     assert start["weight_sq_fc1"] == pytest.approx(plain["weight_sq_fc1"])
@@ -225,9 +225,14 @@ def test_recommended_cells_lie_on_the_map():
 def test_bnn_records_the_gradient_health_of_its_sign_units(tmp_path):
     result = htaf.run("sensitivity_bnn", "smoke", epochs=1, results_dir=tmp_path)
     row = result["history"][0]
-    assert {f"test_{k}_fc{i}" for k in ("preact_rms", "grad_dead", "grad_sq") for i in (1, 2)} <= set(row)
+    assert {f"test_{k}_fc{i}" for k in ("preact_rms", "grad_dead", "grad_sq", "delta_rms") for i in (1, 2)} <= set(row)
     assert "test_weight_sq_fc1" not in row and "test_grad_dead_fc3" not in row  # batch norm: no weight scale
     units = sens.health_units(get("sensitivity_bnn").build_model(result["config"]))
     assert list(units) == ["fc1", "fc2"] and all(isinstance(u, Spike) and u.signed for u in units.values())
     # a signed unit's backward is twice the step's: E[(2 F')^2] is at most 4 times the squared peak slope
     assert 0 < row["test_grad_sq_fc1"] <= 4 * units["fc1"].surrogate.peak_slope ** 2
+
+
+def test_initial_gradient_health_rejects_a_config_that_is_not_a_dhn():
+    with pytest.raises((ConfigError, KeyError)):
+        sens.initial_gradient_health({**resolve_config("sensitivity_dhn", "smoke"), "variant": "resnet"})

@@ -17,9 +17,9 @@ gradient, as in the BNN, whose forward is always the exact sign. Metrics are the
 gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
 (units that never fire on the test set, :func:`htaf.metrics.firing_summary`). ``sensitivity_dhn`` and
 ``sensitivity_bnn`` also record, after every epoch, how much surrogate gradient each threshold layer lets through
-(:func:`gradient_health`: pre-activation scale, gradient-dead share, mean squared derivative, weight scale), the
-measured side of the theory's dead-unit and mean-field gain predictions; :func:`initial_gradient_health` measures
-the same on the network a run starts from.
+(:func:`gradient_health`: pre-activation scale, gradient-dead share, mean squared derivative, backward signal, weight
+scale), the measured side of the theory's dead-unit and mean-field gain predictions; :func:`initial_gradient_health`
+measures the same on the network a run starts from.
 
 :data:`GRIDS` holds the chapter's sweeps: ``GRIDS[experiment][profile][sweep]``: the maps (``map``,
 ``map_smooth``), the DHN's depth / optimiser (``stress_*``) and pre-activation scale (``scale_*``) regimes, and, each
@@ -35,6 +35,7 @@ at peak slope 1 with HTAF against :data:`STRESS_METHODS`, deeper plain DHNs (``p
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -42,7 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import metrics
-from htaf.experiments import Config, Experiment, check_number, register
+from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register
 from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
@@ -50,7 +51,7 @@ from htaf.models.dhn import DHN
 from htaf.nn import HTAF, Smooth, Spike
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
-           "cells", "gradient_health", "health_units", "hidden_linears", "initial_gradient_health"]
+           "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "initial_gradient_health"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -64,6 +65,8 @@ SCALE_SEEDS = [0, 1, 2, 3, 4]
 #: a pre-activation is gradient-dead when the unit's derivative there is below ``KAPPA`` times its peak
 #: (the theory chapter's threshold, :func:`htaf.theory.dead_fraction`)
 KAPPA = 1e-3
+#: test batches (of the profile's batch size) over which :func:`gradient_health` measures the backward signal
+HEALTH_BATCHES = 4
 #: the surrogates HTAF meets in the stress regime, all at the same peak slope
 STRESS_METHODS = ["sigmoid", "atan", "rectangle"]
 
@@ -99,52 +102,53 @@ def build_dhn(config: Config) -> nn.Module:
 
 def health_units(model: nn.Module) -> dict[str, nn.Module]:
     """The threshold units of a DHN or a binary MLP in order, named ``fc<k>`` after the linear layer that feeds them
-    (a DHN's k-th hidden layer; in the BNN ``Linear -> BatchNorm -> sign`` block k); only units with a surrogate."""
+    (a DHN's k-th hidden layer; in the BNN ``Linear -> BatchNorm -> sign`` block k); units without a surrogate
+    (a continuous reference activation) are left out."""
     net = getattr(model, "module", model)
-    if isinstance(net, DHN):
-        units = [layer.act for layer in net.layers]
-    else:
-        units = [m for m in metrics.binary_units(net).values() if isinstance(m, (HTAF, Spike, Smooth))]
+    units = [layer.act for layer in net.layers] if isinstance(net, DHN) else list(metrics.binary_units(net).values())
     return {f"fc{k}": unit for k, unit in enumerate(units, 1) if hasattr(unit, "surrogate")}
 
 
 def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
     r"""The per-epoch ``evaluate`` hook of ``sensitivity_dhn`` and ``sensitivity_bnn``: per threshold layer ``k``
-    (:func:`health_units`), :func:`htaf.metrics.surrogate_gradient_statistics` on the test set, as
-    ``preact_rms_fc<k>``, ``preact_mean_fc<k>``, ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak
-    derivative) and ``grad_sq_fc<k>`` (:math:`E[F'(x)^2]`); for a DHN also ``weight_sq_fc<k>``
-    :math:`= \lVert W_k\rVert_F^2 / m_k`, the weight scale in the mean-field gain (a BNN's batch norm makes it
-    irrelevant). The engine prefixes every key with ``test_``."""
+    (:func:`health_units`), on the test set,
+
+    * :func:`htaf.metrics.surrogate_gradient_statistics`: ``preact_rms_fc<k>``, ``preact_mean_fc<k>``,
+      ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak derivative) and ``grad_sq_fc<k>``
+      (:math:`E[(cF'(x))^2]`, :math:`c = 2` for the BNN's sign units);
+    * :func:`htaf.metrics.unit_input_gradients` over the first :data:`HEALTH_BATCHES` test batches:
+      ``delta_rms_fc<k>``, the backward signal at the layer's pre-activations (no parameter changes);
+    * for a DHN, ``weight_sq_fc<k>`` :math:`= \lVert W_k\rVert_F^2 / m_k`, the weight scale in the mean-field gain
+      (a BNN's batch norm makes it irrelevant).
+
+    The engine prefixes every key with ``test_``."""
     net = getattr(model, "module", model)
-    found = metrics.surrogate_gradient_statistics(net, loader, device, units=health_units(net), kappa=KAPPA)
+    units = health_units(net)
+    found = metrics.surrogate_gradient_statistics(net, loader, device, units=units, kappa=KAPPA)
     out = {f"{key}_{name}": value for name, values in found.items() for key, value in values.items()}
+
+    def loss(raw):
+        batch = default_prepare_batch(raw, device)
+        return default_loss(net(batch.inputs), batch, config)
+
+    batches = itertools.islice(loader, HEALTH_BATCHES)
+    out.update({f"delta_rms_{name}": value
+                for name, value in metrics.unit_input_gradients(net, batches, loss, units).items()})
     if isinstance(net, DHN):
         for k, linear in enumerate(hidden_linears(net), 1):
             out[f"weight_sq_fc{k}"] = float(linear.weight.detach().square().sum()) / linear.out_features
     return out
 
 
-def initial_gradient_health(config: Config, batches: int = 4) -> dict[str, float]:
-    """:func:`gradient_health` of the network a ``sensitivity_dhn`` run of ``config`` starts from (the same seed,
-    data and initialisation, :func:`htaf.train.set_up`), before any update, and its ``grad_norm_fc<k>``
-    (:func:`htaf.metrics.gradient_norms`) averaged over the loss of the first ``batches`` training batches,
-    each back-propagated from the initial weights (no step is taken)."""
+def initial_gradient_health(config: Config) -> dict[str, float]:
+    """:func:`gradient_health` of the network a ``sensitivity_dhn`` run of ``config`` (a complete config, such as a
+    results record's) starts from: the same seed, data and initialisation (:func:`htaf.train.set_up`), before any
+    update."""
     from htaf import train
 
+    validate_dhn(config)
     session = train.set_up(DHN_EXPERIMENT, config)
-    found = gradient_health(session.network, session.test_loader, session.device, config)
-    norms: dict[str, float] = {}
-    seen = 0
-    for raw in session.train_loader:
-        if seen == batches:
-            break
-        batch = DHN_EXPERIMENT.prepare_batch(raw, session.device)
-        session.network.zero_grad(set_to_none=True)
-        DHN_EXPERIMENT.loss(session.network(batch.inputs), batch, config).backward()
-        for key, value in metrics.gradient_norms(session.network).items():
-            norms[key] = norms.get(key, 0.0) + value
-        seen += 1
-    return {**found, **{key: value / seen for key, value in norms.items()}}
+    return gradient_health(session.network, session.test_loader, session.device, config)
 
 
 def validate_dhn(config: Config) -> None:
