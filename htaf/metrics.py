@@ -239,8 +239,9 @@ def surrogate_gradient_statistics(
     * ``grad_sq``: :math:`E[(cF'(x))^2]` with :math:`c = 2` for ``signed`` units (the backward of a sign is
       twice the step's), 1 otherwise: the unit's factor in the mean-field gain :func:`htaf.theory.gain`.
 
-    ``units`` (name -> module) defaults to every such unit of ``model`` by qualified name (other binary units,
-    such as LIF layers, whose input is not the pre-activation, are not measured). The model runs in eval mode
+    A unit whose input is not where its surrogate is evaluated provides ``surrogate_input(input)``, the tensor that is
+    (the LIF layer of :mod:`htaf.models.snn`: membrane potential minus threshold at every time step), and is measured
+    there. ``units`` (name -> module) defaults to every such unit of ``model`` by qualified name. The model runs in eval mode
     (BatchNorm with its running statistics instead of the batch's, dropout off) but every switchable unit runs its
     training ``mode`` (no exact step at inference), so the pre-activations are, up to BatchNorm's statistics, those the
     surrogate gradient sees in training; both are restored afterwards. No gradient is computed. Returns
@@ -263,7 +264,8 @@ def surrogate_gradient_statistics(
         level = kappa * float(surrogate.peak_slope)
 
         def hook(_module, inputs, _out):
-            x = inputs[0].detach().to(torch.float64)
+            x = inputs[0].detach()
+            x = (module.surrogate_input(x) if hasattr(module, "surrogate_input") else x).to(torch.float64)
             d = surrogate.derivative(x).abs()
             row = torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device), x.sum(),
                                x.square().sum(), (d < level).sum().to(torch.float64), c2 * d.square().sum()]).cpu()
@@ -291,11 +293,12 @@ def surrogate_gradient_statistics(
 def _surrogate_units(model: nn.Module, units: dict[str, nn.Module] | None) -> dict[str, nn.Module]:
     """``units`` checked (each has a surrogate), or every HTAF / Spike / Smooth unit of ``model`` by name."""
     if units is None:
-        return {name: m for name, m in binary_units(model).items() if isinstance(m, (HTAF, Spike, Smooth))}
+        return {name: m for name, m in binary_units(model).items()
+                if isinstance(m, (HTAF, Spike, Smooth)) or hasattr(m, "surrogate_input")}
     for name, module in units.items():
         if not hasattr(getattr(module, "surrogate", None), "derivative"):
-            raise TypeError(f"unit {name!r} ({type(module).__name__}) has no surrogate; pass units of HTAF, "
-                            "Spike or Smooth modules, whose input is the pre-activation")
+            raise TypeError(f"unit {name!r} ({type(module).__name__}) has no surrogate; pass HTAF, Spike, Smooth or "
+                            "LIF units")
     return units
 
 
@@ -329,8 +332,10 @@ def unit_input_gradients(
     units: dict[str, nn.Module] | None = None,
 ) -> dict[str, float]:
     r"""The backward signal at every unit: :math:`\sqrt{E_b \lVert \partial L/\partial x_b \rVert^2}`, the root mean
-    square over samples :math:`b` of the gradient of ``loss`` with respect to the unit's input :math:`x_b` (its
-    pre-activation). The ratio of two layers' values is what the mean-field gain :func:`htaf.theory.gain` predicts.
+    square over samples :math:`b` of the gradient of ``loss`` with respect to the unit's input :math:`x_b` (the
+    pre-activation of an HTAF, Spike or Smooth unit; a LIF layer's input current, over all time steps). Between
+    layers of pre-activation units, the ratio of two values is what the mean-field gain :func:`htaf.theory.gain`
+    predicts.
 
     ``loss(batch)`` runs the model on one item of ``batches`` and returns a scalar (for example the mean cross
     entropy; ratios between units do not depend on the loss's scale). The forward runs as in

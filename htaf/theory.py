@@ -354,20 +354,30 @@ def usable_intervals(name: str, kappa: float = 1e-3, **params) -> list[tuple[flo
     return intervals
 
 
-def dead_fraction(name: str, scale, kappa: float = 1e-3, **params) -> np.ndarray:
+def dead_fraction(name: str, scale, kappa: float = 1e-3, mean=0.0, **params) -> np.ndarray:
     r"""Fraction of units whose surrogate gradient is unusable, :math:`P(|F'(X)| < \kappa F'(0))`,
-    for Gaussian pre-activations :math:`X \sim \mathcal N(0, \mathrm{scale}^2)`, vectorised in ``scale``.
+    for Gaussian pre-activations :math:`X \sim \mathcal N(\mathrm{mean}, \mathrm{scale}^2)` (centred by default),
+    vectorised in ``scale`` and ``mean`` (broadcast together).
 
-    With usable intervals :math:`[l_i, r_i]` on :math:`x \ge 0` (:func:`usable_intervals`),
-    :math:`1 - \sum_i [\operatorname{erfc}(l_i/(\mathrm{scale}\sqrt2)) - \operatorname{erfc}(r_i/(\mathrm{scale}\sqrt2))]`.
+    With usable intervals :math:`[l_i, r_i]` on :math:`x \ge 0` (:func:`usable_intervals`) and their mirror images,
+    centred: :math:`1 - \sum_i [\operatorname{erfc}(l_i/(\mathrm{scale}\sqrt2)) - \operatorname{erfc}(r_i/(\mathrm{scale}\sqrt2))]`.
     For HTAF the single interval ends where :math:`4\sigma(u)\sigma(-u)\mathrm{sech}^2(\beta x) = \kappa`, roughly at
     :math:`|x| \approx \ln(16\sigma'(\alpha)/\kappa)/(2\beta)` when that lies in the tail.
     """
     sc = np.asarray(scale, dtype=np.float64)
-    alive = np.zeros_like(sc)
+    mu = np.asarray(mean, dtype=np.float64)
+    if not np.any(mu):  # centred: the closed form above (kept for its accuracy in the far tail)
+        alive = np.zeros_like(sc)
+        for lo, hi in usable_intervals(name, kappa, **params):
+            r = np.zeros_like(sc) if math.isinf(hi) else special.erfc(hi / (sc * math.sqrt(2.0)))
+            alive = alive + special.erfc(lo / (sc * math.sqrt(2.0))) - r
+        return 1.0 - alive * np.ones_like(mu)
+    sc, mu = np.broadcast_arrays(sc, mu)
+    cdf = lambda v: special.ndtr((v - mu) / sc)  # noqa: E731
+    alive = np.zeros(sc.shape)
     for lo, hi in usable_intervals(name, kappa, **params):
-        r = np.zeros_like(sc) if math.isinf(hi) else special.erfc(hi / (sc * math.sqrt(2.0)))
-        alive = alive + special.erfc(lo / (sc * math.sqrt(2.0))) - r
+        alive = alive + (1.0 if math.isinf(hi) else cdf(hi)) - cdf(lo)  # [lo, hi]
+        alive = alive + cdf(-lo) - (0.0 if math.isinf(hi) else cdf(-hi))  # [-hi, -lo]
     return 1.0 - alive
 
 

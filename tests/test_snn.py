@@ -335,3 +335,21 @@ def test_integrate_and_fire_and_unmatched_slopes_are_configurable():
 
     model = build_model(config)
     assert all(layer.tau == float("inf") for layer in snn.lif_layers(model).values())
+
+
+def test_lif_surrogate_input_is_the_membrane_minus_threshold_the_backward_sees():
+    from htaf.metrics import surrogate_gradient_statistics
+
+    lif = snn.LIF("atan", tau=2.0, reset="soft")
+    x = torch.tensor([[1.5], [1.5], [1.5]])
+    assert lif.surrogate_input(x).flatten().tolist() == pytest.approx([-0.25, 0.125, -0.1875])  # H = .75, 1.125, .8125
+    # the loop reference evaluates the surrogate at the same points: its gradient is the derivative there
+    currents = torch.randn(6, 32, 8, generator=torch.Generator().manual_seed(0)) * 2
+    for reset in ("hard", "soft"):
+        layer = snn.LIF("sigmoid", tau=3.0, reset=reset, backend="loop")
+        z = layer.surrogate_input(currents)
+        assert z.shape == currents.shape
+        fired = (z >= 0).to(currents.dtype)
+        assert torch.equal(fired, layer(currents))
+    stats = surrogate_gradient_statistics(torch.nn.Sequential(layer), [currents])["0"]
+    assert stats["preact_rms"] == pytest.approx(float(z.double().square().mean().sqrt()), rel=1e-9)

@@ -167,3 +167,20 @@ def test_alpha_beta_map_and_best_alpha():
     assert best[0] == pytest.approx(4.71, abs=0.01) and best[1] == pytest.approx(8.54, abs=0.01)
     a_star, radius = th.best_alpha_for_radius(1e-3)
     assert a_star == pytest.approx(5.14, abs=0.01) and radius > th.usable_radius("htaf", 1e-3, alpha=4.0, beta=1.0)
+
+
+@pytest.mark.parametrize("name, params", [("htaf", {"alpha": 4.0, "beta": 1.0}), ("rectangle", {}), ("sigmoid", {})])
+def test_dead_fraction_of_shifted_gaussians_matches_sampling(name, params):
+    import torch
+
+    from htaf import surrogates
+
+    sg = surrogates.get(name, **params)
+    rng = np.random.default_rng(0)
+    for mean, scale in ((0.0, 2.0), (-1.0, 1.2), (2.5, 0.7)):
+        z = torch.from_numpy(rng.normal(mean, scale, 1_000_000))
+        sampled = float((sg.derivative(z).abs() < 1e-3 * sg.peak_slope).double().mean())
+        assert float(th.dead_fraction(name, scale, 1e-3, mean=mean, **params)) == pytest.approx(sampled, abs=2e-3)
+    # a mean of zero is the centred closed form, and means broadcast against scales
+    grid = th.dead_fraction(name, np.array([[0.5], [2.0]]), 1e-3, mean=np.array([0.0, 1e-12, -1.0]), **params)
+    assert grid.shape == (2, 3) and grid[:, 0] == pytest.approx(grid[:, 1], abs=1e-9)

@@ -15,8 +15,8 @@ Every other key is the parent experiment's. ``sensitivity_dhn`` trains the thres
 ``htaf_hard`` (the exact step forward, HTAF's derivative backward) so that the cells differ only in the
 gradient, as in the BNN, whose forward is always the exact sign. Metrics are the parents': per-layer
 gradient norms every epoch (:func:`htaf.metrics.gradient_norms`), and for the DHN the dead-unit share
-(units that never fire on the test set, :func:`htaf.metrics.firing_summary`). ``sensitivity_dhn`` and
-``sensitivity_bnn`` also record, after every epoch, how much surrogate gradient each threshold layer lets through
+(units that never fire on the test set, :func:`htaf.metrics.firing_summary`). All three also record, after every
+epoch, how much surrogate gradient each threshold layer lets through
 (:func:`gradient_health`: pre-activation scale, gradient-dead share, mean squared derivative, backward signal, weight
 scale), the measured side of the theory's dead-unit and mean-field gain predictions; :func:`initial_gradient_health`
 measures the same on the network a run starts from.
@@ -101,23 +101,24 @@ def build_dhn(config: Config) -> nn.Module:
 
 
 def health_units(model: nn.Module) -> dict[str, nn.Module]:
-    """The threshold units of a DHN or a binary MLP in order, named ``fc<k>`` after the linear layer that feeds them
-    (a DHN's k-th hidden layer; in the BNN ``Linear -> BatchNorm -> sign`` block k); units without a surrogate
-    (a continuous reference activation) are left out."""
+    """The threshold units of a DHN, a binary MLP or a spiking MLP in order, named ``fc<k>`` after the linear layer that
+    feeds them (a DHN's k-th hidden layer; the BNN's ``Linear -> BatchNorm -> sign`` block k; the SNN's k-th LIF
+    layer); units without a surrogate (a continuous reference activation) are left out."""
     net = getattr(model, "module", model)
     units = [layer.act for layer in net.layers] if isinstance(net, DHN) else list(metrics.binary_units(net).values())
     return {f"fc{k}": unit for k, unit in enumerate(units, 1) if hasattr(unit, "surrogate")}
 
 
 def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
-    r"""The per-epoch ``evaluate`` hook of ``sensitivity_dhn`` and ``sensitivity_bnn``: per threshold layer ``k``
+    r"""The per-epoch ``evaluate`` hook of the three sensitivity experiments: per threshold layer ``k``
     (:func:`health_units`), on the test set,
 
     * :func:`htaf.metrics.surrogate_gradient_statistics`: ``preact_rms_fc<k>``, ``preact_mean_fc<k>``,
       ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak derivative) and ``grad_sq_fc<k>``
-      (:math:`E[(cF'(x))^2]`, :math:`c = 2` for the BNN's sign units);
-    * :func:`htaf.metrics.unit_input_gradients` over the first :data:`HEALTH_BATCHES` test batches:
-      ``delta_rms_fc<k>``, the backward signal at the layer's pre-activations (no parameter changes);
+      (:math:`E[(cF'(x))^2]`, :math:`c = 2` for the BNN's sign units); for the SNN's LIF layers :math:`x` is the
+      membrane potential minus the threshold, over all time steps;
+    * except for the SNN, :func:`htaf.metrics.unit_input_gradients` over the first :data:`HEALTH_BATCHES` test
+      batches: ``delta_rms_fc<k>``, the backward signal at the layer's pre-activations (no parameter changes);
     * for a DHN, ``weight_sq_fc<k>`` :math:`= \lVert W_k\rVert_F^2 / m_k`, the weight scale in the mean-field gain
       (a BNN's batch norm makes it irrelevant).
 
@@ -131,9 +132,10 @@ def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, 
         batch = default_prepare_batch(raw, device)
         return default_loss(net(batch.inputs), batch, config)
 
-    batches = itertools.islice(loader, HEALTH_BATCHES)
-    out.update({f"delta_rms_{name}": value
-                for name, value in metrics.unit_input_gradients(net, batches, loss, units).items()})
+    if not any(hasattr(unit, "surrogate_input") for unit in units.values()):  # no mean field through time steps
+        batches = itertools.islice(loader, HEALTH_BATCHES)
+        out.update({f"delta_rms_{name}": value
+                    for name, value in metrics.unit_input_gradients(net, batches, loss, units).items()})
     if isinstance(net, DHN):
         for k, linear in enumerate(hidden_linears(net), 1):
             out[f"weight_sq_fc{k}"] = float(linear.weight.detach().square().sum()) / linear.out_features
@@ -374,6 +376,7 @@ SNN_EXPERIMENT = register(
         train_metrics=snn_experiment.EXPERIMENT.train_metrics,
         eval_metrics=snn_experiment.EXPERIMENT.eval_metrics,
         loss=snn_experiment.EXPERIMENT.loss,
+        evaluate=gradient_health,
         nullable=("tau", "peak_slope"),
         grids=GRIDS["sensitivity_snn"],
     )

@@ -453,6 +453,16 @@ class LIF(nn.Module):
             self._count += s.numel()
         return s
 
+    @torch.no_grad()
+    def surrogate_input(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`H_t - \\theta` for the currents ``x`` (``[T, ...]``): where the backward pass evaluates the
+        surrogate's derivative, at every step (read by :func:`htaf.metrics.surrogate_gradient_statistics`)."""
+        check_float_tensor(x, "LIF.surrogate_input")
+        leak, gain = _leak(self.tau)
+        _, potentials = _lif_forward(x.to(compute_dtype(x.dtype)), leak, gain if self.decay_input else 1.0,
+                                     self.threshold, self.reset == "hard")
+        return potentials - self.threshold
+
     def extra_repr(self) -> str:
         return (
             f"{self.surrogate!r}, tau={self.tau}, threshold={self.threshold}, reset={self.reset!r}, "
