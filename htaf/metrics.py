@@ -310,8 +310,9 @@ def _check_reached(units: dict[str, nn.Module], seen: dict[str, Any]) -> None:
 
 @contextmanager
 def _training_forward(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode (BatchNorm's running statistics, no dropout) with every switchable unit in its training mode."""
-    was_training = model.training
+    """Eval mode (BatchNorm's running statistics, no dropout) with every switchable unit in its training mode; every
+    module's own train/eval flag and every unit's ``step_at_eval`` are restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
     switchable = [m for m in model.modules() if isinstance(m, SWITCHABLE)]
     flags = [m.step_at_eval for m in switchable]
     try:
@@ -322,7 +323,8 @@ def _training_forward(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, flag in zip(switchable, flags):
             m.step_at_eval = flag
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 def unit_input_gradients(
@@ -333,15 +335,15 @@ def unit_input_gradients(
 ) -> dict[str, float]:
     r"""The backward signal at every unit: :math:`\sqrt{E_b \lVert \partial L/\partial x_b \rVert^2}`, the root mean
     square over samples :math:`b` of the gradient of ``loss`` with respect to the unit's input :math:`x_b` (the
-    pre-activation of an HTAF, Spike or Smooth unit; a LIF layer's input current, over all time steps). Between
-    layers of pre-activation units, the ratio of two values is what the mean-field gain :func:`htaf.theory.gain`
-    predicts.
+    pre-activation of an HTAF, Spike or Smooth unit; a LIF layer's input current, all time steps of a sample
+    together). Between layers of pre-activation units, the ratio of two values is what the mean-field gain
+    :func:`htaf.theory.gain` predicts.
 
     ``loss(batch)`` runs the model on one item of ``batches`` and returns a scalar (for example the mean cross
     entropy; ratios between units do not depend on the loss's scale). The forward runs as in
-    :func:`surrogate_gradient_statistics` (eval mode, units in their training mode); the model's ``.grad`` are
-    cleared afterwards and no parameter changes. ``units`` defaults to every HTAF, Spike and Smooth unit. Returns
-    ``{name: value}``.
+    :func:`surrogate_gradient_statistics` (eval mode, units in their training mode); gradients are taken with
+    :func:`torch.autograd.grad`, so no parameter's ``.grad`` is touched. A unit called several times in one forward
+    contributes every call. ``units`` defaults to every HTAF, Spike, Smooth and LIF unit. Returns ``{name: value}``.
 
     >>> from torch import nn
     >>> from htaf.nn import Spike
@@ -352,34 +354,36 @@ def unit_input_gradients(
     """
     units = _surrogate_units(model, units)
     sums = {name: 0.0 for name in units}
-    seen: dict[str, torch.Tensor] = {}
-    samples = 0
+    counts = {name: 0 for name in units}
+    captured: list[tuple[str, bool, torch.Tensor]] = []
 
-    def record(name: str):
+    def record(name: str, module: nn.Module):
         def hook(_module, inputs, _out):
-            x = inputs[0]
-            if x.requires_grad:
-                x.register_hook(lambda grad: seen.__setitem__(name, grad.detach()))
+            captured.append((name, bool(getattr(module, "time_major", False)), inputs[0]))
         return hook
 
-    hooks = [module.register_forward_hook(record(name)) for name, module in units.items()]
+    hooks = [module.register_forward_hook(record(name, module)) for name, module in units.items()]
     try:
         with _training_forward(model), torch.enable_grad():
             for batch in batches:
-                seen.clear()
-                model.zero_grad(set_to_none=True)
-                loss(batch).backward()
-                _check_reached(units, seen)
-                for name in units:
-                    sums[name] += float(seen[name].flatten(1).square().sum())
-                samples += next(iter(seen.values())).shape[0]
+                captured.clear()
+                value = loss(batch)
+                _check_reached(units, {name: None for name, _, _ in captured})
+                frozen = sorted({name for name, _, x in captured if not x.requires_grad})
+                if frozen:
+                    raise ValueError(f"the input of unit(s) {', '.join(frozen)} needs no gradient (it comes straight "
+                                     "from the data or from frozen layers): no backward signal reaches it")
+                grads = torch.autograd.grad(value, [x for _, _, x in captured])
+                for (name, time_major, _), grad in zip(captured, grads):
+                    per_sample = (grad.transpose(0, 1) if time_major else grad).flatten(1)
+                    sums[name] += float(per_sample.square().sum())
+                    counts[name] += per_sample.shape[0]
     finally:
         for hook in hooks:
             hook.remove()
-        model.zero_grad(set_to_none=True)
-    if samples == 0:
+    if not any(counts.values()):
         raise ValueError("unit_input_gradients got no batches")
-    return {name: (total / samples) ** 0.5 for name, total in sums.items()}
+    return {name: (sums[name] / counts[name]) ** 0.5 for name in units}
 
 
 # --------------------------------------------------------------------------------------------

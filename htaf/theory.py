@@ -366,6 +366,10 @@ def dead_fraction(name: str, scale, kappa: float = 1e-3, mean=0.0, **params) -> 
     """
     sc = np.asarray(scale, dtype=np.float64)
     mu = np.asarray(mean, dtype=np.float64)
+    if not (np.all(np.isfinite(sc)) and np.all(sc > 0)):
+        raise ValueError(f"scale must be positive and finite (the Gaussian's standard deviation), got {scale!r}")
+    if not np.all(np.isfinite(mu)):
+        raise ValueError(f"mean must be finite, got {mean!r}")
     if not np.any(mu):  # centred: the closed form above (kept for its accuracy in the far tail)
         alive = np.zeros_like(sc)
         for lo, hi in usable_intervals(name, kappa, **params):

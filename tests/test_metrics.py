@@ -151,3 +151,31 @@ def test_unit_input_gradients_match_autograd_and_the_mean_field_on_a_random_stac
 def test_first_inputs_rejects_a_bad_limit():
     with pytest.raises(ValueError, match="limit"):
         list(metrics.first_inputs([torch.zeros(2, 1)], limit=0))
+
+
+def test_unit_input_gradients_count_every_call_and_explain_a_unit_without_gradient():
+    from htaf.metrics import unit_input_gradients
+
+    torch.manual_seed(0)
+    unit, first, second = Spike("sigmoid"), nn.Linear(3, 3), nn.Linear(3, 3)
+    model = nn.ModuleDict({"unit": unit, "first": first, "second": second})
+    x = torch.randn(8, 3)
+
+    def twice(inputs):  # the same unit on two different layers
+        return second(unit(first(unit(inputs @ torch.eye(3, requires_grad=True))))).sum()
+
+    both = unit_input_gradients(model, [x], twice, units={"unit": unit})["unit"]
+    # by hand: both calls' input gradients, over 2 x 8 samples
+    z1 = (x @ torch.eye(3)).requires_grad_(True)
+    z2 = first(unit(z1))
+    z2.retain_grad()
+    second(unit(z2)).sum().backward()
+    expected = float(((z1.grad.square().sum() + z2.grad.square().sum()) / 16).sqrt())
+    assert both == pytest.approx(expected, rel=1e-6)
+    # a unit fed straight from the data gets no backward signal: said plainly
+    with pytest.raises(ValueError, match="needs no gradient"):
+        unit_input_gradients(model, [x], lambda inputs: second(unit(inputs)).sum(), units={"unit": unit})
+    # every module's own mode comes back
+    first.train(); second.eval()
+    unit_input_gradients(model, [x], twice, units={"unit": unit})
+    assert first.training and not second.training

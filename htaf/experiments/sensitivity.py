@@ -35,6 +35,7 @@ at peak slope 1 with HTAF against :data:`STRESS_METHODS`, deeper plain DHNs (``p
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -44,6 +45,7 @@ from torch.utils.data import DataLoader
 
 from htaf import metrics
 from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register
+from htaf.experiments import get as get_experiment
 from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
@@ -109,9 +111,11 @@ def health_units(model: nn.Module) -> dict[str, nn.Module]:
     return {f"fc{k}": unit for k, unit in enumerate(units, 1) if hasattr(unit, "surrogate")}
 
 
-def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
-    r"""The per-epoch ``evaluate`` hook of the three sensitivity experiments: per threshold layer ``k``
-    (:func:`health_units`), on the test set,
+def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config,
+                    experiment: str | Experiment | None = None) -> dict[str, float]:
+    r"""The per-epoch ``evaluate`` hook of the three sensitivity experiments (registered with their name as
+    ``experiment``, whose ``prepare_batch`` and ``loss`` it uses; default: the engine's defaults): per threshold layer
+    ``k`` (:func:`health_units`), on the test set, in float32,
 
     * :func:`htaf.metrics.surrogate_gradient_statistics`: ``preact_rms_fc<k>``, ``preact_mean_fc<k>``,
       ``grad_dead_fc<k>`` (share below :data:`KAPPA` times the peak derivative) and ``grad_sq_fc<k>``
@@ -128,9 +132,12 @@ def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, 
     found = metrics.surrogate_gradient_statistics(net, loader, device, units=units, kappa=KAPPA)
     out = {f"{key}_{name}": value for name, values in found.items() for key, value in values.items()}
 
+    hooks = get_experiment(experiment) if experiment is not None else None
+    prepare, objective = (hooks.prepare_batch, hooks.loss) if hooks is not None else (default_prepare_batch, default_loss)
+
     def loss(raw):
-        batch = default_prepare_batch(raw, device)
-        return default_loss(net(batch.inputs), batch, config)
+        batch = prepare(raw, device)
+        return objective(net(batch.inputs), batch, config)
 
     if not any(hasattr(unit, "surrogate_input") for unit in units.values()):  # no mean field through time steps
         batches = itertools.islice(loader, HEALTH_BATCHES)
@@ -150,7 +157,7 @@ def initial_gradient_health(config: Config) -> dict[str, float]:
 
     validate_dhn(config)
     session = train.set_up(DHN_EXPERIMENT, config)
-    return gradient_health(session.network, session.test_loader, session.device, config)
+    return gradient_health(session.network, session.test_loader, session.device, config, DHN_EXPERIMENT)
 
 
 def validate_dhn(config: Config) -> None:
@@ -340,7 +347,7 @@ DHN_EXPERIMENT = register(
         profiles=DHN_PROFILES,
         build_model=build_dhn,
         train_metrics=dhn_experiment.EXPERIMENT.train_metrics,
-        evaluate=gradient_health,
+        evaluate=functools.partial(gradient_health, experiment="sensitivity_dhn"),
         eval_metrics=dhn_experiment.eval_metrics,
         on_epoch_start=dhn_experiment.on_epoch_start,
         validate=validate_dhn,
@@ -358,7 +365,7 @@ BNN_EXPERIMENT = register(
         validate=validate_bnn,
         train_metrics=bnn_experiment.train_metrics,
         after_step=bnn_experiment.after_step,
-        evaluate=gradient_health,
+        evaluate=functools.partial(gradient_health, experiment="sensitivity_bnn"),
         eval_metrics=bnn_experiment.eval_metrics,
         on_epoch_start=bnn_experiment.on_epoch_start,
         nullable=("peak_slope",),
@@ -376,7 +383,7 @@ SNN_EXPERIMENT = register(
         train_metrics=snn_experiment.EXPERIMENT.train_metrics,
         eval_metrics=snn_experiment.EXPERIMENT.eval_metrics,
         loss=snn_experiment.EXPERIMENT.loss,
-        evaluate=gradient_health,
+        evaluate=functools.partial(gradient_health, experiment="sensitivity_snn"),
         nullable=("tau", "peak_slope"),
         grids=GRIDS["sensitivity_snn"],
     )

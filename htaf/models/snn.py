@@ -458,6 +458,8 @@ class LIF(nn.Module):
         """:math:`H_t - \\theta` for the currents ``x`` (``[T, ...]``): where the backward pass evaluates the
         surrogate's derivative, at every step (read by :func:`htaf.metrics.surrogate_gradient_statistics`)."""
         check_float_tensor(x, "LIF.surrogate_input")
+        if x.dim() < 2:
+            raise ValueError(f"LIF.surrogate_input expects a [T, B, ...] tensor, got shape {tuple(x.shape)}")
         leak, gain = _leak(self.tau)
         _, potentials = _lif_forward(x.to(compute_dtype(x.dtype)), leak, gain if self.decay_input else 1.0,
                                      self.threshold, self.reset == "hard")
