@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,30 @@ def test_expected_pages_exist(built_book):
     refs = (html / "book/references.html").read_text(encoding="utf-8")
     for key in ("SpikingJelly", "Binarized Neural Networks", "Heaviside", "SuperSpike"):
         assert key.lower() in refs.lower()
+
+
+ROLE = re.compile(r"\{(?:func|class|mod|data|attr|meth|exc|obj)\}`(?:[^`<]*<)?~?(htaf[\w.]*)>?`")
+
+
+def test_every_api_reference_in_the_book_resolves(built_book):
+    """A {func}`htaf...` (or class, mod, data, ...) reference with no target renders as plain code, silently:
+    every one the book's pages make must be documented (book/api.md), so that it links."""
+    import posixpath
+
+    from sphinx.util.inventory import InventoryFile
+
+    proc, html = built_book
+    assert proc.returncode == 0
+    with open(html / "objects.inv", "rb") as stream:
+        inventory = InventoryFile.load(stream, "", posixpath.join)
+    documented = {name for kind, objects in inventory.items() if kind.startswith("py:") for name in objects}
+    pages = [(p, p.read_text(encoding="utf-8")) for p in (ROOT / "book").rglob("*.md")]
+    pages += [(p, "\n".join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "markdown"))
+              for p in NOTEBOOKS]
+    referenced = {(target, p.relative_to(ROOT).as_posix()) for p, text in pages for target in ROLE.findall(text)}
+    assert len(referenced) > 50  # the pattern finds the book's references
+    missing = sorted((target, page) for target, page in referenced if target not in documented)
+    assert not missing, f"references without a documented target (add them to book/api.md): {missing}"
 
 
 def test_theory_notebooks_are_in_the_toc():

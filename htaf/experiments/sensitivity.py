@@ -50,7 +50,6 @@ from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
 from htaf.models.dhn import DHN
-from htaf.nn import HTAF, Smooth, Spike
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "initial_gradient_health"]
@@ -106,9 +105,8 @@ def health_units(model: nn.Module) -> dict[str, nn.Module]:
     """The threshold units of a DHN, a binary MLP or a spiking MLP in order, named ``fc<k>`` after the linear layer that
     feeds them (a DHN's k-th hidden layer; the BNN's ``Linear -> BatchNorm -> sign`` block k; the SNN's k-th LIF
     layer); units without a surrogate (a continuous reference activation) are left out."""
-    net = getattr(model, "module", model)
-    units = [layer.act for layer in net.layers] if isinstance(net, DHN) else list(metrics.binary_units(net).values())
-    return {f"fc{k}": unit for k, unit in enumerate(units, 1) if hasattr(unit, "surrogate")}
+    units = [unit for unit in metrics.binary_units(getattr(model, "module", model)).values() if hasattr(unit, "surrogate")]
+    return {f"fc{k}": unit for k, unit in enumerate(units, 1)}
 
 
 def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, config: Config,
@@ -180,7 +178,7 @@ DHN_PROFILES: dict[str, Config] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _bnn_config(config: Config) -> Config:
+def _with_htaf_params(config: Config) -> Config:
     """The config the BNN / SNN builder sees: HTAF's ``alpha``, ``beta`` as the surrogate's parameters."""
     if config["method"] != "htaf":
         return config
@@ -189,14 +187,14 @@ def _bnn_config(config: Config) -> Config:
 
 def build_bnn(config: Config) -> nn.Module:
     """:func:`htaf.experiments.bnn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
-    return bnn_experiment.build_model(_bnn_config(config))
+    return bnn_experiment.build_model(_with_htaf_params(config))
 
 
 def validate_bnn(config: Config) -> None:
     """``alpha``, ``beta > 0`` and the BNN chapter's checks."""
     check_number(config, "alpha")
     check_number(config, "beta")
-    bnn_experiment.validate(_bnn_config(config))
+    bnn_experiment.validate(_with_htaf_params(config))
 
 
 BNN_MODEL = {**bnn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0}
@@ -216,14 +214,14 @@ BNN_PROFILES: dict[str, Config] = {
 
 def build_snn(config: Config) -> nn.Module:
     """:func:`htaf.experiments.snn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
-    return snn_experiment.build_model(_bnn_config(config))
+    return snn_experiment.build_model(_with_htaf_params(config))
 
 
 def validate_snn(config: Config) -> None:
     """``alpha``, ``beta > 0`` and the SNN chapter's checks."""
     check_number(config, "alpha")
     check_number(config, "beta")
-    snn_experiment.validate(_bnn_config(config))
+    snn_experiment.validate(_with_htaf_params(config))
 
 
 SNN_MODEL = {**snn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0,
