@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from htaf import _lif
 from htaf import functional as HF
 from htaf.models import snn
 
@@ -37,7 +38,7 @@ class NaiveLIFCell(nn.Module):
     def __init__(self, lif: snn.LIF):
         super().__init__()
         self.lif = lif
-        self.leak, self.gain = snn._leak(lif.tau)
+        self.leak, self.gain = _lif._leak(lif.tau)
         if not lif.decay_input:
             self.gain = 1.0
 

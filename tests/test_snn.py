@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from htaf import surrogates
+from htaf import _lif, surrogates
 from htaf.models import snn
 
 RESETS = ["soft", "hard"]
@@ -164,14 +164,14 @@ def test_compiled_falls_back_when_compiling_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no compiler")
 
-    monkeypatch.setattr(snn, "_COMPILED", {})
-    monkeypatch.setattr(snn, "_COMPILER_OK", True)
+    monkeypatch.setattr(_lif, "_COMPILED", {})
+    monkeypatch.setattr(_lif, "_COMPILER_OK", True)
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
     x = torch.randn(3, 4, 5, dtype=torch.float64)
     with pytest.warns(RuntimeWarning, match="compiled backend unavailable"):
         s = snn.lif_multistep(x, "htaf", backend="compiled")
     assert torch.equal(s, snn.lif_multistep(x, "htaf", backend="loop"))
-    assert list(snn._COMPILED.values()) == [None]  # not tried again
+    assert list(_lif._COMPILED.values()) == [None]  # not tried again
     snn.lif_multistep(x, "htaf", backend="compiled")
 
 
@@ -179,9 +179,9 @@ def test_auto_backend_choice(monkeypatch):
     small, large = torch.zeros(2, 8), torch.zeros(2, snn.AUTO_COMPILE_MIN_NEURONS)
     assert snn.resolve_backend("auto", small) == "fused"
     assert snn.resolve_backend("loop", large) == "loop"
-    monkeypatch.setattr(snn, "_COMPILER_OK", True)
+    monkeypatch.setattr(_lif, "_COMPILER_OK", True)
     assert snn.resolve_backend("auto", large) == "compiled"
-    monkeypatch.setattr(snn, "_COMPILER_OK", False)
+    monkeypatch.setattr(_lif, "_COMPILER_OK", False)
     assert snn.resolve_backend("auto", large) == "fused"
 
 
@@ -263,7 +263,8 @@ def test_spike_rates_per_layer():
 
 
 def test_spike_rates_and_gradient_norms_equal_direct_measurements():
-    from htaf.experiments.snn import gradient_norms, layer_names
+    from htaf.metrics import gradient_norms
+    from htaf.metrics import weight_layers as layer_names
 
     torch.manual_seed(0)
     model = snn.fc_snn(16, 3, hidden=(12, 12), T=3, tau=2.0)

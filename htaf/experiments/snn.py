@@ -130,11 +130,6 @@ def loss(outputs: torch.Tensor, batch: Batch, config: Config) -> torch.Tensor:
     return default_loss(outputs, batch, config)
 
 
-#: deprecated aliases of :func:`htaf.metrics.weight_layers` and :func:`htaf.metrics.gradient_norms`
-layer_names = metrics.weight_layers
-gradient_norms = metrics.gradient_norms
-
-
 def spike_rate_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, float]:
     """``spike_rate_<lif>``: spikes per neuron per step of each LIF layer on the first ``rate_samples`` test inputs."""
     inputs = (x.to(device) for x in metrics.first_inputs(loader, config["rate_samples"]))
