@@ -29,8 +29,9 @@ __all__ = [
 
 _LAZY_MODULES = {
     "theory", "plotting", "metrics", "stats", "data", "experiments", "results", "train", "models", "distributed",
+    "engine", "reproduction",
 }
-_LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "train"}
+_LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "reproduction"}
 
 
 def __getattr__(name: str):

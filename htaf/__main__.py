@@ -27,7 +27,8 @@ from typing import Any, Sequence
 
 from htaf import distributed, experiments, results
 from htaf.data import DatasetCorruptError, DatasetNotFoundError
-from htaf.train import reproduce, run
+from htaf.reproduction import reproduce
+from htaf.train import run
 
 USAGE_ERROR = 2
 

@@ -95,13 +95,13 @@ def setup_notebook(threads: int | None = 1, *, float_format: str = "{:.4g}", def
 
     Returns:
         The experiment profile the chapter runs: ``$HTAF_PROFILE``, else ``default_profile`` (checked by
-        :func:`htaf.experiments.resolve_profile`).
+        :func:`htaf.engine.resolve_profile`).
     """
     import matplotlib.pyplot as plt
     import pandas as pd
     import torch
 
-    from .experiments import resolve_profile
+    from .engine import resolve_profile
 
     plt.rcParams.update(RC)
     try:

@@ -42,9 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "project_root",
-    "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
+    "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "RENAMED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
+    "recorded_time",
     "json_safe", "quarantine", "check_writable", "run_lock", "device_name", "environment", "cell", "records",
     "load", "load_history", "table", "migrate",
 ]
@@ -54,6 +55,13 @@ SCHEMA = 2
 HASH_LENGTH = 16
 #: keys every results file has
 REQUIRED_KEYS = ("schema", "experiment", "profile", "hash", "config", "history", "metrics", "wall_time_s")
+#: config keys renamed when one key (``method``) came to choose the unit in every family (results schema 2):
+#: ``RENAMED_KEYS[experiment][old key] = new key``; :func:`migrate` renames them in old files and
+#: :func:`htaf.experiments.resolve_config` in overrides (with a FutureWarning)
+RENAMED_KEYS: dict[str, dict[str, str]] = {
+    "snn": {"surrogate": "method"},
+    "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
+}
 
 
 class ResultsError(RuntimeError):
@@ -210,6 +218,32 @@ def read_result(path: Path) -> dict[str, Any]:
         raise CorruptResultError(path, f"results schema {record['schema']}, not {SCHEMA}; "
                                        "update the folder with `python -m htaf migrate`")
     return record
+
+
+def recorded_time(path: Path) -> float | None:
+    """The training time recorded in the results file at ``path``, read from its last bytes only; ``None``
+    when there is no file or its end is not that of a current results file (see :func:`write_json`: keys
+    sorted, ``schema`` then ``wall_time_s`` last).
+
+    A light check, for counting finished runs (:func:`htaf.reproduction.plan`) without parsing every file;
+    :func:`read_result` checks a file fully when the run is asked for.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(size - 256, 0))
+            tail = fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    lines = tail.decode("utf-8", "replace").rstrip("\n").split("\n")
+    if len(lines) < 3 or lines[-1] != "}" or lines[-3].strip() != f'"schema": {SCHEMA},':
+        return None
+    key, _, value = lines[-2].strip().partition(": ")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if key == '"wall_time_s"' and math.isfinite(seconds) else None
 
 
 def quarantine(path: Path) -> Path:
@@ -409,8 +443,6 @@ def table(experiment: str, profile: str, results_dir: str | os.PathLike | None =
 
 def _to_schema_2(record: dict[str, Any]) -> dict[str, Any]:
     """One name for the config key that chooses the unit (``method``), one gradient-norm key scheme."""
-    from htaf.experiments import RENAMED_KEYS
-
     renamed = RENAMED_KEYS.get(record["experiment"], {})
     record["config"] = {renamed.get(key, key): value for key, value in record["config"].items()}
     if record["experiment"] == "mlp":  # grad_norm_<i> (0-based Linear index) -> grad_norm_fc<i+1>

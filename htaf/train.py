@@ -1,4 +1,4 @@
-"""The one training loop every experiment family runs through, cached runs, and the book's reproduction.
+"""The one training loop every experiment family runs through, and cached runs.
 
 >>> import tempfile
 >>> record = run("mlp", "smoke", results_dir=f"{tempfile.mkdtemp()}/results", epochs=1)
@@ -13,7 +13,8 @@ decide what a batch carries, how the loss is formed and what is measured.
 :func:`run` trains a config once: a finished result (same experiment, profile and config hash) is read
 back instead of retrained, an interrupted run resumes from its last per-epoch checkpoint, and a run that
 another process is training is waited for, never trained twice. :func:`sweep` does this for a grid and
-:func:`reproduce` for every chapter of the book.
+:func:`htaf.reproduction.reproduce` for every chapter of the book. What an experiment and this loop agree
+on (batches, the default loss, evaluation, the start of a run) lives in :mod:`htaf.engine`.
 
 Progress: on a terminal, a bar per epoch; otherwise one line per epoch on stderr (run, epoch, metrics,
 time). ``HTAF_QUIET=1`` silences both.
@@ -31,52 +32,28 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, distributed, experiments, results
-from htaf.experiments import Batch, Config, Experiment, default_loss, default_prepare_batch
+from htaf import distributed, experiments, results
+from htaf.engine import _autocast, _sums, _summarise, evaluate, seed_everything, select_device, start
+from htaf.experiments import Config, Experiment
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "EpochCallback", "PlannedRun", "Session", "build_optimizer", "build_scheduler", "evaluate", "finish", "fit",
-    "plan", "reproduce", "resume", "run", "save_checkpoint", "seed_everything", "select_device", "set_up",
-    "sweep", "train_epoch",
+    "EpochCallback", "Session", "build_optimizer", "build_scheduler", "evaluate", "finish", "fit", "resume", "run",
+    "save_checkpoint", "seed_everything", "select_device", "set_up", "sweep", "train_epoch",
 ]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-#: deprecated alias of :data:`htaf.results.SCHEMA`
-RESULT_SCHEMA = results.SCHEMA
 #: keys of a checkpoint file
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "history", "rng")
-
-
-def select_device(local_rank: int = 0) -> torch.device:
-    """``$HTAF_DEVICE`` if set, else CUDA device ``local_rank`` when CUDA is present, else the CPU."""
-    if os.environ.get("HTAF_DEVICE"):
-        return torch.device(os.environ["HTAF_DEVICE"])
-    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-
-
-def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch; with ``deterministic``, ask torch for deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != (
-        deterministic,
-        True,
-    ):  # the first switch imports torch._inductor (seconds), so only switch when needed
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
 
 
 def quiet() -> bool:
@@ -116,54 +93,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> torch.o
     raise experiments.UnknownChoiceError("lr_schedule", config["lr_schedule"], list(experiments.CHOICES["lr_schedule"]))
 
 
-def compute_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    """Deprecated: :func:`htaf.experiments.default_loss` (cross entropy or MSE by task)."""
-    return default_loss(outputs, Batch(outputs, targets), {"task": task})
-
-
 # --------------------------------------------------------------------------------------------
-# Per-batch bookkeeping and evaluation
+# Per-epoch averages of the hooks' values
 # --------------------------------------------------------------------------------------------
-
-
-def _sums(outputs: torch.Tensor, batch: Batch, loss: torch.Tensor, task: str) -> torch.Tensor:
-    """Per-batch ``[loss * n, correct, n]`` kept on device (no host sync per batch)."""
-    n = len(batch)
-    correct = ((outputs.argmax(dim=1) == batch.targets).sum() if task == "classification"
-               else torch.zeros((), device=loss.device))
-    return torch.stack([loss.detach().float() * n, correct.float(), torch.tensor(float(n), device=loss.device)])
-
-
-def _summarise(sums: torch.Tensor, prefix: str, task: str) -> dict[str, float]:
-    loss_sum, correct, count = sums.tolist()
-    summary = {f"{prefix}_loss": loss_sum / count}
-    if task == "classification":
-        summary[f"{prefix}_accuracy"] = correct / count
-    return summary
-
-
-def _autocast(device: torch.device, config: Config) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.get("amp", True))
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader | Iterable, device: torch.device, config: Config,
-             experiment: Experiment | None = None) -> dict[str, float]:
-    """Mean test loss (and accuracy for classification) of ``model`` in eval mode over ``loader``.
-
-    Batches and loss come from ``experiment``'s hooks (the engine's defaults when ``None``). The model
-    is left in eval mode.
-    """
-    prepare = experiment.prepare_batch if experiment is not None else default_prepare_batch
-    loss_fn = experiment.loss if experiment is not None else default_loss
-    model.eval()
-    totals = torch.zeros(3, device=device)
-    for raw in loader:
-        batch = prepare(raw, device)
-        with _autocast(device, config):
-            outputs = model(batch.inputs)
-        totals += _sums(outputs, batch, loss_fn(outputs, batch, config), config["task"])
-    return _summarise(totals, "test", config["task"])
 
 
 class _HookAverages:
@@ -228,9 +160,7 @@ def set_up(experiment: Experiment, config: Config, label: str = "") -> Session:
         raise ValueError(f"epochs must be at least 1, got {config['epochs']}")
     device = select_device(distributed.from_env().local_rank)
     ctx = distributed.setup(device)
-    seed_everything(config["seed"], config["deterministic"])
-    train_loader, test_loader = data.get_loaders(config, ctx.rank, ctx.world_size)
-    network = experiment.build_model(config).to(device)
+    network, train_loader, test_loader = start(experiment, config, device, ctx.rank, ctx.world_size)
     optimizer = build_optimizer(network.parameters(), config)
     scheduler = build_scheduler(optimizer, config)
     return Session(experiment, config, device, ctx, network, distributed.wrap(network, ctx, device), optimizer,
@@ -504,127 +434,3 @@ def sweep(
             "wall_time_s": record["wall_time_s"],
         })
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# Reproducing the book
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One run of a chapter's sweeps: its experiment, sweep, overrides, results file and whether it is done."""
-
-    experiment: str
-    sweep: str
-    overrides: dict[str, Any]
-    path: Path
-    cached: bool
-    recorded_time_s: float  # the wall time recorded in its results file (0 when missing)
-
-
-def plan(profile: str | None = None, only: Iterable[str] | None = None,
-         results_dir: str | os.PathLike | None = None) -> list[PlannedRun]:
-    """Every run of every experiment's sweeps (:attr:`htaf.experiments.Experiment.grids`) under
-    ``profile``, restricted to the experiments in ``only``; each distinct run once."""
-    profile = experiments.resolve_profile(profile)
-    names = experiments.available() if only is None else [experiments.get(name).name for name in only]
-    planned, seen = [], set()
-    for name in names:
-        for sweep_name, grid in experiments.grids(name, profile).items():
-            for overrides in _combinations(grid):
-                config = experiments.resolve_config(name, profile, **overrides)
-                digest = results.config_hash(name, config)
-                if (name, digest) in seen:
-                    continue
-                seen.add((name, digest))
-                path = results.result_path(name, profile, digest, results_dir)
-                record = _finished(path, repair=False)
-                planned.append(PlannedRun(name, sweep_name, overrides, path, record is not None,
-                                          record["wall_time_s"] if record else 0.0))
-    return planned
-
-
-def _train_planned(experiment: str, profile: str, results_dir: str | None, overrides: dict[str, Any],
-                   threads: int | None) -> float:
-    """Worker of :func:`reproduce` with ``jobs > 1``: train one run in this process; its recorded time."""
-    if threads:
-        torch.set_num_threads(threads)
-    return run(experiment, profile, results_dir, progress=False, **overrides)["wall_time_s"]
-
-
-def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
-              results_dir: str | os.PathLike | None = None, dry_run: bool = False,
-              jobs: int = 1, threads: int | None = None) -> dict[str, dict[str, Any]]:
-    """Run every chapter's sweeps under ``profile`` through the cache: only missing runs train.
-
-    One progress bar counts all runs (on a terminal; per-epoch bars are off). Returns per experiment:
-    ``runs``, ``cached`` (finished before), ``missing``, ``trained``, ``recorded_time_s`` (the training
-    time recorded in the results files, after the call), ``wall_time_s`` (this call's time) and
-    ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
-
-    ``jobs > 1`` trains that many missing runs at once in worker processes (each with ``threads`` torch
-    threads, default 1): on a machine with many cores the small models of the ``cpu`` profile train
-    several times faster this way than one after another. ``wall_time_s`` is then the wall time of the
-    whole pool, shared by the experiments in proportion to their runs' recorded time.
-    """
-    profile = experiments.resolve_profile(profile)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise experiments.ConfigError(f"jobs must be a positive integer, got {jobs!r}")
-    planned = plan(profile, only, results_dir)
-    summary: dict[str, dict[str, Any]] = {}
-    for item in planned:
-        entry = summary.setdefault(item.experiment, {
-            "runs": 0, "cached": 0, "missing": 0, "trained": 0, "recorded_time_s": 0.0, "wall_time_s": 0.0,
-            "folder": item.path.parent,
-        })
-        entry["runs"] += 1
-        entry["cached" if item.cached else "missing"] += 1
-        entry["recorded_time_s"] += item.recorded_time_s
-    if dry_run:
-        return summary
-    from tqdm.auto import tqdm
-
-    drawing = progress_enabled(distributed.from_env())
-    with tqdm(total=len(planned), desc=f"reproduce {profile}", unit="run", disable=not drawing) as bar:
-        if jobs > 1:
-            _reproduce_in_pool(planned, summary, profile, results_dir, jobs, threads or 1, bar)
-            return summary
-        for item in planned:
-            entry = summary[item.experiment]
-            started = time.perf_counter()
-            bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
-            record = run(item.experiment, profile, results_dir, progress=False if drawing else None, **item.overrides)
-            entry["wall_time_s"] += time.perf_counter() - started
-            if not item.cached:
-                entry["trained"] += 1
-                entry["recorded_time_s"] += record["wall_time_s"]
-            bar.update()
-    return summary
-
-
-def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, Any]], profile: str,
-                       results_dir: str | os.PathLike | None, jobs: int, threads: int, bar) -> None:
-    import concurrent.futures
-    import multiprocessing
-
-    started = time.perf_counter()
-    bar.update(sum(item.cached for item in planned))
-    missing = [item for item in planned if not item.cached]
-    folder = None if results_dir is None else str(results_dir)
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-    fresh = dict.fromkeys(summary, 0.0)  # training time of this call's runs, per experiment
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_train_planned, item.experiment, profile, folder, item.overrides, threads): item
-                   for item in missing}
-        for future in concurrent.futures.as_completed(futures):
-            item = futures[future]
-            seconds = future.result()
-            summary[item.experiment]["trained"] += 1
-            summary[item.experiment]["recorded_time_s"] += seconds
-            fresh[item.experiment] += seconds
-            bar.update()
-    elapsed = time.perf_counter() - started
-    total = sum(fresh.values()) or 1.0
-    for name, entry in summary.items():
-        entry["wall_time_s"] = elapsed * fresh[name] / total

@@ -14,11 +14,10 @@ from htaf.metrics import firing_summary
 from htaf.models.dhn import (
     DHN,
     anneal_alpha,
-    make_threshold,
     n_linear_units,
     set_alpha,
 )
-from htaf.nn import HTAF, Spike
+from htaf.nn import HTAF
 
 METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste", "rectangle", "sigmoid", "atan"]
 
@@ -60,16 +59,6 @@ def test_smooth_training_is_smooth_and_hard_training_is_binary():
 
 def firing_rates(*args):
     return list(metrics_module.firing_rates(*args).values())
-
-
-def test_threshold_modules():
-    with pytest.deprecated_call():  # make_threshold is the deprecated name of htaf.nn.make_unit
-        assert isinstance(make_threshold("htaf"), HTAF) and make_threshold("htaf").step_at_eval
-        assert make_threshold("htaf_hard").mode == "hard"
-        assert isinstance(make_threshold("ste"), Spike)
-        assert make_threshold("sigmoid", surrogate_params={"alpha": 10.0}).surrogate.alpha == 10.0
-        with pytest.raises(ValueError, match="unknown DHN method"):
-            make_threshold("relu")
 
 
 @pytest.mark.parametrize("variant", ["plain", "skip", "linear"])

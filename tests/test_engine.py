@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from htaf import data, experiments, metrics, results, train
+from htaf import data, experiments, metrics, reproduction, results, train
 from htaf.__main__ import main
 from htaf.experiments import Batch, Experiment
 
@@ -146,19 +146,19 @@ def test_method_chooses_the_unit_in_every_family():
 
 
 def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, count_fits, capsys):
-    planned = train.reproduce("smoke", only=["mlp"], dry_run=True)
+    planned = reproduction.reproduce("smoke", only=["mlp"], dry_run=True)
     assert planned["mlp"]["missing"] == 1 and planned["mlp"]["trained"] == 0 and not count_fits
-    done = train.reproduce("smoke", only=["mlp"])
+    done = reproduction.reproduce("smoke", only=["mlp"])
     assert done["mlp"]["trained"] == 1 and len(count_fits) == 1 and done["mlp"]["recorded_time_s"] > 0
     assert main(["reproduce", "--profile", "smoke", "--only", "mlp", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "mlp" in out and "results of mlp:" in out
-    assert train.reproduce("smoke", only=["mlp"])["mlp"]["cached"] == 1 and len(count_fits) == 1
+    assert reproduction.reproduce("smoke", only=["mlp"])["mlp"]["cached"] == 1 and len(count_fits) == 1
     assert main(["reproduce", "--only", "nope", "--dry-run"]) == 2
 
 
 def test_committed_cpu_results_are_complete():
-    summary = train.reproduce("cpu", results_dir=ROOT / "results", dry_run=True)
+    summary = reproduction.reproduce("cpu", results_dir=ROOT / "results", dry_run=True)
     assert {name: entry["missing"] for name, entry in summary.items()} == {name: 0 for name in summary}
     # the committed cpu profile, run by run (change with the grids, and commit the new runs' results)
     assert {name: entry["runs"] for name, entry in summary.items()} == {

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import htaf
-from htaf import data, metrics
+from htaf import data
 from htaf.data import concept_shapes
 from htaf.experiments import Batch, ConfigError, resolve_config
 from htaf.experiments import icbm as icbm_experiment
@@ -86,11 +86,11 @@ def test_bad_input_names_the_problem():
 
 def test_concept_statistics_count_dead_and_constant_concepts():
     bits = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 0], [1, 0, 1, 1]])
-    found = metrics.concept_statistics(bits)
+    found = icbm.concept_statistics(bits)
     assert found["bits_per_image"] == pytest.approx(2.0)
     assert found["never_on_share"] == 0.25 and found["always_on_share"] == 0.25 and found["distinct_codes"] == 3
     with pytest.raises(ValueError, match="0/1"):
-        metrics.concept_statistics(torch.tensor([[0.5, 1.0]]))
+        icbm.concept_statistics(torch.tensor([[0.5, 1.0]]))
 
 
 def test_auc_recovers_a_planted_concept_and_its_negation():
@@ -98,26 +98,26 @@ def test_auc_recovers_a_planted_concept_and_its_negation():
     attributes = torch.randint(0, 2, (500, 3), generator=generator)
     noise = torch.randint(0, 2, (500, 2), generator=generator)
     bits = torch.cat([1 - attributes[:, 1:2], noise, attributes[:, 0:1], attributes[:, 2:3]], dim=1)
-    auc = metrics.concept_attribute_auc(bits, attributes)
+    auc = icbm.concept_attribute_auc(bits, attributes)
     assert auc.shape == (5, 3)
     assert auc[0, 1] == 1.0 and auc[3, 0] == 1.0 and auc[4, 2] == 1.0
-    assert metrics.concept_attribute_auc(bits, attributes, oriented=True)[0, 1] == 0.0
+    assert icbm.concept_attribute_auc(bits, attributes, oriented=True)[0, 1] == 0.0
     assert 0.5 <= auc[1:3].max() < 0.6
-    chosen, mean = metrics.match_concepts(auc)
+    chosen, mean = icbm.match_concepts(auc)
     assert chosen == [3, 0, 4] and mean == 1.0
     with pytest.raises(ValueError, match="constant"):
-        metrics.concept_attribute_auc(bits, torch.ones(500, 1))
+        icbm.concept_attribute_auc(bits, torch.ones(500, 1))
     with pytest.raises(ValueError, match="at least as many concepts"):
-        metrics.match_concepts(auc.T)
+        icbm.match_concepts(auc.T)
 
 
 def test_concept_agreement_is_invariant_to_permutation_and_negation():
     generator = torch.Generator().manual_seed(1)
     bits = torch.randint(0, 2, (400, 6), generator=generator)
     shuffled = 1 - bits[:, [3, 1, 5, 0, 2, 4]]
-    same = metrics.concept_agreement(bits, shuffled)
+    same = icbm.concept_agreement(bits, shuffled)
     assert same["mean_agreement"] == 1.0 and same["agreements"] == [1.0] * 6
-    other = metrics.concept_agreement(bits, torch.randint(0, 2, (400, 6), generator=generator))
+    other = icbm.concept_agreement(bits, torch.randint(0, 2, (400, 6), generator=generator))
     assert other["mean_agreement"] < 0.6 and other["chance"] == pytest.approx(0.5, abs=0.05)
 
 
@@ -125,14 +125,14 @@ def test_probe_reads_a_linear_target_and_not_a_parity():
     generator = torch.Generator().manual_seed(2)
     x = torch.randint(0, 2, (1200, 4), generator=generator).float()
     linear, parity = x[:, 0], (x[:, 1] + x[:, 2]) % 2
-    assert metrics.probe_accuracy(x[:800], linear[:800], x[800:], linear[800:]) == 1.0
-    assert metrics.probe_accuracy(x[:800], parity[:800], x[800:], parity[800:]) < 0.7
+    assert icbm.probe_accuracy(x[:800], linear[:800], x[800:], linear[800:]) == 1.0
+    assert icbm.probe_accuracy(x[:800], parity[:800], x[800:], parity[800:]) < 0.7
 
 
 @pytest.mark.parametrize("k", [1, 5, 8, 33])
 def test_hex_round_trip(k):
     bits = torch.randint(0, 2, (10, k), generator=torch.Generator().manual_seed(k)).float()
-    assert torch.equal(metrics.hex_to_bits(metrics.bits_to_hex(bits), k), bits)
+    assert torch.equal(icbm.hex_to_bits(icbm.bits_to_hex(bits), k), bits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def test_smoke_run_records_consistent_concept_metrics():
     assert m["switch_gap"] == pytest.approx(m["accuracy_smooth"] - m["accuracy_step"])
     k, classes = 8, 4
     assert len(m["ablation_accuracy"]) == k and np.array(m["head_weight"]).shape == (classes, k)
-    bits = metrics.hex_to_bits(m["concept_bits"], k)
+    bits = icbm.hex_to_bits(m["concept_bits"], k)
     assert bits.shape == (64, k)
     assert m["bits_per_image"] == pytest.approx(bits.sum(dim=1).mean().item(), abs=1.5)  # over 64 of 128 images
     assert np.array(m["concept_auc"]).shape == (k, 6) and len(m["matched_concepts"]) == 6

@@ -1,4 +1,4 @@
-"""The unit factory htaf.nn.make_unit, the Smooth module, and the deprecated factories it replaces."""
+"""The unit factory htaf.nn.make_unit and the Smooth module."""
 
 import pytest
 import torch
@@ -93,20 +93,6 @@ def test_real_activations_are_never_binarised():
         make_unit("relu", signed=True)
     with pytest.raises(ValueError, match="no surrogate_params"):
         make_unit("gelu", surrogate_params={"alpha": 1.0})
-
-
-def test_deprecated_factories_still_work_and_say_so():
-    from htaf.models.dhn import make_threshold
-    from htaf.models.mlp import make_activation
-
-    with pytest.deprecated_call():
-        assert make_threshold("htaf_hard").mode == "hard"
-    with pytest.deprecated_call(), pytest.raises(ValueError, match="unknown DHN method"):
-        make_threshold("relu")
-    with pytest.deprecated_call():
-        assert isinstance(make_activation("sigmoid"), nn.Sigmoid)  # the old meaning is kept
-    with pytest.deprecated_call():
-        assert not make_activation("htaf").step_at_eval
 
 
 @pytest.mark.parametrize("method", ["htaf", "htaf_hard", "sigmoid_smooth", "atan", "triangle", "erf"])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import math
 import os
 import pkgutil
@@ -36,11 +37,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import data
+from htaf.engine import (
+    PROFILES,
+    Batch,
+    Config,
+    ConfigError,
+    UnknownChoiceError,
+    default_loss,
+    default_prepare_batch,
+    resolve_profile,
+)
+from htaf.results import RENAMED_KEYS
 
 __all__ = [
     "Batch",
@@ -62,10 +73,10 @@ __all__ = [
     "grids",
     "register",
     "resolve_config",
+    "resolve_configs",
     "resolve_profile",
 ]
 
-PROFILES = ("smoke", "cpu", "gpu")
 REQUIRED_KEYS = ("dataset", "batch_size", "epochs", "lr", "seed")
 ENGINE_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",  # 'adam' | 'adamw' | 'sgd'
@@ -81,66 +92,12 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 #: seeds must fit NumPy's legacy seeding
 MAX_SEED = 2**32 - 1
 
-Config = dict[str, Any]
-
-
-class ConfigError(ValueError):
-    """A config value of the wrong type or outside its allowed range; the message says which and why."""
-
-
-class UnknownChoiceError(ConfigError):
-    """An unknown experiment, profile, config key or value; the message lists the valid choices."""
-
-    def __init__(self, kind: str, value: str, choices: list[str]):
-        super().__init__(f"unknown {kind} {value!r}; valid choices: {', '.join(choices) or '(none)'}")
-        self.kind, self.value, self.choices = kind, value, choices
-
-
-#: config keys renamed when one key (``method``) came to choose the unit in every family (results schema 2):
-#: ``RENAMED_KEYS[experiment][old key] = new key``; :func:`htaf.results.migrate` renames them in old files
-RENAMED_KEYS: dict[str, dict[str, str]] = {
-    "snn": {"surrogate": "method"},
-    "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
-}
-
 #: allowed values of the engine's string-valued keys
 CHOICES: dict[str, tuple] = {
     "optimizer": ("adam", "adamw", "sgd"),
     "lr_schedule": ("constant", "cosine"),
     "task": (None, "classification", "regression"),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# Batches and the default loss: what the engine does unless an experiment says otherwise
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Batch:
-    """One batch on its device: ``inputs``, ``targets`` and, for an attribute dataset, ``attributes``."""
-
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    attributes: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return self.targets.shape[0]
-
-
-def default_prepare_batch(batch: Sequence[torch.Tensor], device: torch.device) -> Batch:
-    """``(x, y)`` or ``(x, y, attributes)`` from a loader, moved to ``device``."""
-    moved = [tensor.to(device, non_blocking=True) for tensor in batch]
-    return Batch(*moved)
-
-
-def default_loss(outputs: torch.Tensor, batch: Batch, config: Config) -> torch.Tensor:
-    """Cross entropy for ``'classification'``, mean squared error for ``'regression'`` (in float32)."""
-    if config["task"] == "classification":
-        return F.cross_entropy(outputs.float(), batch.targets)
-    if config["task"] == "regression":
-        return F.mse_loss(outputs.float(), batch.targets)
-    raise ConfigError(f"unknown task {config['task']!r}; choose 'classification' or 'regression'")
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,14 +204,6 @@ def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str,
     return {name: dict(grid) for name, grid in get(experiment).grids.get(resolve_profile(profile), {}).items()}
 
 
-def resolve_profile(profile: str | None = None) -> str:
-    """``profile``, else ``$HTAF_PROFILE``, else ``'smoke'``; checked against :data:`PROFILES`."""
-    chosen = profile or os.environ.get("HTAF_PROFILE") or "smoke"
-    if chosen not in PROFILES:
-        raise UnknownChoiceError("profile", chosen, list(PROFILES))
-    return chosen
-
-
 # --------------------------------------------------------------------------------------------
 # Checking configs
 # --------------------------------------------------------------------------------------------
@@ -292,10 +241,15 @@ def _non_finite(value: Any, path: str) -> str | None:
         return path
     items: Iterable = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
+        if type(item) in _SCALARS and (type(item) is not float or math.isfinite(item)):
+            continue  # the common case, without a call
         found = _non_finite(item, f"{path}[{key!r}]")
         if found:
             return found
     return None
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def check_int(config: Config, key: str, minimum: int, maximum: int | None = None, nullable: bool = False) -> None:
@@ -367,7 +321,7 @@ def _renamed(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         if key in renamed:
             warnings.warn(f"config key {key!r} of {name!r} is now called {renamed[key]!r}; the old name will go",
-                          FutureWarning, stacklevel=4)
+                          FutureWarning, stacklevel=5)
             if renamed[key] in overrides:
                 raise ConfigError(f"{key!r} and {renamed[key]!r} name the same key; give {renamed[key]!r} only")
             key = renamed[key]
@@ -390,10 +344,30 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     (1, 'digits', 'classification')
     """
     exp = get(experiment)
+    config = _merged(exp, profile, overrides)
+    _validate(exp, config)
+    return config
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of plain config data (dicts, lists, tuples of scalars), faster than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {key: item if type(item) in _SCALARS else _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [item if type(item) in _SCALARS else _copied(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_copied(item) for item in value)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return copy.deepcopy(value)
+
+
+def _merged(exp: Experiment, profile: str | None, overrides: dict[str, Any]) -> Config:
+    """:func:`resolve_config` up to the experiment's ``validate`` hook: merged, coerced, engine keys checked."""
     profile = resolve_profile(profile)
     if profile not in exp.profiles:
         raise UnknownChoiceError(f"profile for experiment {exp.name!r}", profile, list(exp.profiles))
-    config = {**copy.deepcopy(ENGINE_DEFAULTS), **copy.deepcopy(dict(exp.profiles[profile]))}
+    config = {**_copied(ENGINE_DEFAULTS), **_copied(dict(exp.profiles[profile]))}
     for key, value in _renamed(exp.name, overrides).items():
         if key not in config:
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
@@ -401,6 +375,11 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     _check_engine_keys(config)
     if config["task"] is None:
         config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task
+    return config
+
+
+def _validate(exp: Experiment, config: Config) -> None:
+    """Run ``exp``'s ``validate`` hook on a merged config; its errors become :class:`ConfigError`."""
     if exp.validate is not None:
         try:
             exp.validate(config)
@@ -408,4 +387,24 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
             raise
         except (ValueError, TypeError) as error:  # a model builder's own check
             raise ConfigError(f"invalid config for {exp.name!r}: {error}") from None
-    return config
+
+
+def resolve_configs(experiment: str | Experiment, profile: str | None,
+                    overrides: Iterable[dict[str, Any]]) -> list[Config]:
+    """:func:`resolve_config` of each of ``overrides``, for a whole sweep at once.
+
+    The same configs, checked the same way, except that the experiment's ``validate`` hook runs once per
+    distinct config up to its ``seed``: a hook checks the model's keys, the engine checks every seed, so a
+    chapter's seeds share one check.
+    """
+    exp = get(experiment)
+    checked: set[str] = set()
+    configs = []
+    for given in overrides:
+        config = _merged(exp, profile, given)
+        key = json.dumps({k: v for k, v in given.items() if k != "seed"}, sort_keys=True, default=repr)
+        if key not in checked:
+            _validate(exp, config)
+            checked.add(key)
+        configs.append(config)
+    return configs

@@ -25,13 +25,13 @@ Metrics added at the end (binary units only; the standard model has its accuracy
 
 * :func:`htaf.metrics.switch_metrics`: ``accuracy_step`` (= ``test_accuracy``), ``accuracy_smooth`` and
   ``switch_gap`` (smooth minus step, in accuracy);
-* :func:`htaf.metrics.concept_statistics` of the test set's concepts (``bits_per_image``, ``never_on_share``, ...)
+* :func:`htaf.models.icbm.concept_statistics` of the test set's concepts (``bits_per_image``, ``never_on_share``, ...)
   and ``undecided_share``: the share of (image, concept) pairs whose smooth activation is more than 0.1 away from
   its bit (what the switch to the step changes for a smooth unit: the sign cannot change, only the magnitude);
 * ``ablation_accuracy``: test accuracy with concept k switched off, for every k; ``head_weight``, ``head_bias``;
-  ``concept_bits``: the first ``probe_images`` test images' concepts as hex strings (:func:`htaf.metrics.hex_to_bits`);
-* with attributes (``concept_shapes``): ``concept_auc`` (K x A, :func:`htaf.metrics.concept_attribute_auc`),
-  ``matched_concepts`` and ``matched_auc`` (:func:`htaf.metrics.match_concepts`), ``probe_<attribute>`` (a linear
+  ``concept_bits``: the first ``probe_images`` test images' concepts as hex strings (:func:`htaf.models.icbm.hex_to_bits`);
+* with attributes (``concept_shapes``): ``concept_auc`` (K x A, :func:`htaf.models.icbm.concept_attribute_auc`),
+  ``matched_concepts`` and ``matched_auc`` (:func:`htaf.models.icbm.match_concepts`), ``probe_<attribute>`` (a linear
   probe from all K bits, fitted on the training images, scored on the test images) and, for the ``"xor"`` label
   rule, ``probe_rule_bit0`` and ``probe_rule_bit1``.
 
@@ -119,8 +119,14 @@ def validate(config: Config) -> None:
         if config["num_concepts"] < len(names):
             raise ConfigError(f"concept_supervision ties {len(names)} concepts to the attributes; "
                               f"num_concepts is {config['num_concepts']}")
+    # what building the model would check, without building it (no torchvision, no weights)
+    info = data.describe(config["dataset"], **config["data_kwargs"])
+    if info.task != "classification" or len(info.input_shape) != 3:
+        raise ConfigError(f"the icbm experiment needs an image classification dataset, got {config['dataset']!r}")
     try:
-        build_model(config)
+        icbm.unit_for(config["method"], config["peak_slope"], config["surrogate_params"])
+        if config["arch"] == "cnn":
+            icbm.channel_widths(config["channels"])
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid icbm config: {error}") from None
 
@@ -186,16 +192,16 @@ def semantic_metrics(model: icbm.ICBM, test_bits: torch.Tensor, config: Config, 
                for i in range(0, len(train_set), 256)]
     train_bits = _collect(model, batches, device)[0]
     out: dict[str, Any] = {}
-    auc = metrics.concept_attribute_auc(test_bits, test_set.attributes)
+    auc = icbm.concept_attribute_auc(test_bits, test_set.attributes)
     out["concept_auc"] = auc.round(4).tolist()
-    out["matched_concepts"], out["matched_auc"] = metrics.match_concepts(auc)
+    out["matched_concepts"], out["matched_auc"] = icbm.match_concepts(auc)
     names = train_set.attribute_names
     for j, name in enumerate(names):
-        out[f"probe_{name}"] = metrics.probe_accuracy(train_bits, train_set.attributes[:, j], test_bits,
+        out[f"probe_{name}"] = icbm.probe_accuracy(train_bits, train_set.attributes[:, j], test_bits,
                                                       test_set.attributes[:, j])
     if config["data_kwargs"].get("label_rule", "xor") == "xor":
         for bit in (0, 1):
-            out[f"probe_rule_bit{bit}"] = metrics.probe_accuracy(
+            out[f"probe_rule_bit{bit}"] = icbm.probe_accuracy(
                 train_bits, (train_set.tensors[1] >> bit) & 1, test_bits, (test_set.tensors[1] >> bit) & 1)
     return out
 
@@ -207,7 +213,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
         return {}
     out: dict[str, Any] = metrics.switch_metrics(model, loader, device, config, EXPERIMENT)
     bits, smooth, labels = _collect(model, loader, device)
-    out.update(metrics.concept_statistics(bits))
+    out.update(icbm.concept_statistics(bits))
     out["undecided_share"] = float(((smooth - bits).abs() > 0.1).double().mean())
     weight, bias = model.head.weight.detach().float().cpu(), model.head.bias.detach().float().cpu()
     logits = bits @ weight.T + bias
@@ -217,7 +223,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
         for k in range(bits.shape[1])]
     out["head_weight"] = weight.numpy().round(5).tolist()
     out["head_bias"] = bias.numpy().round(5).tolist()
-    out["concept_bits"] = metrics.bits_to_hex(bits[: config["probe_images"]]) if config["probe_images"] else []
+    out["concept_bits"] = icbm.bits_to_hex(bits[: config["probe_images"]]) if config["probe_images"] else []
     if _attribute_names(config) is not None:
         out.update(semantic_metrics(model, bits, config, device))
     return out

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import metrics
+from htaf import engine, metrics
 from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register
 from htaf.experiments import get as get_experiment
 from htaf.experiments import bnn as bnn_experiment
@@ -149,13 +149,12 @@ def gradient_health(model: nn.Module, loader: DataLoader, device: torch.device, 
 
 def initial_gradient_health(config: Config) -> dict[str, float]:
     """:func:`gradient_health` of the network a ``sensitivity_dhn`` run of ``config`` (a complete config, such as a
-    results record's) starts from: the same seed, data and initialisation (:func:`htaf.train.set_up`), before any
-    update."""
-    from htaf import train
-
+    results record's) starts from: the same seed, data and initialisation (:func:`htaf.engine.start`, as in
+    :func:`htaf.train.set_up`), before any update."""
     validate_dhn(config)
-    session = train.set_up(DHN_EXPERIMENT, config)
-    return gradient_health(session.network, session.test_loader, session.device, config, DHN_EXPERIMENT)
+    device = engine.select_device()
+    network, _, test_loader = engine.start(DHN_EXPERIMENT, config, device)
+    return gradient_health(network, test_loader, device, config, DHN_EXPERIMENT)
 
 
 def validate_dhn(config: Config) -> None:

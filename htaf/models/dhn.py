@@ -55,8 +55,6 @@ torch.Size([2, 3])
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -68,26 +66,14 @@ __all__ = [
     "HTAF_METHODS",
     "DHN",
     "DHNLayer",
-    "make_threshold",
     "n_linear_units",
     "set_alpha",
     "anneal_alpha",
-    "firing_rates",
-    "firing_summary",
 ]
 
 VARIANTS = ("plain", "skip", "linear")
 #: methods that use the :class:`htaf.nn.HTAF` module (the others are :class:`htaf.nn.Spike` surrogates)
 HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
-
-
-def make_threshold(
-    method: str, alpha: float = 4.0, beta: float = 1.0, surrogate_params: dict[str, float] | None = None
-) -> nn.Module:
-    """Deprecated: :func:`htaf.nn.make_unit` (binary methods only, as before)."""
-    warnings.warn("htaf.models.dhn.make_threshold is deprecated; use htaf.nn.make_unit", DeprecationWarning,
-                  stacklevel=2)
-    return _threshold(method, alpha, beta, surrogate_params)
 
 
 def _threshold(method: str, alpha: float, beta: float, surrogate_params: dict[str, float] | None,
@@ -252,26 +238,3 @@ def anneal_alpha(epoch: int, epochs: int, alpha_start: float, alpha_end: float) 
         return float(alpha_end)
     progress = min(max(epoch / (epochs - 1), 0.0), 1.0)
     return float(alpha_start * math.exp(progress * math.log(alpha_end / alpha_start)))
-
-
-# --------------------------------------------------------------------------------------------
-# Firing statistics: deprecated aliases of htaf.metrics
-# --------------------------------------------------------------------------------------------
-
-
-def firing_rates(model: DHN, batches: Iterable, device: torch.device | str = "cpu") -> list[torch.Tensor]:
-    """Deprecated: :func:`htaf.metrics.firing_rates` (this alias returns the per-layer rates as a list)."""
-    from htaf import metrics
-
-    warnings.warn("htaf.models.dhn.firing_rates is deprecated; use htaf.metrics.firing_rates", DeprecationWarning,
-                  stacklevel=2)
-    return list(metrics.firing_rates(model, batches, device).values())
-
-
-def firing_summary(rates: list[torch.Tensor]) -> dict[str, float | list[float]]:
-    """Deprecated: :func:`htaf.metrics.firing_summary`."""
-    from htaf import metrics
-
-    warnings.warn("htaf.models.dhn.firing_summary is deprecated; use htaf.metrics.firing_summary",
-                  DeprecationWarning, stacklevel=2)
-    return metrics.firing_summary(rates)

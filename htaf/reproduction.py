@@ -1,0 +1,170 @@
+"""Reproducing the book: the plan of every chapter's runs, and training the missing ones.
+
+:func:`plan` lists every run of every experiment's sweeps (:attr:`htaf.experiments.Experiment.grids`) under
+a profile, each distinct run once, with its results file and whether it is finished; :func:`run_counts`
+counts them per experiment (the one source of the run counts the book states); :func:`reproduce` runs them
+through the cache of :func:`htaf.train.run` (only missing runs train), one after another or in a pool of
+worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from htaf import distributed, experiments, results, train
+
+__all__ = ["PlannedRun", "plan", "reproduce", "run_counts"]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a chapter's sweeps: its experiment, sweep, overrides, results file and whether it is done."""
+
+    experiment: str
+    sweep: str
+    overrides: dict[str, Any]
+    path: Path
+    cached: bool
+    recorded_time_s: float  # the wall time recorded in its results file (0 when missing)
+
+
+def _runs(profile: str, only: Iterable[str] | None) -> list[tuple[str, str, dict[str, Any], str]]:
+    """``(experiment, sweep, overrides, config hash)`` of every distinct run of the plan, in order."""
+    names = experiments.available() if only is None else [experiments.get(name).name for name in only]
+    runs, seen = [], set()
+    for name in names:
+        sweeps = [(sweep_name, overrides) for sweep_name, grid in experiments.grids(name, profile).items()
+                  for overrides in train._combinations(grid)]
+        configs = experiments.resolve_configs(name, profile, [overrides for _, overrides in sweeps])
+        for (sweep_name, overrides), config in zip(sweeps, configs):
+            digest = results.config_hash(name, config)
+            if (name, digest) not in seen:
+                seen.add((name, digest))
+                runs.append((name, sweep_name, overrides, digest))
+    return runs
+
+
+def plan(profile: str | None = None, only: Iterable[str] | None = None,
+         results_dir: str | os.PathLike | None = None) -> list[PlannedRun]:
+    """Every run of every experiment's sweeps (:attr:`htaf.experiments.Experiment.grids`) under
+    ``profile``, restricted to the experiments in ``only``; each distinct run once.
+
+    Every config is checked (:func:`htaf.experiments.resolve_configs`) but no model is built and no dataset
+    loaded. A run counts as ``cached`` when its results file ends like a finished one
+    (:func:`htaf.results.recorded_time`); :func:`htaf.train.run` reads the file fully when the run is asked
+    for (and trains it again if it is damaged).
+    """
+    profile = experiments.resolve_profile(profile)
+    folder = results.results_root(results_dir)
+    planned = []
+    for name, sweep_name, overrides, digest in _runs(profile, only):
+        path = results.result_path(name, profile, digest, folder)
+        seconds = results.recorded_time(path)
+        planned.append(PlannedRun(name, sweep_name, overrides, path, seconds is not None, seconds or 0.0))
+    return planned
+
+
+def run_counts(profile: str | None = None, only: Iterable[str] | None = None) -> dict[str, int]:
+    """The number of distinct runs of each experiment's chapter under ``profile`` (the runs of :func:`plan`),
+    computed from the sweeps alone: no results file is read.
+
+    >>> run_counts("smoke", only=["mlp"])
+    {'mlp': 1}
+    """
+    profile = experiments.resolve_profile(profile)
+    counts: dict[str, int] = {}
+    for name, *_ in _runs(profile, only):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _train_planned(experiment: str, profile: str, results_dir: str | None, overrides: dict[str, Any],
+                   threads: int | None) -> float:
+    """Worker of :func:`reproduce` with ``jobs > 1``: train one run in this process; its recorded time."""
+    if threads:
+        torch.set_num_threads(threads)
+    return train.run(experiment, profile, results_dir, progress=False, **overrides)["wall_time_s"]
+
+
+def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
+              results_dir: str | os.PathLike | None = None, dry_run: bool = False,
+              jobs: int = 1, threads: int | None = None) -> dict[str, dict[str, Any]]:
+    """Run every chapter's sweeps under ``profile`` through the cache: only missing runs train.
+
+    One progress bar counts all runs (on a terminal; per-epoch bars are off). Returns per experiment:
+    ``runs``, ``cached`` (finished before), ``missing``, ``trained``, ``recorded_time_s`` (the training
+    time recorded in the results files, after the call), ``wall_time_s`` (this call's time) and
+    ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
+
+    ``jobs > 1`` trains that many missing runs at once in worker processes (each with ``threads`` torch
+    threads, default 1): on a machine with many cores the small models of the ``cpu`` profile train
+    several times faster this way than one after another. ``wall_time_s`` is then the wall time of the
+    whole pool, shared by the experiments in proportion to their runs' recorded time.
+    """
+    profile = experiments.resolve_profile(profile)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise experiments.ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    planned = plan(profile, only, results_dir)
+    summary: dict[str, dict[str, Any]] = {}
+    for item in planned:
+        entry = summary.setdefault(item.experiment, {
+            "runs": 0, "cached": 0, "missing": 0, "trained": 0, "recorded_time_s": 0.0, "wall_time_s": 0.0,
+            "folder": item.path.parent,
+        })
+        entry["runs"] += 1
+        entry["cached" if item.cached else "missing"] += 1
+        entry["recorded_time_s"] += item.recorded_time_s
+    if dry_run:
+        return summary
+    from tqdm.auto import tqdm
+
+    drawing = train.progress_enabled(distributed.from_env())
+    with tqdm(total=len(planned), desc=f"reproduce {profile}", unit="run", disable=not drawing) as bar:
+        if jobs > 1:
+            _reproduce_in_pool(planned, summary, profile, results_dir, jobs, threads or 1, bar)
+            return summary
+        for item in planned:
+            entry = summary[item.experiment]
+            started = time.perf_counter()
+            bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
+            record = train.run(item.experiment, profile, results_dir, progress=False if drawing else None,
+                               **item.overrides)
+            entry["wall_time_s"] += time.perf_counter() - started
+            if not item.cached:
+                entry["trained"] += 1
+                entry["recorded_time_s"] += record["wall_time_s"]
+            bar.update()
+    return summary
+
+
+def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, Any]], profile: str,
+                       results_dir: str | os.PathLike | None, jobs: int, threads: int, bar) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    started = time.perf_counter()
+    bar.update(sum(item.cached for item in planned))
+    missing = [item for item in planned if not item.cached]
+    folder = None if results_dir is None else str(results_dir)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+    fresh = dict.fromkeys(summary, 0.0)  # training time of this call's runs, per experiment
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_train_planned, item.experiment, profile, folder, item.overrides, threads): item
+                   for item in missing}
+        for future in concurrent.futures.as_completed(futures):
+            item = futures[future]
+            seconds = future.result()
+            summary[item.experiment]["trained"] += 1
+            summary[item.experiment]["recorded_time_s"] += seconds
+            fresh[item.experiment] += seconds
+            bar.update()
+    elapsed = time.perf_counter() - started
+    total = sum(fresh.values()) or 1.0
+    for name, entry in summary.items():
+        entry["wall_time_s"] = elapsed * fresh[name] / total
