@@ -143,6 +143,71 @@ def test_core_dependencies_run_one_way():
     assert "htaf.nn" not in graph["htaf.functional"]
 
 
+#: the package's layers, lowest first: a module imports (at module level or inside a function) only modules of
+#: lower layers, or of its own layer without a cycle. ``htaf.x.*`` stands for every module of the package ``htaf.x``.
+LAYERS: list[set[str]] = [
+    {"htaf._validation", "htaf._kernels", "htaf._symbolic", "htaf._paths", "htaf.distributed"},  # no model, no torch module
+    {"htaf.surrogates"},  # the surrogate-gradient zoo
+    {"htaf.functional"},  # htaf, spike, sign, ... as functions
+    {"htaf.nn", "htaf._binary", "htaf._lif"},  # units and layers; the LIF kernel engine
+    {"htaf.theory", "htaf.stats", "htaf.guidance", "htaf.data", "htaf.data.*"},  # numbers and data, no model
+    {"htaf.models", "htaf.models.*", "htaf.engine"},  # the model zoo; the experiment <-> training loop contract
+    {"htaf.metrics", "htaf.results", "htaf.plotting"},  # measuring, storing and drawing runs
+    {"htaf.experiments", "htaf.experiments.*"},  # the registry and every chapter's experiment
+    {"htaf.train"},  # the training loop and cached runs
+    {"htaf.reproduction", "htaf.__main__"},  # the book's reproduction, the command line
+]
+#: what ``import htaf`` loads (the package ``__init__`` exposes every other module lazily, by name)
+PACKAGE_IMPORTS = {"htaf.functional", "htaf.nn", "htaf.surrogates"}
+
+
+def layer_of(module: str, layers: list[set[str]] = LAYERS) -> int:
+    """The index of the layer that holds ``module`` (``KeyError`` when none does)."""
+    for index, layer in enumerate(layers):
+        if module in layer or any(p.endswith(".*") and module.startswith(p[:-1]) for p in layer):
+            return index
+    raise KeyError(f"{module} is in no layer of tests/test_layout.py's LAYERS; add it where it belongs")
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[set[str]] = LAYERS) -> list[str]:
+    """Every import of ``graph`` that points to a higher layer, as ``"a (layer i) -> b (layer j)"``."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if layer_of(target, layers) > layer_of(module, layers):
+                found.append(f"{module} (layer {layer_of(module, layers)}) -> {target} "
+                             f"(layer {layer_of(target, layers)})")
+    return found
+
+
+def test_upward_imports_are_reported():
+    layers = [{"a"}, {"b", "pkg.*"}]
+    assert upward_imports({"a": {"b"}, "b": set(), "pkg.x": {"a"}}, layers) == ["a (layer 0) -> b (layer 1)"]
+    assert upward_imports({"a": set(), "b": {"a", "pkg.x"}, "pkg.x": {"a"}}, layers) == []
+    with pytest.raises(KeyError, match="in no layer"):
+        layer_of("c", layers)
+
+
+def test_imports_point_down_the_layers():
+    """No cycle and no upward arrow, counting the imports inside functions too (a deferred import hides a cycle or
+    an upward dependency from the import system, not from the reader)."""
+    full = import_graph(functions=True)
+    package = full.pop("htaf")
+    assert package == PACKAGE_IMPORTS, "import htaf loads only functional, nn and surrogates (the rest lazily)"
+    assert not [name for name, targets in full.items() if "htaf" in targets], "no module imports the package __init__"
+    cycle = find_cycle(full)
+    assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
+    upward = upward_imports(full)
+    assert not upward, "imports against the layer order:\n" + "\n".join(upward)
+
+
+def test_the_lower_layers_never_reach_the_training_loop():
+    full = import_graph(functions=True)
+    high = {"htaf.train", "htaf.experiments", "htaf.reproduction"}
+    for name in ("htaf.metrics", "htaf.results", "htaf.plotting", "htaf.engine", *(m for m in full if m.startswith("htaf.models"))):
+        assert not {t for t in full[name] if t in high or t.startswith("htaf.experiments.")}, name
+
+
 # ---------------------------------------------------------------------------- a family in one place
 
 
