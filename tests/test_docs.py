@@ -48,22 +48,22 @@ def test_readme_quick_start_runs():
     assert namespace["logits"].shape == (8, 10)
 
 
-def test_reproduce_page_counts_the_runs_each_profile_plans():
-    """The Reproduce page's run counts (per profile, and per experiment for ``cpu``) are those the engine plans."""
+def test_reproduce_page_shows_the_dry_run_of_the_committed_results(capsys):
+    """The Reproduce page states no run count by hand: its block is the dry run's output on the committed results,
+    whose counts are the plan's (:func:`htaf.reproduction.run_counts`), and it names every experiment."""
     import re
 
     from htaf import reproduction
+    from htaf.__main__ import main
 
     page = (ROOT / "book" / "reproduce.md").read_text()
-    for profile in ("smoke", "cpu", "gpu"):
-        row = re.search(rf"^\| `{profile}` \| (\d+)", page, re.MULTILINE)
-        assert row, f"no row for profile {profile} in book/reproduce.md"
-        assert int(row.group(1)) == sum(reproduction.run_counts(profile).values()), profile
-    planned = reproduction.run_counts("cpu")
-    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| [^|]* \| ([\d + ]+) \|", page, re.MULTILINE)
-    covered = set()
-    for names, counts in rows:
-        experiments = re.findall(r"`(\w+)`", names)
-        assert [int(c) for c in counts.split("+")] == [planned[e] for e in experiments], names
-        covered.update(experiments)
-    assert covered == set(planned), f"experiments without a row on the Reproduce page: {set(planned) - covered}"
+    (block,) = [b for b in re.findall(r"```text\n(.*?)```", page, re.S) if "(dry run: nothing trained)" in b]
+    assert main(["reproduce", "--profile", "cpu", "--dry-run", "--results-dir", str(ROOT / "results")]) == 0
+    out = capsys.readouterr().out
+    shown = [line.split("; this call")[0] for line in out.splitlines() if not line.startswith("results of ")]
+    assert block.splitlines() == shown
+    counts = reproduction.run_counts("cpu")
+    assert {line.split()[0]: int(line.split()[1]) for line in shown[2:-1]} == counts
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| (?:\{doc\}|\()", page, re.MULTILINE)
+    covered = {name for names in rows for name in re.findall(r"`(\w+)`", names)}
+    assert covered == set(counts), f"experiments without a row on the Reproduce page: {set(counts) ^ covered}"

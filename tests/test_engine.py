@@ -160,10 +160,15 @@ def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, co
 def test_committed_cpu_results_are_complete():
     summary = reproduction.reproduce("cpu", results_dir=ROOT / "results", dry_run=True)
     assert {name: entry["missing"] for name, entry in summary.items()} == {name: 0 for name in summary}
-    # the committed cpu profile, run by run (change with the grids, and commit the new runs' results)
-    assert {name: entry["runs"] for name, entry in summary.items()} == {
-        "bnn": 81, "dhn": 450, "dhn_regression": 222, "domains": 129, "icbm": 149, "mlp": 1,
-        "sensitivity_bnn": 75, "sensitivity_dhn": 814, "sensitivity_snn": 339, "snn": 42}
+    counts = reproduction.run_counts("cpu")
+    assert {name: entry["runs"] for name, entry in summary.items()} == counts
+    # the committed folder holds exactly the planned runs of each experiment, each a finished, readable results file
+    # (change the grids, and commit the new runs' results)
+    planned = {run.path for run in reproduction.plan("cpu", results_dir=ROOT / "results")}
+    for name, count in counts.items():
+        files = sorted((ROOT / "results" / name / "cpu").glob("*.json"))
+        assert len(files) == count and set(files) <= planned, name
+        assert all(results.read_result(path)["experiment"] == name for path in files), name
 
 
 # --------------------------------------------------------------------------------------------
