@@ -157,6 +157,19 @@ def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, co
     assert main(["reproduce", "--only", "nope", "--dry-run"]) == 2
 
 
+def test_planning_builds_no_model_and_needs_no_torchvision(monkeypatch):
+    """The gpu profile's ICBM is a torchvision ResNet-18: planning (and its config checks) must not import it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # "import torchvision" now raises ImportError
+    monkeypatch.setitem(sys.modules, "torchvision.models", None)
+    planned = reproduction.plan("gpu")
+    counts = reproduction.run_counts("gpu")
+    assert len(planned) == sum(counts.values()) and counts["icbm"] > 0
+    with pytest.raises(ImportError):
+        experiments.get("icbm").build_model(experiments.resolve_config("icbm", "gpu"))  # training it does need it
+
+
 def test_committed_cpu_results_are_complete():
     summary = reproduction.reproduce("cpu", results_dir=ROOT / "results", dry_run=True)
     assert {name: entry["missing"] for name, entry in summary.items()} == {name: 0 for name in summary}
