@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import torch
 
 from htaf import distributed, experiments, results, train
+from htaf.engine import Config
 
 __all__ = ["PlannedRun", "plan", "reproduce", "run_counts"]
 
@@ -34,19 +35,20 @@ class PlannedRun:
     recorded_time_s: float  # the wall time recorded in its results file (0 when missing)
 
 
-def _runs(profile: str, only: Iterable[str] | None) -> list[tuple[str, str, dict[str, Any], str]]:
-    """``(experiment, sweep, overrides, config hash)`` of every distinct run of the plan, in order."""
+def _runs(profile: str, only: Iterable[str] | None) -> list[tuple[str, str, dict[str, Any], Config, str]]:
+    """``(experiment, sweep, overrides, config, config hash)`` of every distinct run of the plan, in order; the engine's keys of
+    every config are checked, not yet the experiment's (:func:`htaf.experiments.validate_configs`)."""
     names = experiments.available() if only is None else [experiments.get(name).name for name in only]
     runs, seen = [], set()
     for name in names:
         sweeps = [(sweep_name, overrides) for sweep_name, grid in experiments.grids(name, profile).items()
                   for overrides in train._combinations(grid)]
-        configs = experiments.resolve_configs(name, profile, [overrides for _, overrides in sweeps])
+        configs = experiments.resolve_configs(name, profile, [overrides for _, overrides in sweeps], validate=False)
         for (sweep_name, overrides), config in zip(sweeps, configs):
             digest = results.config_hash(name, config)
             if (name, digest) not in seen:
                 seen.add((name, digest))
-                runs.append((name, sweep_name, overrides, digest))
+                runs.append((name, sweep_name, overrides, config, digest))
     return runs
 
 
@@ -55,24 +57,29 @@ def plan(profile: str | None = None, only: Iterable[str] | None = None,
     """Every run of every experiment's sweeps (:attr:`htaf.experiments.Experiment.grids`) under
     ``profile``, restricted to the experiments in ``only``; each distinct run once.
 
-    Every config is checked (:func:`htaf.experiments.resolve_configs`) but no model is built and no dataset
-    loaded. A run counts as ``cached`` when its results file ends like a finished one
-    (:func:`htaf.results.recorded_time`); :func:`htaf.train.run` reads the file fully when the run is asked
-    for (and trains it again if it is damaged).
+    No model is built and no dataset loaded. A run counts as ``cached`` when its results file ends like a finished
+    one (:func:`htaf.results.recorded_time`); :func:`htaf.train.run` reads the file fully when the run is asked for
+    (and trains the run again if the file is damaged). The config of every run that would train is checked
+    (:func:`htaf.experiments.validate_configs`), so that a bad grid fails here, before any training; a cached run's
+    config was checked when it trained, and is checked again whenever it is asked for.
     """
     profile = experiments.resolve_profile(profile)
     folder = results.results_root(results_dir)
-    planned = []
-    for name, sweep_name, overrides, digest in _runs(profile, only):
+    planned, missing = [], {}
+    for name, sweep_name, overrides, config, digest in _runs(profile, only):
         path = results.result_path(name, profile, digest, folder)
         seconds = results.recorded_time(path)
         planned.append(PlannedRun(name, sweep_name, overrides, path, seconds is not None, seconds or 0.0))
+        if seconds is None:
+            missing.setdefault(name, []).append(config)
+    for name, configs in missing.items():
+        experiments.validate_configs(name, configs)
     return planned
 
 
 def run_counts(profile: str | None = None, only: Iterable[str] | None = None) -> dict[str, int]:
     """The number of distinct runs of each experiment's chapter under ``profile`` (the runs of :func:`plan`),
-    computed from the sweeps alone: no results file is read.
+    computed from the sweeps alone: no results file is read, no model built.
 
     >>> run_counts("smoke", only=["mlp"])
     {'mlp': 1}

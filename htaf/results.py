@@ -124,7 +124,7 @@ def config_hash(experiment: str, config: dict[str, Any], world_size: int = 1) ->
 
 
 def result_path(experiment: str, profile: str, digest: str, results_dir: str | os.PathLike | None = None) -> Path:
-    return results_root(results_dir) / experiment / profile / f"{digest}.json"
+    return results_root(results_dir).joinpath(experiment, profile, f"{digest}.json")
 
 
 def checkpoint_path(experiment: str, profile: str, digest: str, results_dir: str | os.PathLike | None = None) -> Path:

@@ -157,6 +157,30 @@ def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, co
     assert main(["reproduce", "--only", "nope", "--dry-run"]) == 2
 
 
+def test_plan_checks_each_distinct_config_of_the_runs_to_train_once():
+    import dataclasses
+
+    base, calls = experiments.get("mlp"), []
+
+    def validate(config):
+        calls.append(config["hidden"])
+        base.validate(config)
+
+    exp = dataclasses.replace(base, name="mlp_planned", validate=validate,
+                              grids={"smoke": {"main": {"hidden": [[8], [16]], "seed": [0, 1, 2]}}})
+    experiments.register(exp)
+    try:
+        assert reproduction.run_counts("smoke", only=["mlp_planned"]) == {"mlp_planned": 6} and not calls
+        planned = reproduction.plan("smoke", only=["mlp_planned"])
+        assert len(planned) == 6 and not any(run.cached for run in planned)
+        assert calls == [[8], [16]]  # once per distinct config up to the seed
+        experiments.register(dataclasses.replace(exp, grids={"smoke": {"main": {"hidden": [[8], [0]]}}}))
+        with pytest.raises(experiments.ConfigError, match="hidden"):
+            reproduction.plan("smoke", only=["mlp_planned"])  # a bad grid fails before anything trains
+    finally:
+        experiments._REGISTRY.pop("mlp_planned", None)
+
+
 def test_planning_builds_no_model_and_needs_no_torchvision(monkeypatch):
     """The gpu profile's ICBM is a torchvision ResNet-18: planning (and its config checks) must not import it."""
     import sys

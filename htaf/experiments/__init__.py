@@ -75,6 +75,7 @@ __all__ = [
     "resolve_config",
     "resolve_configs",
     "resolve_profile",
+    "validate_configs",
 ]
 
 REQUIRED_KEYS = ("dataset", "batch_size", "epochs", "lr", "seed")
@@ -389,22 +390,28 @@ def _validate(exp: Experiment, config: Config) -> None:
             raise ConfigError(f"invalid config for {exp.name!r}: {error}") from None
 
 
-def resolve_configs(experiment: str | Experiment, profile: str | None,
-                    overrides: Iterable[dict[str, Any]]) -> list[Config]:
+def resolve_configs(experiment: str | Experiment, profile: str | None, overrides: Iterable[dict[str, Any]],
+                    validate: bool = True) -> list[Config]:
     """:func:`resolve_config` of each of ``overrides``, for a whole sweep at once.
 
-    The same configs, checked the same way, except that the experiment's ``validate`` hook runs once per
-    distinct config up to its ``seed``: a hook checks the model's keys, the engine checks every seed, so a
-    chapter's seeds share one check.
+    The same configs, checked the same way (see :func:`validate_configs`); with ``validate=False`` the
+    experiment's ``validate`` hook is left out (the engine's keys are still checked), for callers that only
+    need the configs' hashes or check the configs later.
     """
     exp = get(experiment)
+    configs = [_merged(exp, profile, given) for given in overrides]
+    if validate:
+        validate_configs(exp, configs)
+    return configs
+
+
+def validate_configs(experiment: str | Experiment, configs: Iterable[Config]) -> None:
+    """Run the experiment's ``validate`` hook on resolved ``configs``, once per distinct config up to its ``seed``:
+    a hook checks the model's keys and the engine every seed, so a chapter's seeds share one check."""
+    exp = get(experiment)
     checked: set[str] = set()
-    configs = []
-    for given in overrides:
-        config = _merged(exp, profile, given)
-        key = json.dumps({k: v for k, v in given.items() if k != "seed"}, sort_keys=True, default=repr)
+    for config in configs:
+        key = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True, default=repr)
         if key not in checked:
             _validate(exp, config)
             checked.add(key)
-        configs.append(config)
-    return configs
