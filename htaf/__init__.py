@@ -9,8 +9,8 @@
 * :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up
 * :mod:`htaf.metrics`: firing rates, switch gaps, gradient norms, sign flips
 * :mod:`htaf.stats`: ahead, tied or behind, judged from the spread over seeds
-* :mod:`htaf.data`, :mod:`htaf.experiments`, :mod:`htaf.results`, :func:`htaf.run`, :func:`htaf.sweep`,
-  :func:`htaf.reproduce`: the experiment engine behind every chapter of the book
+* :mod:`htaf.data`, :mod:`htaf.engine`, :mod:`htaf.experiments`, :mod:`htaf.results`, :mod:`htaf.reproduction`,
+  :func:`htaf.run`, :func:`htaf.sweep`, :func:`htaf.reproduce`: the experiment engine behind every chapter of the book
 
 ``import htaf`` loads only torch and the first three modules; the others (and pandas, SymPy, SciPy,
 matplotlib, the experiment registry) load on first use.

@@ -1,4 +1,4 @@
-"""Experiment registry, profiles, run configs and the contract between an experiment and the engine.
+"""Experiment registry, run configs and the experiment contract (the engine's side of it: :mod:`htaf.engine`).
 
 An experiment is a named model builder, one default config per profile, the sweeps of its book chapter
 (:attr:`Experiment.grids`) and optional hooks. Every module in this folder is imported on first use of
