@@ -9,6 +9,7 @@ worker processes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -118,6 +119,9 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise experiments.ConfigError(f"jobs must be a positive integer, got {jobs!r}")
     planned = plan(profile, only, results_dir)
+    if not dry_run:  # before training, a finished run is read fully (plan only looked at its file's end)
+        planned = [item if not item.cached or train._finished(item.path, repair=False) is not None
+                   else dataclasses.replace(item, cached=False, recorded_time_s=0.0) for item in planned]
     summary: dict[str, dict[str, Any]] = {}
     for item in planned:
         entry = summary.setdefault(item.experiment, {

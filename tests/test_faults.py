@@ -97,6 +97,23 @@ def test_corrupt_file_of_the_asked_run_is_moved_aside_and_retrained(content, cou
     assert len(list(path.parent.glob(f"{path.name}.corrupt-*"))) == 1
 
 
+def test_a_results_file_damaged_in_the_middle_counts_as_cached_in_a_dry_run_and_is_retrained(count_fits):
+    """The plan looks at the end of each results file only (fast); reproducing reads every cached file fully."""
+    from htaf import reproduction
+
+    first = reproduction.reproduce("smoke", only=["mlp"])
+    assert first["mlp"]["trained"] == 1 and len(count_fits) == 1
+    (run,) = reproduction.plan("smoke", only=["mlp"])
+    text = run.path.read_text()
+    middle = len(text) // 2
+    run.path.write_text(text[:middle] + "<<<<<<< a merge conflict\n" + text[middle:])  # the end is intact
+    assert reproduction.reproduce("smoke", only=["mlp"], dry_run=True)["mlp"]["cached"] == 1
+    with pytest.warns(results.ResultsWarning, match="moved it to"):
+        again = reproduction.reproduce("smoke", only=["mlp"])
+    assert again["mlp"]["trained"] == 1 and len(count_fits) == 2
+    assert results.read_result(run.path)["hash"] == run.path.stem
+
+
 def test_foreign_files_are_skipped_with_a_warning_naming_them(capsys):
     train.run("mlp", "smoke", epochs=1, hidden=[8])
     folder = results.results_root() / "mlp" / "smoke"
