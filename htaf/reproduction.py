@@ -37,8 +37,8 @@ class PlannedRun:
 
 
 def _runs(profile: str, only: Iterable[str] | None) -> list[tuple[str, str, dict[str, Any], Config, str]]:
-    """``(experiment, sweep, overrides, config, config hash)`` of every distinct run of the plan, in order; the engine's keys of
-    every config are checked, not yet the experiment's (:func:`htaf.experiments.validate_configs`)."""
+    """``(experiment, sweep, overrides, config, config hash)`` of every distinct run of the plan, in order; the
+    engine's keys of every config are checked, not yet the experiment's (:func:`htaf.experiments.validate_configs`)."""
     names = experiments.available() if only is None else [experiments.get(name).name for name in only]
     runs, seen = [], set()
     for name in names:

@@ -30,7 +30,6 @@ import copy
 import importlib
 import json
 import math
-import os
 import pkgutil
 import warnings
 from dataclasses import dataclass, field
