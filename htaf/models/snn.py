@@ -22,7 +22,7 @@ reset, ``v_reset=None`` for the soft one); ``tau=inf`` gives the integrate-and-f
 (1 at :math:`H_t \ge \theta`) and a surrogate's derivative :math:`g(H_t - \theta)` backward.
 ``detach_reset`` stops the gradient through the :math:`S_t` that enters the reset (Zenke & Vogels 2021).
 
-The recurrence runs in :mod:`htaf._lif` (the LIF kernel engine: a fused autograd function with the exact
+The recurrence runs in ``htaf._lif`` (the private LIF kernel engine: a fused autograd function with the exact
 adjoint recurrence, optional ``torch.compile``'d kernels, and a plain-autograd reference loop), chosen by
 ``backend``: ``"auto"`` (default, :func:`resolve_backend`), ``"fused"``, ``"compiled"`` or ``"loop"``.
 """
