@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import math
@@ -45,7 +46,7 @@ __all__ = [
     "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
-    "json_safe", "quarantine", "check_writable", "run_lock", "device_name", "environment", "cell", "records",
+    "json_safe", "quarantine", "refuse_links", "check_writable", "run_lock", "device_name", "environment", "cell", "records",
     "load", "load_history", "table", "migrate",
 ]
 
@@ -221,6 +222,25 @@ def quarantine(path: Path) -> Path:
     return target
 
 
+def refuse_links(path: Path, root: Path) -> None:
+    """Raise :class:`ResultsError` if ``path`` or a folder between ``root`` and it is a symbolic link.
+
+    A link planted inside a results (or checkpoints) folder could redirect a write elsewhere; ``root`` itself
+    may be a link (the user chose it).
+    """
+    path, root = Path(path), Path(root)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise ResultsError(f"{current} is a symbolic link inside {root}; htaf never writes through one: "
+                               "remove it and run again")
+
+
 def check_writable(folder: Path) -> None:
     """Create ``folder`` if needed and check that a file can be written in it, before any training.
 
@@ -266,7 +286,13 @@ def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) ->
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # O_NOFOLLOW: a symbolic link planted as the lock file is never opened (nor its target truncated)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP or lock.is_symlink():
+                raise ResultsError(f"the lock file {lock} is a symbolic link; htaf never writes through one: "
+                                   "remove it and run again") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

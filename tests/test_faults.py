@@ -280,3 +280,74 @@ def test_world_size_keys_distributed_runs_only():
     single = results.config_hash("mlp", config)
     assert single == results.config_hash("mlp", config, world_size=1)
     assert results.config_hash("mlp", config, world_size=2) not in (single, results.config_hash("mlp", config, world_size=4))
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing planted in a results folder runs code or redirects a write
+# --------------------------------------------------------------------------------------------
+
+
+class _Payload:
+    """A pickle that creates a folder when unpickled (stands for arbitrary code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _paths(experiment, **overrides):
+    config = experiments.resolve_config(experiment, "smoke", **overrides)
+    digest = results.config_hash(experiment, config)
+    return results.result_path(experiment, "smoke", digest), results.checkpoint_path(experiment, "smoke", digest)
+
+
+def test_a_planted_checkpoint_cannot_run_code(tmp_path, count_fits):
+    marker = tmp_path / "payload-ran"
+    _, checkpoint = _paths("mlp", epochs=2)
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"model": _Payload(marker)}, checkpoint)
+    with pytest.warns(results.ResultsWarning, match="is damaged"):
+        record = train.run("mlp", "smoke", epochs=2)
+    assert not marker.exists(), "unpickling the planted checkpoint ran its payload"
+    assert record["resumed_from_epoch"] is None and len(count_fits) == 1
+    assert list(checkpoint.parent.glob("*.corrupt-*"))
+
+
+def test_a_checkpoint_with_every_rng_state_loads_weights_only(tmp_path):
+    """What fit writes (weights, optimizer, scheduler, history, Python/NumPy/torch RNG) passes weights_only."""
+    path = tmp_path / "state.pt"
+    np.random.seed(3)
+    np.random.standard_normal()  # a cached Gaussian in NumPy's state
+    state = {"rng": train._rng_state(), "history": [{"epoch": 1, "test_loss": 0.5}]}
+    train.save_checkpoint(path, state)
+    expected = (np.random.standard_normal(3), torch.rand(3))
+    loaded = torch.load(path, weights_only=True)
+    train._restore_rng_state(loaded["rng"])
+    assert np.array_equal(np.random.standard_normal(3), expected[0])
+    assert torch.equal(torch.rand(3), expected[1])
+
+
+def test_a_symlinked_lock_file_never_overwrites_its_target(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    path, _ = _paths("mlp", epochs=1)
+    path.parent.mkdir(parents=True)
+    results.lock_path(path).symlink_to(target)
+    with pytest.raises(results.ResultsError, match="symbolic link"):
+        train.run("mlp", "smoke", epochs=1)
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("linked", ["results", "checkpoints"])
+def test_a_symlinked_folder_inside_the_results_never_receives_a_write(tmp_path, linked):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path, checkpoint = _paths("mlp", epochs=1)
+    folder = (path if linked == "results" else checkpoint).parent.parent  # <root>/mlp
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(results.ResultsError, match="symbolic link"):
+        train.run("mlp", "smoke", epochs=1)
+    assert not any(elsewhere.rglob("*"))
