@@ -280,7 +280,14 @@ def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) ->
         yield
         return
     if timeout is None and os.environ.get("HTAF_LOCK_TIMEOUT"):
-        timeout = float(os.environ["HTAF_LOCK_TIMEOUT"])
+        text = os.environ["HTAF_LOCK_TIMEOUT"]
+        try:
+            timeout = float(text)
+        except ValueError:
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout >= 0):
+            raise ResultsError(f"HTAF_LOCK_TIMEOUT must be a number of seconds >= 0, got {text!r}; "
+                               "unset it to wait for another process as long as it trains")
     lock = lock_path(result)
     lock.parent.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout is None else time.monotonic() + timeout

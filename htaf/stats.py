@@ -98,6 +98,8 @@ def slope_share(means) -> float:
     1.0
     """
     cells = list(means)
+    if not cells:
+        raise ValueError("slope_share needs the means of at least one (alpha, beta) cell, got none")
     overall = sum(means.values()) / len(cells)
     total = sum((means[c] - overall) ** 2 for c in cells)
     groups: dict[float, list[float]] = {}

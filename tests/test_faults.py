@@ -351,3 +351,16 @@ def test_a_symlinked_folder_inside_the_results_never_receives_a_write(tmp_path, 
     with pytest.raises(results.ResultsError, match="symbolic link"):
         train.run("mlp", "smoke", epochs=1)
     assert not any(elsewhere.rglob("*"))
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_bad_lock_timeout_is_one_line(monkeypatch, capsys, value):
+    monkeypatch.setenv("HTAF_LOCK_TIMEOUT", value)
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "HTAF_LOCK_TIMEOUT must be a number of seconds")
+
+
+def test_an_empty_results_folder_name_is_refused():
+    with pytest.raises(ValueError, match="empty string"):
+        results.results_root("")
+    with pytest.raises(ValueError, match="empty string"):
+        train.run("mlp", "smoke", results_dir="", epochs=1)

@@ -58,3 +58,10 @@ def test_slope_share_separates_peak_slope_from_tail():
     assert slope_share(slope_only) == pytest.approx(1.0)
     alpha_only = {(a, b): a for a in (1.0, 2.0, 4.0) for b in (0.5, 1.0, 2.0)}
     assert slope_share(alpha_only) < 0.8
+
+
+def test_slope_share_of_no_cells_is_an_error():
+    from htaf import stats
+
+    with pytest.raises(ValueError, match="at least one"):
+        stats.slope_share({})
