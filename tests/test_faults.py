@@ -364,3 +364,33 @@ def test_an_empty_results_folder_name_is_refused():
         results.results_root("")
     with pytest.raises(ValueError, match="empty string"):
         train.run("mlp", "smoke", results_dir="", epochs=1)
+
+
+def test_a_full_disk_is_found_before_training(monkeypatch, capsys, count_fits):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "only 1.0 MiB free for results in")
+    assert not count_fits
+
+
+def test_a_small_file_size_limit_is_found_before_training(monkeypatch, capsys, count_fits):
+    resource = pytest.importorskip("resource")
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (2**20, resource.RLIM_INFINITY))
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "file size limit of this process (ulimit -f)")
+    assert not count_fits
+
+
+def test_a_damaged_result_that_cannot_be_moved_aside_is_one_line(monkeypatch, capsys):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", read_only)  # as in a read-only folder (root ignores chmod)
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "cannot move the damaged file", "aside")
