@@ -58,6 +58,14 @@ HASH_LENGTH = 16
 REQUIRED_KEYS = ("schema", "experiment", "profile", "hash", "config", "history", "metrics", "wall_time_s")
 
 
+#: ``(key, types, description)``: the shape of every required key of a results file
+_SHAPES = (
+    ("schema", (int,), "an integer"), ("experiment", (str,), "a string"), ("profile", (str,), "a string"),
+    ("hash", (str,), "a string"), ("config", (dict,), "an object"), ("history", (list,), "a list"),
+    ("metrics", (dict,), "an object"), ("wall_time_s", (int, float), "a number"),
+)
+
+
 class ResultsError(RuntimeError):
     """A problem with the results folder or one of its files; the message names the path."""
 
@@ -197,15 +205,25 @@ def read_result(path: Path) -> dict[str, Any]:
         CorruptResultError: naming the file and what is wrong with it.
     """
     path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise CorruptResultError(path, "not a regular file")
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorruptResultError(path, f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise CorruptResultError(path, "not a results file (JSON nested too deeply to read)") from None
     if not isinstance(record, dict):
         raise CorruptResultError(path, f"not a results file (a JSON {type(record).__name__}, not an object)")
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
         raise CorruptResultError(path, f"not a results file (lacks {', '.join(missing)})")
+    wrong = [f"{key} is not {kind}" for key, types, kind in _SHAPES if not isinstance(record[key], types)
+             or isinstance(record[key], bool) and bool not in types]
+    if isinstance(record["history"], list) and not all(isinstance(row, dict) for row in record["history"]):
+        wrong.append("history is not a list of objects")
+    if wrong:
+        raise CorruptResultError(path, f"not a results file ({'; '.join(wrong)})")
     if record["hash"] != path.stem:
         raise CorruptResultError(path, f"holds run {record['hash']!r}, not the run its name says")
     if record["schema"] != SCHEMA:

@@ -409,8 +409,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _finished(path: Path, repair: bool) -> dict[str, Any] | None:
-    """The finished result at ``path``, or ``None``; a damaged file is moved aside (when ``repair``)."""
-    if not path.is_file():
+    """The finished result at ``path``, or ``None``; a damaged file (or a folder or link in its place) is moved
+    aside (when ``repair``)."""
+    if not os.path.lexists(path):
         return None
     try:
         return results.read_result(path)

@@ -394,3 +394,44 @@ def test_a_damaged_result_that_cannot_be_moved_aside_is_one_line(monkeypatch, ca
 
     monkeypatch.setattr(os, "replace", read_only)  # as in a read-only folder (root ignores chmod)
     one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "cannot move the damaged file", "aside")
+
+
+def _record(**changes):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    digest = results.config_hash("mlp", config)
+    record = {"schema": results.SCHEMA, "experiment": "mlp", "profile": "smoke", "hash": digest, "config": config,
+              "history": [{"epoch": 1}], "metrics": {"test_accuracy": 0.5}, "wall_time_s": 1.0, **changes}
+    return results.result_path("mlp", "smoke", digest), record
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"metrics": None}, "metrics is not an object"),
+    ({"config": "x"}, "config is not an object"),
+    ({"history": [1, 2]}, "history is not a list of objects"),
+    ({"wall_time_s": "slow"}, "wall_time_s is not a number"),
+    ({"schema": "2"}, "schema is not an integer"),
+])
+def test_a_malformed_results_file_is_set_aside_with_a_warning(changes, reason, count_fits):
+    path, record = _record(**changes)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    with pytest.warns(results.ResultsWarning, match="skipped .*" + reason):
+        assert results.load("mlp", "smoke").empty and results.load_history("mlp", "smoke").empty
+    with pytest.warns(results.ResultsWarning, match=reason + ".*moved it to"):
+        train.run("mlp", "smoke", epochs=1)
+    assert len(count_fits) == 1 and list(path.parent.glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("kind", ["deeply nested", "a folder"])
+def test_a_results_file_that_cannot_be_read_never_blocks_the_run(kind, count_fits):
+    path, _ = _record()
+    path.parent.mkdir(parents=True)
+    if kind == "a folder":
+        path.mkdir()
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(results.ResultsWarning, match="skipped"):
+        assert results.table("mlp", "smoke").empty
+    with pytest.warns(results.ResultsWarning, match="moved it to"):
+        record = train.run("mlp", "smoke", epochs=1)
+    assert len(count_fits) == 1 and results.read_result(path) == json.loads(json.dumps(record))
