@@ -43,7 +43,7 @@ from torch import nn
 
 from . import functional as HF
 from . import surrogates
-from ._validation import check_float_tensor
+from ._validation import check_float_tensor, check_positive
 
 __all__ = [
     "SCALES",
@@ -166,7 +166,12 @@ def binary_layers(model: nn.Module) -> Iterator[tuple[str, BinaryLinear | Binary
 
 @torch.no_grad()
 def clip_latent_weights_(model: nn.Module, bound: float = 1.0) -> None:
-    """Clip the latent weights of every binary layer to ``[-bound, bound]`` in place (after each optimiser step)."""
+    """Clip the latent weights of every binary layer to ``[-bound, bound]`` in place (after each optimiser step).
+
+    Raises:
+        ValueError: ``bound`` is not a finite number greater than 0.
+    """
+    bound = check_positive("bound", bound)
     for _, layer in binary_layers(model):
         layer.weight.clamp_(-bound, bound)
 
@@ -224,6 +229,8 @@ def _xnor_dot(x_bits: torch.Tensor, w_bits: torch.Tensor, valid: torch.Tensor | 
             differ = differ & vb
             total = popcount(vb).sum(dim=-1)
         out.append(total - 2 * popcount(differ).sum(dim=-1))
+    if not out:  # an empty batch
+        return torch.zeros(0, w_bits.shape[0], dtype=torch.float32, device=x_bits.device)
     return torch.cat(out).to(torch.float32)
 
 
@@ -232,11 +239,19 @@ class _PackedBinary(nn.Module):
 
     def __init__(self, layer: BinaryLinear | BinaryConv2d):
         super().__init__()
+        if not bool(torch.isfinite(layer.weight).all()):
+            raise ValueError(f"cannot pack {layer!r}: its latent weights hold NaN or infinite values, whose sign the "
+                             "bits cannot hold (the float layer would output NaN); fix or re-train the weights first")
         with torch.no_grad():
             self.register_buffer("weight_bits", _pack_bits(layer.weight.flatten(1) >= 0))
             scale = layer.weight_scale()
             self.register_buffer("scale", None if scale is None else scale.detach().float().clone())
             self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().float().clone())
+
+    @property
+    def weight_count(self) -> int:
+        """Number of 1-bit weights (the latent layer's weight elements)."""
+        return self.out_features * self.fan_in
 
     @property
     def nbytes(self) -> int:
@@ -260,6 +275,7 @@ class PackedBinaryLinear(_PackedBinary):
     def __init__(self, layer: BinaryLinear):
         super().__init__(layer)
         self.in_features, self.out_features = layer.in_features, layer.out_features
+        self.fan_in = layer.in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "PackedBinaryLinear")
@@ -283,6 +299,7 @@ class PackedBinaryConv2d(_PackedBinary):
         super().__init__(layer)
         self.in_channels, self.out_channels = layer.in_channels, layer.out_channels
         self.kernel_size, self.stride, self.padding = layer.kernel_size, layer.stride, layer.padding
+        self.out_features, self.fan_in = layer.out_channels, layer.weight[0].numel()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_float_tensor(x, "PackedBinaryConv2d")
@@ -300,7 +317,7 @@ class PackedBinaryConv2d(_PackedBinary):
         needs_mask = any(self.padding)
         valid = _pack_bits(patches != 0) if needs_mask else None
         out = _xnor_dot(x_bits, self.weight_bits, valid, patches.shape[1])
-        out = out.view(batch, out_h * out_w, self.out_channels).transpose(1, 2).reshape(batch, -1, out_h, out_w)
+        out = out.view(batch, out_h * out_w, self.out_channels).transpose(1, 2).reshape(batch, self.out_channels, out_h, out_w)
         out = out.contiguous()  # NCHW like the float conv: later reductions then sum in the same order
         return self._scale_and_shift(out).to(x.dtype)
 
@@ -345,9 +362,15 @@ def storage_bits(model: nn.Module) -> dict[str, int]:
     ``packed``: the binary layers' weights at 1 bit each plus their per-channel scales at 32 bits, everything
     else at 32 bits. ``binary_weights``: the number of 1-bit weights.
     """
+    packed_layers = [m for m in model.modules() if isinstance(m, _PackedBinary)]
+    # a packed layer stores its scale as a buffer; count it as the scale of a latent layer is counted (below)
+    packed_scales = sum(m.scale.numel() for m in packed_layers if m.scale is not None)
     floats = sum(p.numel() for p in model.parameters()) + sum(
-        b.numel() for b in model.buffers() if b.is_floating_point())
-    binary = sum(layer.weight.numel() for _, layer in binary_layers(model))
-    scales = sum(layer.weight.shape[0] for _, layer in binary_layers(model) if layer.scale == "mean")
-    return {"float32": 32 * floats, "packed": 32 * (floats - binary + scales) + binary, "binary_weights": binary}
+        b.numel() for b in model.buffers() if b.is_floating_point()) - packed_scales
+    latent = sum(layer.weight.numel() for _, layer in binary_layers(model))
+    packed = sum(m.weight_count for m in packed_layers)
+    scales = sum(layer.weight.shape[0] for _, layer in binary_layers(model) if layer.scale == "mean") + packed_scales
+    binary = latent + packed
+    return {"float32": 32 * (floats + packed), "packed": 32 * (floats - latent + scales) + binary,
+            "binary_weights": binary}
 

@@ -33,6 +33,13 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def resolve_folder(explicit: str | os.PathLike | None, variable: str, name: str) -> Path:
-    """``explicit``, else ``$variable``, else ``<project root>/<name>`` (see the module docstring)."""
+    """``explicit``, else ``$variable``, else ``<project root>/<name>`` (see the module docstring).
+
+    An empty ``explicit`` is refused (``ValueError``): it would silently mean the default folder. An empty
+    ``$variable`` counts as unset.
+    """
+    if explicit is not None and not os.fspath(explicit):
+        raise ValueError(f"the folder for {name} is an empty string; give a folder, or None for "
+                         f"${variable} or <project root>/{name}")
     chosen = explicit or os.environ.get(variable)
     return Path(chosen) if chosen else project_root() / name

@@ -16,6 +16,8 @@ __all__ = ["check_positive", "check_float_tensor", "compute_dtype", "check_fits_
 
 #: the largest finite value of each floating-point dtype (a plain dict: cheap to read, and torch.compile-friendly)
 _FLOAT_MAX = {dtype: float(torch.finfo(dtype).max) for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+#: the smallest positive normal value of each: a parameter below it is flushed towards 0 (``0 * inf`` is NaN)
+_FLOAT_TINY = {dtype: float(torch.finfo(dtype).tiny) for dtype in _FLOAT_MAX}
 #: headroom between the peak slope and the largest finite value, for the intermediates of the closed forms
 #: (HTAF forms ``4*alpha*beta = 16 * peak`` inside ``sech2``)
 _HEADROOM = 16.0
@@ -71,7 +73,8 @@ def check_fits_dtype(owner: Callable[[], str], params: dict[str, float], peak: f
     """Check that a unit with ``params`` and peak slope ``peak`` stays finite on inputs of ``dtype``.
 
     Finite but huge parameters overflow a narrower dtype: ``alpha=1e300`` becomes ``inf`` in float32, and
-    ``alpha*beta = 1e39`` makes HTAF's backward ``inf``/``NaN`` there. Every parameter must be finite in the
+    ``alpha*beta = 1e39`` makes HTAF's backward ``inf``/``NaN`` there; tiny ones (``alpha=1e-300``) underflow to 0
+    there, and ``0 * inf`` makes the gradient at an infinite input NaN. Every parameter must be finite in the
     compute dtype, the peak slope finite in ``dtype`` itself (the gradient is returned in it), and 16 times
     the peak slope finite in the compute dtype (room for the intermediates of the closed forms). ``owner()``
     names the unit in messages (called only when the check fails, to keep the check cheap).
@@ -84,6 +87,12 @@ def check_fits_dtype(owner: Callable[[], str], params: dict[str, float], peak: f
     if largest is None:  # not one of the four float dtypes (float8 and friends): nothing we can promise
         return
     for key, value in params.items():
+        if 0.0 < value < _FLOAT_TINY[work]:
+            raise ValueError(
+                f"{key} = {value:g} of {owner()} is too small for {work} inputs (smallest normal value "
+                f"{_FLOAT_TINY[work]:.3g}: it would round towards 0 and make the gradient NaN); use a larger {key}, "
+                "or float64 inputs"
+            )
         if value > largest:
             raise ValueError(
                 f"{key} = {value:g} of {owner()} is too large for {work} inputs (largest finite value {largest:.3g}); "

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
+import shutil
 import socket
 import sys
 import tempfile
@@ -45,8 +47,8 @@ __all__ = [
     "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "RENAMED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
-    "recorded_time",
-    "json_safe", "quarantine", "check_writable", "run_lock", "device_name", "environment", "cell", "records",
+    "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "run_lock", "device_name",
+    "environment", "cell", "records",
     "load", "load_history", "table", "migrate",
 ]
 
@@ -62,6 +64,14 @@ RENAMED_KEYS: dict[str, dict[str, str]] = {
     "snn": {"surrogate": "method"},
     "mlp": {"activation": "method", "activation_kwargs": "surrogate_params"},
 }
+
+
+#: ``(key, types, description)``: the shape of every required key of a results file
+_SHAPES = (
+    ("schema", (int,), "an integer"), ("experiment", (str,), "a string"), ("profile", (str,), "a string"),
+    ("hash", (str,), "a string"), ("config", (dict,), "an object"), ("history", (list,), "a list"),
+    ("metrics", (dict,), "an object"), ("wall_time_s", (int, float), "a number"),
+)
 
 
 class ResultsError(RuntimeError):
@@ -203,15 +213,25 @@ def read_result(path: Path) -> dict[str, Any]:
         CorruptResultError: naming the file and what is wrong with it.
     """
     path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        raise CorruptResultError(path, "not a regular file")
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorruptResultError(path, f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise CorruptResultError(path, "not a results file (JSON nested too deeply to read)") from None
     if not isinstance(record, dict):
         raise CorruptResultError(path, f"not a results file (a JSON {type(record).__name__}, not an object)")
     missing = [key for key in REQUIRED_KEYS if key not in record]
     if missing:
         raise CorruptResultError(path, f"not a results file (lacks {', '.join(missing)})")
+    wrong = [f"{key} is not {kind}" for key, types, kind in _SHAPES if not isinstance(record[key], types)
+             or isinstance(record[key], bool) and bool not in types]
+    if isinstance(record["history"], list) and not all(isinstance(row, dict) for row in record["history"]):
+        wrong.append("history is not a list of objects")
+    if wrong:
+        raise CorruptResultError(path, f"not a results file ({'; '.join(wrong)})")
     if record["hash"] != path.stem:
         raise CorruptResultError(path, f"holds run {record['hash']!r}, not the run its name says")
     if record["schema"] != SCHEMA:
@@ -251,26 +271,70 @@ def quarantine(path: Path) -> Path:
     path = Path(path)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    os.replace(path, target)
+    try:
+        os.replace(path, target)
+    except OSError as error:
+        raise ResultsNotWritableError(f"cannot move the damaged file {path} aside ({error.strerror or error}); "
+                                      "make its folder writable, or remove the file") from None
     return target
 
 
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and check that a file can be written in it, before any training.
+def refuse_links(path: Path, root: Path) -> None:
+    """Raise :class:`ResultsError` if ``path`` or a folder between ``root`` and it is a symbolic link.
+
+    A link planted inside a results (or checkpoints) folder could redirect a write elsewhere; ``root`` itself
+    may be a link (the user chose it).
+    """
+    path, root = Path(path), Path(root)
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            raise ResultsError(f"{current} is a symbolic link inside {root}; htaf never writes through one: "
+                               "remove it and run again")
+
+
+#: space a run needs in its results and checkpoints folders before it trains (results files and checkpoints of
+#: the ``cpu`` profile are far smaller; a ResNet-18 checkpoint with its optimizer state is about 130 MiB)
+MIN_FREE_BYTES = 256 * 2**20
+
+
+def check_writable(folder: Path, need_bytes: int = MIN_FREE_BYTES) -> None:
+    """Create ``folder`` if needed and check, before any training, that files of ``need_bytes`` can be written in
+    it: the folder is writable, its file system has that much free space, and the process's file size limit
+    (``ulimit -f``) allows such a file.
 
     Raises:
-        ResultsNotWritableError: naming the folder.
+        ResultsNotWritableError: naming the folder and the cause.
     """
     folder = Path(folder)
+    fix = "choose another folder with --results-dir or HTAF_RESULTS"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
+        free = shutil.disk_usage(folder).free
     except OSError as error:
         raise ResultsNotWritableError(
-            f"cannot write results into {folder} ({error.strerror or error}); "
-            "make it writable or choose another folder with --results-dir or HTAF_RESULTS"
+            f"cannot write results into {folder} ({error.strerror or error}); make it writable or {fix}"
         ) from None
+    if free < need_bytes:
+        raise ResultsNotWritableError(
+            f"only {free / 2**20:.1f} MiB free for results in {folder}, a run needs {need_bytes / 2**20:.0f} MiB "
+            f"(results file and checkpoint); free some space or {fix}")
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < need_bytes:
+        raise ResultsNotWritableError(
+            f"the file size limit of this process (ulimit -f) is {limit} bytes, below the {need_bytes / 2**20:.0f} MiB "
+            f"a checkpoint in {folder} may need; raise it (ulimit -f unlimited)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,13 +358,26 @@ def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) ->
         yield
         return
     if timeout is None and os.environ.get("HTAF_LOCK_TIMEOUT"):
-        timeout = float(os.environ["HTAF_LOCK_TIMEOUT"])
+        text = os.environ["HTAF_LOCK_TIMEOUT"]
+        try:
+            timeout = float(text)
+        except ValueError:
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout >= 0):
+            raise ResultsError(f"HTAF_LOCK_TIMEOUT must be a number of seconds >= 0, got {text!r}; "
+                               "unset it to wait for another process as long as it trains")
     lock = lock_path(result)
     lock.parent.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:  # O_NOFOLLOW: a symbolic link planted as the lock file is never opened (nor its target truncated)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP or lock.is_symlink():
+                raise ResultsError(f"the lock file {lock} is a symbolic link; htaf never writes through one: "
+                                   "remove it and run again") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -26,6 +26,7 @@ import contextlib
 import datetime
 import itertools
 import os
+import pickle
 import random
 import sys
 import time
@@ -171,8 +172,8 @@ def resume(session: Session, checkpoint: Path) -> Session:
     """``session`` restored from ``checkpoint``; a damaged checkpoint is moved aside (with a warning) and
     a fresh session is returned, so the run starts from scratch instead of failing forever."""
     try:
-        # our own file, holding RNG states and optimizer state (not only weights)
-        state = torch.load(checkpoint, map_location=session.device, weights_only=False)
+        # weights_only: tensors and plain Python values only, so a planted file cannot run code while loading
+        state = torch.load(checkpoint, map_location=session.device, weights_only=True)
         missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
         if missing:
             raise KeyError(f"lacks {', '.join(missing)}")
@@ -183,7 +184,10 @@ def resume(session: Session, checkpoint: Path) -> Session:
         _restore_rng_state(state["rng"])
     except Exception as error:  # noqa: BLE001 - any damage: truncation, garbage, a foreign file
         moved = results.quarantine(checkpoint) if session.ctx.is_main else checkpoint
-        warnings.warn(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {error}); moved it to "
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if isinstance(error, pickle.UnpicklingError):  # weights_only refused it: not a file fit wrote
+            reason = "holds objects other than tensors and plain values, which are never unpickled"
+        warnings.warn(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {reason}); moved it to "
                       f"{moved.name} and starting {session.label} from scratch", results.ResultsWarning, stacklevel=2)
         return set_up(session.experiment, session.config, session.label)
     session.history = history
@@ -303,17 +307,22 @@ def fit(
 
 
 def _rng_state() -> dict[str, Any]:
+    """Every RNG state as tensors and plain values (loadable with ``torch.load(..., weights_only=True)``)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss),
+                  float(cached_gaussian)],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
 
 def _restore_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
     if state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -330,8 +339,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _finished(path: Path, repair: bool) -> dict[str, Any] | None:
-    """The finished result at ``path``, or ``None``; a damaged file is moved aside (when ``repair``)."""
-    if not path.is_file():
+    """The finished result at ``path``, or ``None``; a damaged file (or a folder or link in its place) is moved
+    aside (when ``repair``)."""
+    if not os.path.lexists(path):
         return None
     try:
         return results.read_result(path)
@@ -376,6 +386,8 @@ def run(
         return record
     checkpoint = results.checkpoint_path(exp.name, profile, digest, results_dir)
     if ctx.is_main:
+        results.refuse_links(path, results.results_root(results_dir))
+        results.refuse_links(checkpoint, results.checkpoints_root(results_dir))
         results.check_writable(path.parent)
         results.check_writable(checkpoint.parent)
     with results.run_lock(path) if ctx.is_main else contextlib.nullcontext():

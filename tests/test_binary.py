@@ -249,3 +249,35 @@ def test_bnn_bad_config_exits_2_before_data(key, value, message, capsys):
     assert main(["run", "bnn", "--set", f"{key}={json.dumps(value)}"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("scale", ["none", "mean"])
+def test_storage_bits_of_a_packed_model_equal_those_of_its_latent_model(scale):
+    net = torch.nn.Sequential(BinaryConv2d(3, 8, 3, padding=1, scale=scale), torch.nn.BatchNorm2d(8),
+                              BinaryLinear(8 * 4 * 4, 16, bias=True, scale=scale), torch.nn.Linear(16, 10))
+    packed = pack(net)
+    assert storage_bits(packed) == storage_bits(net)
+    assert storage_bits(packed)["binary_weights"] == 8 * 3 * 9 + 16 * 128
+
+
+def test_packed_layers_take_an_empty_batch():
+    linear, conv = BinaryLinear(70, 5), BinaryConv2d(2, 4, 3, padding=1)
+    assert pack(linear)(torch.ones(0, 70)).shape == linear(torch.ones(0, 70)).shape == (0, 5)
+    assert pack(conv)(torch.ones(0, 2, 6, 6)).shape == conv(torch.ones(0, 2, 6, 6)).shape == (0, 4, 6, 6)
+
+
+def test_a_layer_with_non_finite_latent_weights_is_not_packed():
+    layer = BinaryLinear(8, 4)
+    with torch.no_grad():
+        layer.weight[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        pack(layer)
+
+
+@pytest.mark.parametrize("bound", [-1.0, 0.0, float("nan"), float("inf")])
+def test_clipping_needs_a_positive_finite_bound(bound):
+    net = torch.nn.Sequential(BinaryLinear(4, 3))
+    before = net[0].weight.detach().clone()
+    with pytest.raises(ValueError, match="bound must be a finite number greater than 0"):
+        clip_latent_weights_(net, bound=bound)
+    assert torch.equal(net[0].weight, before)

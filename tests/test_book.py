@@ -48,6 +48,11 @@ def jupyter_book() -> str:
     return found
 
 
+#: the tests of the one built book: slow, and on one pytest-xdist worker (the module fixture builds it once there)
+def BOOK(test):
+    return pytest.mark.xdist_group("book")(pytest.mark.slow(test))
+
+
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
@@ -62,6 +67,7 @@ def built_book(tmp_path_factory):
     return proc, out / "_build" / "html"
 
 
+@BOOK
 def test_book_builds_without_warnings(built_book):
     proc, _ = built_book
     log = proc.stdout + proc.stderr
@@ -69,6 +75,7 @@ def test_book_builds_without_warnings(built_book):
     assert "build succeeded" in log, log[-6000:]
 
 
+@BOOK
 def test_expected_pages_exist(built_book):
     proc, html = built_book
     assert proc.returncode == 0
@@ -86,6 +93,7 @@ def test_expected_pages_exist(built_book):
 ROLE = re.compile(r"\{(?:func|class|mod|data|attr|meth|exc|obj)\}`(?:[^`<]*<)?~?(htaf[\w.]*)>?`")
 
 
+@BOOK
 def test_every_api_reference_in_the_book_resolves(built_book):
     """A {func}`htaf...` (or class, mod, data, ...) reference with no target renders as plain code, silently:
     every one the book's pages make must be documented (book/api.md), so that it links."""
@@ -142,6 +150,7 @@ def chromium() -> str:
     pytest.skip("chromium is not on PATH (Debian: apt-get install chromium); the rendered page cannot be checked")
 
 
+@BOOK
 def test_mathjax_is_served_with_the_book(built_book):
     proc, html = built_book
     assert proc.returncode == 0
@@ -151,6 +160,7 @@ def test_mathjax_is_served_with_the_book(built_book):
     assert "cdn.jsdelivr.net" not in page and "mathjax@" not in page
 
 
+@BOOK
 def test_math_is_typeset_when_a_browser_opens_the_page_offline(built_book, tmp_path):
     from bs4 import BeautifulSoup
 

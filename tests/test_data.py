@@ -73,6 +73,23 @@ def test_cifar10_subset_reads_npz_layout(tmp_path):
     assert test.tensors[1].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("damage, fragment", [
+    ({"x_test": np.zeros((3, 32, 32), np.uint8)}, "not N x 32 x 32 x 3 uint8 images"),
+    ({"x_test": np.zeros((3, 32, 32, 3), np.float32)}, "not N x 32 x 32 x 3 uint8 images"),
+    ({"y_test": np.arange(2, dtype=np.uint8)}, "not one integer label per image"),
+    ({"y_test": np.array([0.0, 1.0, 2.0])}, "not one integer label per image"),
+    ({"y_test": np.array([0, 1, 10])}, "labels outside 0..9"),
+])
+def test_a_malformed_cifar10_subset_is_a_damaged_dataset(tmp_path, damage, fragment):
+    folder = tmp_path / "cifar10-subset"
+    folder.mkdir()
+    arrays = {"x_train": np.zeros((2, 32, 32, 3), np.uint8), "y_train": np.arange(2), "x_test": np.zeros((3, 32, 32, 3),
+              np.uint8), "y_test": np.arange(3), **damage}
+    np.savez(folder / "cifar10_subset.npz", **arrays)
+    with pytest.raises(data.DatasetCorruptError, match=fragment):
+        data.load("cifar10_subset", "test", root=tmp_path)
+
+
 def test_concept_shapes_is_deterministic_from_seed():
     first, again, other = (concept_shapes.generate(32, seed=s) for s in (3, 3, 4))
     assert all(torch.equal(a, b) for a, b in zip(first, again))

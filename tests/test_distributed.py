@@ -14,6 +14,7 @@ from htaf.train import run
 SETTINGS = {"epochs": 2, "subset": 1408, "hidden": [16]}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without torch.distributed")
 def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))

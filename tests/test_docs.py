@@ -29,6 +29,7 @@ def test_doctests(name):
         assert result.attempted > 0
 
 
+@pytest.mark.slow
 def test_benchmark_script_runs():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_htaf.py"), "--numel", "10000", "--no-compile",

@@ -114,6 +114,7 @@ def test_randman_bad_input_names_the_problem_and_the_fix(kwargs, problem):
 # ---------------------------------------------------------------------------- MNIST-1D
 
 
+@pytest.mark.slow
 def test_mnist1d_is_the_published_set_generated_offline():
     pytest.importorskip("mnist1d")
     np.random.seed(123)

@@ -297,3 +297,158 @@ def test_world_size_keys_distributed_runs_only():
     single = results.config_hash("mlp", config)
     assert single == results.config_hash("mlp", config, world_size=1)
     assert results.config_hash("mlp", config, world_size=2) not in (single, results.config_hash("mlp", config, world_size=4))
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing planted in a results folder runs code or redirects a write
+# --------------------------------------------------------------------------------------------
+
+
+class _Payload:
+    """A pickle that creates a folder when unpickled (stands for arbitrary code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _paths(experiment, **overrides):
+    config = experiments.resolve_config(experiment, "smoke", **overrides)
+    digest = results.config_hash(experiment, config)
+    return results.result_path(experiment, "smoke", digest), results.checkpoint_path(experiment, "smoke", digest)
+
+
+def test_a_planted_checkpoint_cannot_run_code(tmp_path, count_fits):
+    marker = tmp_path / "payload-ran"
+    _, checkpoint = _paths("mlp", epochs=2)
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"model": _Payload(marker)}, checkpoint)
+    with pytest.warns(results.ResultsWarning, match="is damaged"):
+        record = train.run("mlp", "smoke", epochs=2)
+    assert not marker.exists(), "unpickling the planted checkpoint ran its payload"
+    assert record["resumed_from_epoch"] is None and len(count_fits) == 1
+    assert list(checkpoint.parent.glob("*.corrupt-*"))
+
+
+def test_a_checkpoint_with_every_rng_state_loads_weights_only(tmp_path):
+    """What fit writes (weights, optimizer, scheduler, history, Python/NumPy/torch RNG) passes weights_only."""
+    path = tmp_path / "state.pt"
+    np.random.seed(3)
+    np.random.standard_normal()  # a cached Gaussian in NumPy's state
+    state = {"rng": train._rng_state(), "history": [{"epoch": 1, "test_loss": 0.5}]}
+    train.save_checkpoint(path, state)
+    expected = (np.random.standard_normal(3), torch.rand(3))
+    loaded = torch.load(path, weights_only=True)
+    train._restore_rng_state(loaded["rng"])
+    assert np.array_equal(np.random.standard_normal(3), expected[0])
+    assert torch.equal(torch.rand(3), expected[1])
+
+
+def test_a_symlinked_lock_file_never_overwrites_its_target(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    path, _ = _paths("mlp", epochs=1)
+    path.parent.mkdir(parents=True)
+    results.lock_path(path).symlink_to(target)
+    with pytest.raises(results.ResultsError, match="symbolic link"):
+        train.run("mlp", "smoke", epochs=1)
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("linked", ["results", "checkpoints"])
+def test_a_symlinked_folder_inside_the_results_never_receives_a_write(tmp_path, linked):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path, checkpoint = _paths("mlp", epochs=1)
+    folder = (path if linked == "results" else checkpoint).parent.parent  # <root>/mlp
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(results.ResultsError, match="symbolic link"):
+        train.run("mlp", "smoke", epochs=1)
+    assert not any(elsewhere.rglob("*"))
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan"])
+def test_a_bad_lock_timeout_is_one_line(monkeypatch, capsys, value):
+    monkeypatch.setenv("HTAF_LOCK_TIMEOUT", value)
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "HTAF_LOCK_TIMEOUT must be a number of seconds")
+
+
+def test_an_empty_results_folder_name_is_refused():
+    with pytest.raises(ValueError, match="empty string"):
+        results.results_root("")
+    with pytest.raises(ValueError, match="empty string"):
+        train.run("mlp", "smoke", results_dir="", epochs=1)
+
+
+def test_a_full_disk_is_found_before_training(monkeypatch, capsys, count_fits):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "only 1.0 MiB free for results in")
+    assert not count_fits
+
+
+def test_a_small_file_size_limit_is_found_before_training(monkeypatch, capsys, count_fits):
+    resource = pytest.importorskip("resource")
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (2**20, resource.RLIM_INFINITY))
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "file size limit of this process (ulimit -f)")
+    assert not count_fits
+
+
+def test_a_damaged_result_that_cannot_be_moved_aside_is_one_line(monkeypatch, capsys):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", read_only)  # as in a read-only folder (root ignores chmod)
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, "cannot move the damaged file", "aside")
+
+
+def _record(**changes):
+    config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    digest = results.config_hash("mlp", config)
+    record = {"schema": results.SCHEMA, "experiment": "mlp", "profile": "smoke", "hash": digest, "config": config,
+              "history": [{"epoch": 1}], "metrics": {"test_accuracy": 0.5}, "wall_time_s": 1.0, **changes}
+    return results.result_path("mlp", "smoke", digest), record
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"metrics": None}, "metrics is not an object"),
+    ({"config": "x"}, "config is not an object"),
+    ({"history": [1, 2]}, "history is not a list of objects"),
+    ({"wall_time_s": "slow"}, "wall_time_s is not a number"),
+    ({"schema": "2"}, "schema is not an integer"),
+])
+def test_a_malformed_results_file_is_set_aside_with_a_warning(changes, reason, count_fits):
+    path, record = _record(**changes)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    with pytest.warns(results.ResultsWarning, match="skipped .*" + reason):
+        assert results.load("mlp", "smoke").empty and results.load_history("mlp", "smoke").empty
+    with pytest.warns(results.ResultsWarning, match=reason + ".*moved it to"):
+        train.run("mlp", "smoke", epochs=1)
+    assert len(count_fits) == 1 and list(path.parent.glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("kind", ["deeply nested", "a folder"])
+def test_a_results_file_that_cannot_be_read_never_blocks_the_run(kind, count_fits):
+    path, _ = _record()
+    path.parent.mkdir(parents=True)
+    if kind == "a folder":
+        path.mkdir()
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(results.ResultsWarning, match="skipped"):
+        assert results.table("mlp", "smoke").empty
+    with pytest.warns(results.ResultsWarning, match="moved it to"):
+        record = train.run("mlp", "smoke", epochs=1)
+    assert len(count_fits) == 1 and results.read_result(path) == json.loads(json.dumps(record))

@@ -250,6 +250,7 @@ def test_torch_compile_fullgraph(backend):
     torch.testing.assert_close(g, F.htaf_grad(t.detach(), 3.0, 0.5) + sg.derivative(t.detach()))
 
 
+@pytest.mark.slow
 def test_torch_compile_inductor():
     t = torch.randn(1000, requires_grad=True)
     f = torch.compile(lambda v: F.htaf(v, 4.0, 1.0), fullgraph=True)

@@ -73,6 +73,7 @@ def test_htaf_lif_equals_spikingjelly_multistep(reset):
         torch.testing.assert_close(xh.grad, xs.grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
     """benchmarks/bench_snn_libs.py at toy size: the libraries present are measured, the others skipped."""
     import json

@@ -58,3 +58,131 @@ def test_slope_share_separates_peak_slope_from_tail():
     assert slope_share(slope_only) == pytest.approx(1.0)
     alpha_only = {(a, b): a for a in (1.0, 2.0, 4.0) for b in (0.5, 1.0, 2.0)}
     assert slope_share(alpha_only) < 0.8
+
+
+def test_slope_share_of_no_cells_is_an_error():
+    from htaf import stats
+
+    with pytest.raises(ValueError, match="at least one"):
+        stats.slope_share({})
+
+
+# --------------------------------------------------------------------------------------------
+# Paired comparisons with a declared margin
+# --------------------------------------------------------------------------------------------
+
+
+def _null_pair(rng, n=5, shared=1.0, own=0.3):
+    """Two equal methods on n seeds that share initialisation and batches (a common per-seed offset)."""
+    import numpy as np
+
+    seed_effect = rng.normal(0.0, shared, n)
+    return 97.0 + seed_effect + rng.normal(0.0, own, n), 97.0 + seed_effect + rng.normal(0.0, own, n)
+
+
+def test_equal_methods_are_called_different_at_most_at_the_nominal_rate():
+    import numpy as np
+
+    from htaf import stats
+
+    rng = np.random.default_rng(0)
+    verdicts = [stats.compare(*_null_pair(rng), margin=0.5).verdict for _ in range(1000)]
+    wrong = sum(v in (stats.BETTER, stats.WORSE) for v in verdicts) / len(verdicts)
+    assert wrong <= 0.07, wrong  # alpha = 0.05, plus Monte Carlo error (sd 0.007)
+
+
+def test_holm_keeps_the_family_wise_error_of_thirty_comparisons(monkeypatch):
+    import gc
+
+    import numpy as np
+
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)  # statsmodels' multipletests collects garbage on every call
+
+    from htaf import stats
+
+    rng = np.random.default_rng(1)
+    any_wrong = []
+    unadjusted = []
+    for _ in range(150):
+        pairs = {k: _null_pair(rng) for k in range(30)}
+        family = stats.compare_family(pairs, margin=0.5)
+        any_wrong.append(family["verdict"].isin([stats.BETTER, stats.WORSE]).any())
+        unadjusted.append(sum(stats.compare(*pair, 0.5).verdict in (stats.BETTER, stats.WORSE) for pair in pairs.values()))
+    assert sum(any_wrong) / len(any_wrong) <= 0.1, sum(any_wrong)  # 0.05 nominal, Monte Carlo sd 0.018
+    assert sum(u > 0 for u in unadjusted) / len(unadjusted) > 0.3  # without the correction most families err
+
+
+def test_a_real_difference_is_found_and_a_negligible_one_is_equivalent():
+    import numpy as np
+
+    from htaf import stats
+
+    rng = np.random.default_rng(2)
+    a, b = _null_pair(rng, n=8)
+    assert stats.compare(a + 1.0, b, margin=0.2).verdict == stats.BETTER
+    assert stats.compare(a + 1.0, b, margin=0.2, higher_is_better=False).verdict == stats.WORSE
+    c = a + rng.normal(0.0, 0.01, 8)
+    result = stats.compare(a, c, margin=0.2)
+    assert result.verdict == stats.EQUIVALENT and -0.2 < result.ci[0] <= result.difference <= result.ci[1] < 0.2
+    assert result.n == 8 and result.p_equivalence < 0.05
+
+
+def test_not_different_is_not_equivalent():
+    from htaf import stats
+
+    wide = stats.compare([98.1, 97.3, 98.9, 97.4, 98.2], [97.9, 97.9, 98.0, 98.0, 97.8], margin=0.2)
+    assert wide.verdict == stats.INCONCLUSIVE and wide.p_difference > 0.05 and wide.p_equivalence > 0.05
+
+
+def test_constant_differences_are_decided_exactly():
+    from htaf import stats
+
+    same = [90.0, 91.0, 92.0, 93.0, 94.0]
+    assert stats.compare(same, same, margin=0.1).verdict == stats.EQUIVALENT
+    assert stats.compare([v + 0.5 for v in same], same, margin=0.1).verdict == stats.BETTER
+    assert stats.compare([v + 0.05 for v in same], same, margin=0.1).verdict == stats.EQUIVALENT
+
+
+def test_values_are_paired_by_seed():
+    from htaf import stats
+
+    a = {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0, 4: 5.0}
+    b = {4: 5.0, 3: 4.0, 2: 3.0, 1: 2.0, 0: 1.0}
+    assert stats.compare(a, b, margin=0.1).verdict == stats.EQUIVALENT  # keys, not positions
+    with pytest.raises(ValueError, match="seeds on one side only: \\[5\\]"):
+        stats.compare(a, {**b, 5: 6.0}, margin=0.1)
+    with pytest.raises(ValueError, match="one value per seed on both sides"):
+        stats.compare([1.0] * 5, [1.0] * 6, margin=0.1)
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"margin": 0.0}, "margin must be a finite number greater than 0"),
+    ({"margin": float("nan")}, "margin must be a finite number greater than 0"),
+    ({"margin": 0.1, "alpha": 0.6}, "alpha must lie in"),
+    ({"margin": 0.1, "min_seeds": 1}, "min_seeds must be an integer of at least 2"),
+])
+def test_bad_comparison_settings_are_refused(kwargs, fragment):
+    from htaf import stats
+
+    with pytest.raises(ValueError, match=fragment):
+        stats.compare([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.1], **kwargs)
+
+
+def test_a_sentence_rests_on_five_seeds():
+    from htaf import stats
+
+    with pytest.raises(ValueError, match="at least 5 seeds, got 3"):
+        stats.compare([1.0, 2.0, 3.0], [1.0, 2.0, 3.1], margin=0.1)
+    assert stats.compare([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], margin=0.1, min_seeds=3).verdict == stats.WORSE
+
+
+def test_compare_family_adjusts_both_tests_and_keeps_the_order():
+    from htaf import stats
+
+    pairs = {"x": ([98.1, 98.3, 98.0, 98.4, 98.2], [97.5, 97.9, 97.6, 97.8, 97.7]),
+             "y": ([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0])}
+    family = stats.compare_family(pairs, margin={"x": 0.2, "y": 0.1})
+    assert list(family.index) == ["x", "y"] and list(family["verdict"]) == ["better", "equivalent"]
+    single = stats.compare(*pairs["x"], 0.2)
+    assert family.loc["x", "p_difference"] == pytest.approx(min(1.0, 2 * single.p_difference))
+    assert stats.holm([]) == [] and stats.holm([0.2]) == [0.2]

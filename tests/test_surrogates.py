@@ -218,3 +218,17 @@ def test_parameters_that_overflow_the_input_dtype_raise_a_clear_error():
 def test_with_peak_slope_none_keeps_the_parameters_as_given():
     assert surrogates.with_peak_slope("atan", None, alpha=3.0) == surrogates.get("atan", alpha=3.0)
     assert surrogates.with_peak_slope("ste", None) == surrogates.get("ste")
+
+
+@pytest.mark.parametrize("name", [n for n in surrogates.available() if surrogates.get(n).params])
+def test_parameters_that_underflow_the_dtype_are_refused_not_turned_into_nan(name):
+    """A parameter below float32's smallest normal value rounds towards 0 there, and ``0 * inf`` made the gradient
+    at an infinite input NaN: refused with a ValueError naming it; the smallest normal value itself stays finite."""
+    key = next(iter(surrogates.get(name).params))
+    x = torch.tensor([float("-inf"), -1.0, 0.0, 1.0, float("inf")], requires_grad=True)
+    with pytest.raises(ValueError, match=f"{key} = 1e-300 .* too small for torch.float32"):
+        surrogates.get(name, **{key: 1e-300}).spike(x)
+    surrogates.get(name, **{key: 1e-300}).spike(x.detach().double().requires_grad_())  # float64 holds it
+    tiny = float(torch.finfo(torch.float32).tiny)
+    surrogates.get(name, **{key: 2 * tiny}).spike(x).sum().backward()
+    assert torch.isfinite(x.grad).all(), x.grad

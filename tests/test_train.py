@@ -71,6 +71,7 @@ run("mlp", "smoke", sys.argv[1], on_epoch_end=kill_after_epoch_2, **{quick})
 """
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path):
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = subprocess.run([sys.executable, "-c", KILLED_RUN.format(quick=QUICK), str(tmp_path / "b")],

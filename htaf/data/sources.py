@@ -143,14 +143,24 @@ def read_cifar10_subset(split: str, root: Path) -> tuple[torch.Tensor, torch.Ten
     if not path.is_file():
         raise DatasetNotFoundError("cifar10_subset", root, f"no file {path}")
     try:
-        with np.load(path) as arrays:
-            images = torch.from_numpy(arrays[f"x_{split}"]).permute(0, 3, 1, 2).contiguous()
-            labels = torch.from_numpy(arrays[f"y_{split}"].astype(np.int64))
+        with np.load(path, allow_pickle=False) as arrays:
+            raw, raw_labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
     except KeyError as missing:
         raise DatasetCorruptError("cifar10_subset", path, f"lacks the array {missing}") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DatasetCorruptError("cifar10_subset", path, f"cannot be read as npz ({error})") from None
-    return images, labels
+    # the layout CIFAR-10 has: N x 32 x 32 x 3 bytes, N integer labels 0..9
+    if raw.dtype != np.uint8 or raw.ndim != 4 or raw.shape[1:] != (32, 32, 3):
+        raise DatasetCorruptError("cifar10_subset", path, f"holds x_{split} of shape {raw.shape} and dtype {raw.dtype}, "
+                                                          "not N x 32 x 32 x 3 uint8 images")
+    if raw_labels.ndim != 1 or len(raw_labels) != len(raw) or raw_labels.dtype.kind not in "iu":
+        raise DatasetCorruptError("cifar10_subset", path, f"holds y_{split} of shape {raw_labels.shape} and dtype "
+                                                          f"{raw_labels.dtype} for {len(raw)} images, not one integer "
+                                                          "label per image")
+    if len(raw_labels) and not (0 <= raw_labels.min() and raw_labels.max() <= 9):
+        raise DatasetCorruptError("cifar10_subset", path, f"holds labels outside 0..9 in y_{split}")
+    images = torch.from_numpy(raw).permute(0, 3, 1, 2).contiguous()
+    return images, torch.from_numpy(raw_labels.astype(np.int64))
 
 
 def read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
