@@ -155,7 +155,7 @@ def validate(config: Config) -> None:
         raise ConfigError("family 'icbm' has only the convolutional backbone; set backbone='conv'")
     if family == "dhn" and config["backbone"] == "mlp" and len(set(config["hidden"])) != 1:
         raise ConfigError(f"the DHN's hidden layers share one width; got hidden={config['hidden']!r}")
-    check_method(config, MODELS[family], f"method for family {family!r}")
+    check_method(config, MODELS[family], f"{family} method")
     if family == "dhn" and unit_family(config["method"]) is None:
         raise ConfigError(f"family 'dhn' needs a binary unit; {config['method']!r} is a continuous activation")
     try:

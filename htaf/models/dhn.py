@@ -177,7 +177,10 @@ class DHN(nn.Module):
         if variant not in VARIANTS:
             raise ValueError(f"unknown DHN variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         n_linear = n_linear_units(width, linear_share) if variant == "linear" else 0
-        check_unit_method(method)
+        try:
+            check_unit_method(method)
+        except ValueError as error:
+            raise ValueError(str(error).replace("unknown unit method", "unknown DHN method")) from None
         self.variant, self.method = variant, method
         self.layers = nn.ModuleList(
             DHNLayer(
