@@ -309,7 +309,7 @@ def unit_methods(binary: bool | None = None, model: str = "threshold") -> list[s
     >>> [m for m in unit_methods(binary=True) if m.startswith(("htaf", "sigmoid"))]
     ['htaf', 'htaf_anneal', 'htaf_hard', 'sigmoid', 'sigmoid_smooth']
     >>> unit_methods(model="sign")[-2:], "htaf_hard" in unit_methods(model="spiking")
-    (['ste', 'full_precision'], False)
+    (['triangle', 'full_precision'], False)
     """
     kinds = _kinds(model)
     return [name for name, spec in unit_registry().items()

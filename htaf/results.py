@@ -521,6 +521,6 @@ def _outcome(record: dict[str, Any]) -> Any:
     """What a run computed: its metrics and history without timings."""
     def untimed(row: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in row.items()
-                if "time" not in key and not key.endswith("_ms") and key != "samples_per_s"}
+                if "time" not in key and "_ms" not in key and key != "samples_per_s"}
 
     return untimed(record["metrics"]), [untimed(row) for row in record["history"]], record.get("num_params")
