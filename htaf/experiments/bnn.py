@@ -145,8 +145,10 @@ def train_metrics(model: nn.Module) -> dict[str, float]:
     return metrics.gradient_norms(model)
 
 
-#: clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound
-after_step = WEIGHT_HOOKS.after_step
+def after_step(model: nn.Module, config: Config) -> dict[str, float] | None:
+    """Clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound
+    (:meth:`BinaryWeightHooks.after_step` of :data:`WEIGHT_HOOKS`)."""
+    return WEIGHT_HOOKS.after_step(model, config)
 
 
 @torch.no_grad()
