@@ -429,8 +429,8 @@ def canonical_surrogate_params(method: str, surrogate_params: dict[str, float] |
     defaults = surrogates.family_class(family).defaults if family is not None else {}
     unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise ValueError(f"unit method {method!r} has no parameter(s) {', '.join(unknown)}; "
-                         f"its parameters: {', '.join(defaults) or 'none'}")
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for unit method {method!r}; "
+                         f"valid: {', '.join(defaults) or 'none'}")
     canonical = {}
     for key in sorted(params):
         value = params[key]
