@@ -13,9 +13,9 @@ Config keys (besides the engine's):
   or ``relu`` / ``identity`` (a continuous bottleneck: the *standard model*).
 * ``surrogate_params``: the unit's parameters (HTAF's ``alpha`` and ``beta`` too), ``alpha_end``: ``htaf_anneal``'s
   final sharpness.
-* ``peak_slope``: the unit's derivative at 0 (:func:`htaf.nn.make_unit`; ``None``: the family's
-  defaults, or ``surrogate_params``; a continuous bottleneck ignores it). Default 1, HTAF's :math:`\alpha\beta/4` at :math:`\alpha=4, \beta=1`. STE has
-  no parameter: its peak slope is 1/2 and it needs ``peak_slope=None``.
+* ``peak_slope``: the unit's derivative at 0 (:func:`htaf.nn.make_unit`; ``None``: the family's defaults, or
+  ``surrogate_params``; a continuous bottleneck ignores it). Default 1, HTAF's :math:`\alpha\beta/4` at
+  :math:`\alpha=4, \beta=1`. STE has no parameter: its peak slope is 1/2 and it needs ``peak_slope=None``.
 * ``activity_penalty``: weight of the mean concept activity added to the loss (sparser codes).
 * ``concept_supervision``: weight of a binary cross-entropy that ties the first A concepts to the dataset's A
   ground-truth attributes (a jointly trained, *supervised* concept bottleneck; needs ``concept_shapes``).
