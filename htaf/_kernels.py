@@ -16,7 +16,15 @@ import torch
 
 from ._validation import check_fits_dtype, compute_dtype
 
+#: HTAF's default parameters, declared here once (the lowest module): every default of the package reads them
+#: (:func:`htaf.functional.htaf`, :class:`htaf.nn.HTAF`, ``htaf.surrogates.HTAF.defaults``, the experiments through
+#: the surrogate's defaults); ``tests/test_units.py`` checks that no other module spells them out
+HTAF_ALPHA = 4.0
+HTAF_BETA = 1.0
+
 __all__ = [
+    "HTAF_ALPHA",
+    "HTAF_BETA",
     "sech2",
     "htaf_value",
     "htaf_derivative",

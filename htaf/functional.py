@@ -24,7 +24,7 @@ import torch
 
 from . import _kernels
 from . import surrogates as _surrogates
-from ._kernels import sech2
+from ._kernels import HTAF_ALPHA, HTAF_BETA, sech2
 from ._validation import check_float_tensor, check_positive
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def htaf(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor:
+def htaf(x: torch.Tensor, alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA) -> torch.Tensor:
     r"""HTAF, the sigmoid-tanh approximation of the Heaviside step, applied elementwise.
 
     .. math:: \mathrm{HTAF}_{\alpha,\beta}(x) = \sigma(\alpha \tanh(\beta x))
@@ -73,7 +73,7 @@ def htaf(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor
     return _kernels._HTAFFunction.apply(x, alpha, beta)
 
 
-def htaf_grad(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor:
+def htaf_grad(x: torch.Tensor, alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA) -> torch.Tensor:
     r"""Closed-form derivative of :func:`htaf` with respect to ``x``.
 
     .. math:: f'(x) = \alpha\beta\, s(1-s)\,(1-\tanh^2(\beta x)), \quad s = f(x)
@@ -90,7 +90,7 @@ def htaf_grad(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.T
     return _kernels.htaf_derivative(x, alpha, beta)
 
 
-def htaf_sign(x: torch.Tensor, alpha: float = 4.0, beta: float = 1.0) -> torch.Tensor:
+def htaf_sign(x: torch.Tensor, alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA) -> torch.Tensor:
     r"""The +/-1 form of HTAF, a smooth approximation of ``sign``: :math:`2f(x) - 1 = \tanh(\alpha\tanh(\beta x)/2)`.
 
     Its derivative is ``2 * htaf_grad(x)``; autograd uses that closed form.

@@ -18,6 +18,8 @@ tensor([0., 1.])
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from typing import Iterator
 
 import torch
@@ -25,6 +27,7 @@ from torch import nn
 
 from . import functional as F
 from . import surrogates
+from ._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["HTAF", "Spike", "use_mode"]
 
@@ -55,8 +58,8 @@ class HTAF(nn.Module):
 
     def __init__(
         self,
-        alpha: float = 4.0,
-        beta: float = 1.0,
+        alpha: float = HTAF_ALPHA,
+        beta: float = HTAF_BETA,
         mode: str = "smooth",
         step_at_eval: bool = False,
         signed: bool = False,
@@ -166,7 +169,7 @@ def use_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
 
 from ._validation import check_float_tensor  # noqa: E402
 
-__all__ += ["Smooth", "make_unit", "unit_family", "unit_methods", "unit_params", "REAL_ACTIVATIONS"]
+__all__ += ["Smooth", "make_unit", "unit_family", "unit_methods", "REAL_ACTIVATIONS"]
 
 
 class Smooth(nn.Module):
@@ -222,24 +225,107 @@ SWITCHABLE = (HTAF, Smooth)
 REAL_ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "identity": nn.Identity,
 }
-_HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
+#: the real-valued twin of a binary network (the BNN family's reference: real weights, ReLU units)
+FULL_PRECISION = "full_precision"
 _SMOOTH_SUFFIX = "_smooth"
+#: kinds of unit method: HTAF's module, a spike (step forward, surrogate backward), a smooth surrogate primitive,
+#: a continuous activation, the full-precision reference
+UNIT_KINDS = ("htaf", "spike", "smooth", "real", "reference")
+#: the methods each kind of network accepts (:func:`unit_methods` with ``model``): threshold units (DHN, ICBM,
+#: MLP: any unit), spiking neurons (SNN: a surrogate family, the LIF's spike wraps its surrogate) and sign units
+#: (BNN: a surrogate family, the sign wraps it, or the full-precision twin)
+MODEL_KINDS = {"threshold": ("htaf", "spike", "smooth", "real"), "spiking": ("surrogate",),
+               "sign": ("surrogate", "reference")}
+_HTAF_VARIANTS = {"htaf": "", "htaf_anneal": " (annealed alpha)", "htaf_hard": " (hard)"}
+_REAL_LABELS = {"relu": "ReLU", "tanh": "tanh", "gelu": "GELU", "silu": "SiLU", "identity": "identity"}
 
 
-def unit_methods(binary: bool | None = None) -> list[str]:
-    """Names :func:`make_unit` accepts: the binary units (``binary=True``), the real activations
-    (``binary=False``) or both (default).
+@dataclasses.dataclass(frozen=True)
+class UnitMethod:
+    """One entry of the unit registry (:func:`unit_registry`): a ``method`` name, the ``kind`` of unit it builds
+    (one of :data:`UNIT_KINDS`), its surrogate ``family`` (``None`` for a continuous unit) and its display ``label``.
+    """
+
+    name: str
+    kind: str
+    family: str | None
+    label: str
+
+    @property
+    def binary(self) -> bool:
+        """Whether the unit is binary at inference (an exact step or sign)."""
+        return self.family is not None
+
+    @property
+    def surrogate(self) -> bool:
+        """Whether ``name`` is a surrogate family itself (what a spiking or sign unit wraps)."""
+        return self.family == self.name
+
+
+def unit_registry() -> dict[str, UnitMethod]:
+    """The one table of unit methods: ``method -> UnitMethod``, derived from the surrogate registry at every call.
+
+    HTAF's three variants, every other registered surrogate family as a spike and as ``<family>_smooth``, the
+    continuous activations of :data:`REAL_ACTIVATIONS`, and ``"full_precision"`` (ReLU, the BNN's real-valued
+    twin). :func:`unit_methods`, :func:`unit_family`, :func:`make_unit`, the experiments' method checks and the
+    book's plot styles (:mod:`htaf.plotting`) all read it.
+
+    >>> unit_registry()["htaf_hard"]
+    UnitMethod(name='htaf_hard', kind='htaf', family='htaf', label='HTAF (hard)')
+    >>> unit_registry()["sigmoid_smooth"].label, unit_registry()["full_precision"].kind
+    ('sigmoid (smooth)', 'reference')
+    """
+    table: dict[str, UnitMethod] = {}
+    names = surrogates.available()
+    if "htaf" in names:
+        label = surrogates.family_class("htaf").label
+        for name, suffix in _HTAF_VARIANTS.items():
+            table[name] = UnitMethod(name, "htaf", "htaf", label + suffix)
+    others = [name for name in names if name != "htaf"]
+    entries = [(name, "spike", name) for name in others]
+    entries += [(f"{name}{_SMOOTH_SUFFIX}", "smooth", name) for name in others]
+    for name, kind, family in sorted(entries):
+        label = surrogates.family_class(family).label
+        table[name] = UnitMethod(name, kind, family, label if kind == "spike" else f"{label} (smooth)")
+    for name in REAL_ACTIVATIONS:
+        table[name] = UnitMethod(name, "real", None, _REAL_LABELS.get(name, name))
+    table[FULL_PRECISION] = UnitMethod(FULL_PRECISION, "reference", None, "full precision")
+    return table
+
+
+def _kinds(model: str) -> tuple[str, ...]:
+    if model not in MODEL_KINDS:
+        raise ValueError(f"unknown kind of network {model!r}; valid: {', '.join(MODEL_KINDS)}")
+    return MODEL_KINDS[model]
+
+
+def unit_methods(binary: bool | None = None, model: str = "threshold") -> list[str]:
+    """Names :func:`make_unit` accepts for a ``model`` (:data:`MODEL_KINDS`: ``"threshold"``, the default, for
+    DHN / ICBM / MLP units; ``"spiking"`` for the SNN; ``"sign"`` for the BNN), all of them (``binary=None``),
+    the binary ones (``True``) or the continuous ones (``False``).
 
     >>> unit_methods(binary=False)
     ['relu', 'tanh', 'gelu', 'silu', 'identity']
     >>> [m for m in unit_methods(binary=True) if m.startswith(("htaf", "sigmoid"))]
     ['htaf', 'htaf_anneal', 'htaf_hard', 'sigmoid', 'sigmoid_smooth']
+    >>> unit_methods(model="sign")[-2:], "htaf_hard" in unit_methods(model="spiking")
+    (['triangle', 'full_precision'], False)
     """
-    others = [name for name in surrogates.available() if name != "htaf"]
-    binary_names = [*_HTAF_METHODS, *sorted([*others, *(f"{name}{_SMOOTH_SUFFIX}" for name in others)])]
-    if binary is None:
-        return [*binary_names, *REAL_ACTIVATIONS]
-    return binary_names if binary else list(REAL_ACTIVATIONS)
+    kinds = _kinds(model)
+    return [name for name, spec in unit_registry().items()
+            if (spec.kind in kinds or ("surrogate" in kinds and spec.surrogate))
+            and (binary is None or spec.binary == binary)]
+
+
+def check_unit_method(method: str, model: str = "threshold") -> UnitMethod:
+    """The registry entry of ``method`` if a ``model`` network accepts it, else ``ValueError`` listing the valid ones.
+
+    (:func:`htaf.experiments.check_method` is the same check for a config, raising the experiments' error.)
+    """
+    valid = unit_methods(model=model)
+    if method not in valid:
+        raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(valid)}")
+    return unit_registry()[method]
 
 
 def unit_family(method: str) -> str | None:
@@ -248,57 +334,59 @@ def unit_family(method: str) -> str | None:
     >>> unit_family("htaf_hard"), unit_family("sigmoid_smooth"), unit_family("ste"), unit_family("relu")
     ('htaf', 'sigmoid', 'ste', None)
     """
-    if method in REAL_ACTIVATIONS:
-        return None
-    if method not in unit_methods(binary=True):
-        raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(unit_methods())}")
-    return "htaf" if method in _HTAF_METHODS else method.removesuffix(_SMOOTH_SUFFIX)
+    table = unit_registry()
+    if method not in table:
+        raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(table)}")
+    return table[method].family
 
 
-def unit_params(method: str, peak_slope: float | None = None,
-                surrogate_params: dict[str, float] | None = None) -> dict[str, float]:
-    """The surrogate parameters of unit ``method`` rescaled to ``peak_slope`` (``None``: ``surrogate_params`` as
-    given, over the family's defaults), by :func:`htaf.surrogates.with_peak_slope`: the one place every model
-    family matches peak slopes. A continuous activation takes neither.
+def unit_surrogate(method: str, peak_slope: float | None = None,
+                   surrogate_params: dict[str, float] | None = None) -> surrogates.Surrogate | None:
+    """The surrogate of unit ``method`` with ``surrogate_params`` over its family's defaults, rescaled to
+    ``peak_slope`` (``None``: as given) by :func:`htaf.surrogates.with_peak_slope`: the one place the package
+    resolves a unit's parameters and matches peak slopes (:func:`make_unit` builds every unit from it; for HTAF
+    ``beta`` is rescaled and ``alpha`` kept). ``None`` for a continuous unit, which has no slope to match: it
+    ignores ``peak_slope`` (so that an experiment's default slope applies to all its methods) and takes no
+    ``surrogate_params``.
 
-    >>> unit_params("htaf_hard", 0.5), unit_params("atan", 0.5), unit_params("ste", 0.5)
-    ({'alpha': 4.0, 'beta': 0.5}, {'alpha': 1.0}, {})
+    >>> unit_surrogate("htaf_hard", 0.5), unit_surrogate("atan", 0.5), unit_surrogate("ste", 0.5)
+    (HTAF(alpha=4.0, beta=0.5), Atan(alpha=1.0), STE())
     """
     family = unit_family(method)
     if family is None:
-        if peak_slope is not None or surrogate_params:
-            raise ValueError(f"the continuous activation {method!r} takes no peak_slope or surrogate_params")
-        return {}
-    return dict(surrogates.with_peak_slope(family, peak_slope, **(surrogate_params or {})).params)
+        if surrogate_params:
+            raise ValueError(f"the continuous activation {method!r} takes no surrogate_params, "
+                             f"got {sorted(surrogate_params)}")
+        return None
+    return surrogates.with_peak_slope(family, peak_slope, **(surrogate_params or {}))
 
 
 def make_unit(
     method: str,
     *,
-    alpha: float = 4.0,
-    beta: float = 1.0,
+    peak_slope: float | None = None,
     surrogate_params: dict[str, float] | None = None,
     signed: bool = False,
-    peak_slope: float | None = None,
 ) -> nn.Module:
-    """The unit (activation) called ``method``; every model family builds its units here.
+    """The unit (activation) called ``method`` (a name of :func:`unit_registry`); every model family builds its
+    units here.
 
     * ``"htaf"``, ``"htaf_anneal"``: :class:`HTAF` smooth while training, exact step in ``eval()``
-      (``htaf_anneal``'s schedule of ``alpha`` is the experiment's business);
+      (``htaf_anneal``'s schedule of ``alpha`` is :func:`anneal_alpha`, applied by :func:`set_alpha`);
     * ``"htaf_hard"``: :class:`HTAF` in ``"hard"`` mode, exact step forward, HTAF derivative backward;
     * a surrogate name of :func:`htaf.surrogates.available` (``"ste"``, ``"atan"``, ...): :class:`Spike`,
       exact step forward, that surrogate's derivative backward;
     * ``"<surrogate>_smooth"`` (``"sigmoid_smooth"``, ...): :class:`Smooth`, the surrogate's primitive while
       training, exact step in ``eval()``;
-    * ``"relu"``, ``"tanh"``, ``"gelu"``, ``"silu"``, ``"identity"``: continuous, never binarised.
+    * ``"relu"``, ``"tanh"``, ``"gelu"``, ``"silu"``, ``"identity"``: continuous, never binarised;
+      ``"full_precision"``: ReLU (the BNN's real-valued twin).
 
-    ``alpha`` and ``beta`` parametrise HTAF; ``surrogate_params`` are the parameters of the unit's surrogate
-    family (for the HTAF methods they may also give ``alpha`` and ``beta``, and win over the keywords).
-    ``signed=True`` gives +/-1 instead of 0/1 (binary units only). ``peak_slope`` rescales the unit's surrogate so
-    that its derivative at the threshold is this (:func:`unit_params`; for HTAF ``beta`` is rescaled, ``alpha``
-    kept).
+    ``surrogate_params`` are the parameters of the unit's surrogate family (HTAF's ``alpha`` and ``beta`` too;
+    defaults: the family's), ``peak_slope`` rescales them so that the derivative at the threshold is this
+    (:func:`unit_surrogate`, the one resolver). The spiking and sign units of the SNN and BNN wrap the resolved
+    unit's ``.surrogate``. ``signed=True`` gives +/-1 instead of 0/1 (binary units only).
 
-    >>> make_unit("htaf_hard", alpha=8.0)
+    >>> make_unit("htaf_hard", surrogate_params={"alpha": 8.0})
     HTAF(alpha=8.0, beta=1.0, mode='hard')
     >>> make_unit("sigmoid", surrogate_params={"alpha": 10.0})
     Spike(Sigmoid(alpha=10.0), signed=False)
@@ -306,31 +394,99 @@ def make_unit(
     (Spike(STE(), signed=True), Smooth(Sigmoid(alpha=4.0), step_at_eval=True), ReLU())
 
     Raises:
-        ValueError: an unknown ``method`` (the message lists :func:`unit_methods`), ``signed`` for a
+        ValueError: an unknown ``method`` (the message lists :func:`unit_registry`), ``signed`` for a
             continuous activation, or ``surrogate_params`` for an activation that has none.
         TypeError: a parameter the surrogate family does not have.
     """
-    params = dict(surrogate_params or {})
-    if peak_slope is not None:
-        base = {"alpha": alpha, "beta": beta, **params} if method in _HTAF_METHODS else params
-        params = unit_params(method, peak_slope, base)
-    if method in REAL_ACTIVATIONS:
+    surrogate = unit_surrogate(method, peak_slope, surrogate_params)
+    kind = unit_registry()[method].kind
+    if surrogate is None:
         if signed:
             raise ValueError(f"signed=True applies to binary units only, not to the activation {method!r}")
-        if params:
-            raise ValueError(f"the activation {method!r} takes no surrogate_params, got {sorted(params)}")
-        return REAL_ACTIVATIONS[method]()
-    if method in _HTAF_METHODS:
-        params = {"alpha": alpha, "beta": beta, **params}
-        surrogates.get("htaf", **params)  # unknown parameters fail here, naming the valid ones
+        return nn.ReLU() if kind == "reference" else REAL_ACTIVATIONS[method]()
+    if kind == "htaf":
         if method == "htaf_hard":
-            return HTAF(**params, mode="hard", signed=signed)
-        return HTAF(**params, mode="smooth", step_at_eval=True, signed=signed)
-    if method in unit_methods(binary=True):
-        if method.endswith(_SMOOTH_SUFFIX):
-            return Smooth(method.removesuffix(_SMOOTH_SUFFIX), step_at_eval=True, signed=signed, **params)
-        return Spike(method, signed=signed, **params)
-    raise ValueError(f"unknown unit method {method!r}; valid: {', '.join(unit_methods())}")
+            return HTAF(**surrogate.params, mode="hard", signed=signed)
+        return HTAF(**surrogate.params, mode="smooth", step_at_eval=True, signed=signed)
+    if kind == "smooth":
+        return Smooth(surrogate, step_at_eval=True, signed=signed)
+    return Spike(surrogate, signed=signed)
+
+
+def canonical_surrogate_params(method: str, surrogate_params: dict[str, float] | None) -> dict[str, float]:
+    """``surrogate_params`` of unit ``method`` in the one form a config stores, so that one computation has one hash:
+    numbers as floats, entries equal to the family's default dropped (``{}`` and ``{"alpha": 4.0, "beta": 1.0}``
+    name the same ``htaf`` run), sorted by name. A method without parameters (a continuous unit, STE) rejects any.
+
+    >>> canonical_surrogate_params("htaf", {"beta": 1, "alpha": 8}), canonical_surrogate_params("htaf_hard", {"alpha": 4})
+    ({'alpha': 8.0}, {})
+
+    Raises:
+        ValueError: an unknown method, or parameters the method does not have (the message names the valid ones).
+    """
+    params = dict(surrogate_params or {})
+    family = unit_family(method)
+    defaults = surrogates.family_class(family).defaults if family is not None else {}
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for unit method {method!r}; "
+                         f"valid: {', '.join(defaults) or 'none'}")
+    canonical = {}
+    for key in sorted(params):
+        value = params[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        if value != defaults[key]:
+            canonical[key] = value
+    return canonical
+
+
+# --------------------------------------------------------------------------------------------
+# HTAF's annealed sharpness (``htaf_anneal``)
+# --------------------------------------------------------------------------------------------
+
+__all__ += ["UnitMethod", "unit_registry", "unit_surrogate", "check_unit_method", "canonical_surrogate_params",
+            "FULL_PRECISION", "ANNEAL_ALPHA_END", "anneal_alpha", "set_alpha", "anneal"]
+
+#: the default final sharpness of ``htaf_anneal`` (config key ``alpha_end``)
+ANNEAL_ALPHA_END = 32.0
+
+
+def anneal_alpha(epoch: int, epochs: int, alpha_start: float, alpha_end: float) -> float:
+    r"""Geometric schedule :math:`\alpha_e = \alpha_0 (\alpha_1/\alpha_0)^{e/(E-1)}` for epoch ``e`` of ``E``.
+
+    The first epoch uses ``alpha_start``, the last ``alpha_end``.
+
+    >>> [round(anneal_alpha(e, 3, 2.0, 32.0), 3) for e in range(3)]
+    [2.0, 8.0, 32.0]
+    """
+    if alpha_start <= 0 or alpha_end <= 0:
+        raise ValueError(f"alpha_start and alpha_end must be > 0, got {alpha_start!r}, {alpha_end!r}")
+    if epochs <= 1:
+        return float(alpha_end)
+    progress = min(max(epoch / (epochs - 1), 0.0), 1.0)
+    return float(alpha_start * math.exp(progress * math.log(alpha_end / alpha_start)))
+
+
+def set_alpha(model: nn.Module, alpha: float) -> None:
+    """Set the sharpness of every :class:`HTAF` module in ``model`` (forward and surrogate)."""
+    for module in model.modules():
+        if isinstance(module, HTAF):
+            module.alpha = alpha
+
+
+def anneal(model: nn.Module, epoch: int, config: dict) -> float | None:
+    """``htaf_anneal``'s schedule, the one every experiment uses: at the start of ``epoch`` (from 0) set every HTAF
+    unit of ``model`` to :func:`anneal_alpha` from the unit's resolved ``alpha`` (``surrogate_params`` or HTAF's
+    default; peak-slope matching keeps it) to ``config["alpha_end"]`` over ``config["epochs"]``. Computed from the
+    config alone (no state kept between calls). Returns the alpha set, or ``None`` for any other method.
+    """
+    if config["method"] != "htaf_anneal":
+        return None
+    start = unit_surrogate(config["method"], config["peak_slope"], config["surrogate_params"]).alpha
+    alpha = anneal_alpha(epoch, config["epochs"], start, config["alpha_end"])
+    set_alpha(model, alpha)
+    return alpha
 
 
 # Binary layers (binary weights with real latent weights) and their bit-packed inference form.

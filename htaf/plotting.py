@@ -1,10 +1,12 @@
 """One look for every figure of the book: a style per method, the notebook set-up cell, shared plot helpers.
 
 Every method the book plots has one colour, marker, line style and label, everywhere. HTAF is red
-(``#d62728``) and its variants are shades of red. Surrogate families take their style from their class in
+(``#d62728``) and its variants are shades of red. Which unit methods exist and their labels come from the unit
+registry (:func:`htaf.nn.unit_registry`); surrogate families take their style from their class in
 :mod:`htaf.surrogates` (``label``, ``color``, ``marker``, ``linestyle``), so a newly registered family is
-styled too; the other methods (smooth baselines, HTAF variants of the experiments, references) are in
-:data:`METHODS`.
+styled too (its ``<family>_smooth`` unit in a lighter shade of its colour, dashed). :data:`METHOD_STYLES` holds the
+colours the book chooses for the other unit methods (HTAF's variants, the smooth sigmoid, the references), and
+:data:`SERIES` the curves that are not unit methods (untrained floor, supervised ceiling, the step, ...).
 
 >>> from htaf import plotting
 >>> plotting.style("htaf")
@@ -26,41 +28,63 @@ from typing import Any
 
 from . import surrogates
 
-__all__ = ["METHODS", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar", "chance_line",
-           "alpha_beta_map"]
+__all__ = ["METHOD_STYLES", "SERIES", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar",
+           "chance_line", "alpha_beta_map"]
 
-#: style of every method that is not a surrogate family (those carry theirs in their class):
-#: name -> (label, colour, marker, line style). HTAF's variants are shades of HTAF's red.
-METHODS: dict[str, tuple[str, str, str | None, str]] = {
-    "htaf_hard": ("HTAF (hard)", "#a50f15", "D", "-"),
-    "htaf_anneal": ("HTAF (annealed alpha)", "#fb6a4a", "p", "--"),
+#: the book's colour, marker and line style of the unit methods that are not a surrogate family (those carry
+#: theirs in their class); their labels are the registry's. HTAF's variants are shades of HTAF's red.
+METHOD_STYLES: dict[str, tuple[str, str | None, str]] = {
+    "htaf_hard": ("#a50f15", "D", "-"),
+    "htaf_anneal": ("#fb6a4a", "p", "--"),
+    "full_precision": ("#525252", "x", "-"),
+    "relu": ("#393b79", "+", "-"),
+    "sigmoid_smooth": ("#6baed6", "2", "--"),
+}
+#: curves of the book that are not unit methods: name -> (label, colour, marker, line style)
+SERIES: dict[str, tuple[str, str, str | None, str]] = {
     "htaf_default": ("HTAF (alpha=4, beta=1)", "#67000d", "8", "-."),
-    "full_precision": ("full precision", "#525252", "x", "-"),
-    "relu": ("ReLU", "#393b79", "+", "-"),
     "continuous": ("continuous", "#637939", "1", "-"),
-    "sigmoid_smooth": ("sigmoid (smooth)", "#6baed6", "2", "--"),
     "supervised": ("supervised", "#e7ba52", "H", "-"),
     "untrained": ("untrained", "#bdbdbd", ".", ":"),
     "step": ("step $H$", "#000000", None, "--"),
 }
+#: a continuous activation without a colour of its own
+_REAL_STYLE = ("#636363", ".", "-")
 
 #: the matplotlib settings of the book's figures (applied by :func:`setup_notebook`)
 RC = {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
 
 
 def methods() -> list[str]:
-    """Every method with a style: the registered surrogate families, then :data:`METHODS`."""
-    return [*surrogates.available(), *METHODS]
+    """Every method with a style: the unit methods of :func:`htaf.nn.unit_registry`, then :data:`SERIES`."""
+    from .nn import unit_registry
+
+    return [*unit_registry(), *SERIES]
+
+
+def _lighter(colour: str, share: float = 0.45) -> str:
+    import matplotlib.colors
+
+    rgb = [c + (1.0 - c) * share for c in matplotlib.colors.to_rgb(colour)]
+    return matplotlib.colors.to_hex(rgb)
 
 
 def _lookup(method: str) -> tuple[str, str, str | None, str]:
-    if method in METHODS:
-        return METHODS[method]
-    try:
-        cls = surrogates.family_class(method)
-    except (TypeError, ValueError):
-        raise ValueError(f"no plot style for method {method!r}; known methods: {', '.join(methods())}") from None
-    return cls.label, cls.color, cls.marker, cls.linestyle
+    from .nn import unit_registry
+
+    if isinstance(method, str) and method in SERIES:
+        return SERIES[method]
+    spec = unit_registry().get(method) if isinstance(method, str) else None
+    if spec is None:
+        raise ValueError(f"no plot style for method {method!r}; known methods: {', '.join(methods())}")
+    if method in METHOD_STYLES:
+        return (spec.label, *METHOD_STYLES[method])
+    if spec.family is None:
+        return (spec.label, *_REAL_STYLE)
+    cls = surrogates.family_class(spec.family)
+    if spec.kind == "smooth":
+        return spec.label, _lighter(cls.color), cls.marker, "--"
+    return spec.label, cls.color, cls.marker, cls.linestyle
 
 
 def style(method: str, **overrides: Any) -> dict[str, Any]:
@@ -70,7 +94,7 @@ def style(method: str, **overrides: Any) -> dict[str, Any]:
     ``marker=None`` for a dense curve, or another ``label``).
 
     Raises:
-        ValueError: ``method`` is neither a registered surrogate nor in :data:`METHODS`; lists the known ones.
+        ValueError: ``method`` is neither a registered unit method nor in :data:`SERIES`; lists the known ones.
     """
     name, colour, marker, linestyle = _lookup(method)
     return {"color": colour, "marker": marker, "label": name, "linestyle": linestyle, **overrides}

@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 #: version of the results-file format; :func:`migrate` brings older files up to it
-SCHEMA = 2
+SCHEMA = 3
 HASH_LENGTH = 16
 #: keys every results file has
 REQUIRED_KEYS = ("schema", "experiment", "profile", "hash", "config", "history", "metrics", "wall_time_s")
@@ -532,8 +532,49 @@ def _to_schema_2(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _to_schema_3(record: dict[str, Any]) -> dict[str, Any]:
+    """One spelling of HTAF's parameters: ``surrogate_params`` in every experiment.
+
+    * ``dhn``, ``dhn_regression``, ``sensitivity_*``: the top-level ``alpha`` and ``beta`` go; for a method of HTAF's
+      family they become ``surrogate_params`` (where both gave one, the key that won in the schema-2 builders wins:
+      ``surrogate_params`` in the DHN experiments, ``alpha``/``beta`` in ``sensitivity_bnn`` and ``sensitivity_snn``);
+      other methods never used them.
+    * ``icbm``: ``alpha_start`` goes. ``htaf_anneal`` annealed from ``alpha_start`` to its unit's alpha: that unit's
+      alpha becomes ``alpha_end`` and ``alpha_start`` its ``surrogate_params`` alpha (the schedule is the same
+      numbers, epoch by epoch); every other run gets the new profile's ``alpha_end``. (A schema-2 ``htaf_anneal`` run
+      with a ``peak_slope`` matched its slope at the final alpha, which schema 3 cannot express: it raises.)
+    * ``surrogate_params`` in the canonical form :func:`htaf.experiments.resolve_config` stores
+      (:func:`htaf.nn.canonical_surrogate_params`), so that the file has the hash of its grid point.
+    """
+    from htaf import nn as units
+
+    config, experiment = dict(record["config"]), record["experiment"]
+    method = config.get("method")
+    known = method in units.unit_registry()
+    params = dict(config.get("surrogate_params") or {})
+    if "alpha" in config or "beta" in config:
+        top = {key: config.pop(key) for key in ("alpha", "beta") if key in config}
+        if known and units.unit_family(method) == "htaf":
+            params = {**params, **top} if experiment in ("sensitivity_bnn", "sensitivity_snn") else {**top, **params}
+    if "alpha_start" in config:
+        start = config.pop("alpha_start")
+        if method == "htaf_anneal":
+            if config.get("peak_slope") is not None:
+                raise ResultsError(f"{experiment} run {record.get('hash')}: htaf_anneal with a peak_slope matched the "
+                                   "slope at its final alpha; schema 3 matches it at the start and cannot express it")
+            end = units.unit_surrogate(method, None, params).alpha
+            params = {**params, "alpha": start}
+            config["alpha_end"] = end
+        else:
+            config["alpha_end"] = units.ANNEAL_ALPHA_END
+    if "surrogate_params" in config and known:
+        config["surrogate_params"] = units.canonical_surrogate_params(method, params)
+    record["config"] = config
+    return record
+
+
 #: ``MIGRATIONS[n]`` turns a schema-``n`` record into a schema-``n+1`` record
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _to_schema_2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _to_schema_2, 2: _to_schema_3}
 
 
 def _migrated(record: dict[str, Any]) -> dict[str, Any]:
@@ -550,6 +591,9 @@ def migrate(results_dir: str | os.PathLike | None = None) -> list[tuple[Path, Pa
 
     A migration renames config or metric keys of identical runs (it never changes what a run computed);
     as the hash covers the config, the file gets its new ``<hash>.json`` name and the old file is removed.
+    Where two old files become one run (they differed only in a key the run did not use) and computed the same
+    (metrics and history, timings aside), one is kept, with a :class:`ResultsWarning`; different results raise
+    :class:`ResultsError`.
     Files that are not results files are left alone with a :class:`ResultsWarning`.
     """
     moved = []
@@ -565,9 +609,27 @@ def migrate(results_dir: str | os.PathLike | None = None) -> list[tuple[Path, Pa
         record = _migrated(record)
         target = path.with_name(f"{record['hash']}.json")
         if target != path and target.exists():
-            raise ResultsError(f"cannot migrate {path}: {target} already exists")
+            # two old files of one computation (a config key it did not use told them apart): keep one if they
+            # computed the same, else refuse
+            kept = read_json(target)
+            if _outcome(kept) != _outcome(record):
+                raise ResultsError(f"cannot migrate {path}: {target} holds the same run with different results")
+            warnings.warn(f"migrate: {path.name} is the same run as {target.name} (identical results); kept one",
+                          ResultsWarning, stacklevel=2)
+            path.unlink()
+            moved.append((path, target))
+            continue
         write_json(target, record)
         if target != path:
             path.unlink()
         moved.append((path, target))
     return moved
+
+
+def _outcome(record: dict[str, Any]) -> Any:
+    """What a run computed: its metrics and history without timings."""
+    def untimed(row: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in row.items()
+                if "time" not in key and "_ms" not in key and key != "samples_per_s"}
+
+    return untimed(record["metrics"]), [untimed(row) for row in record["history"]], record.get("num_params")

@@ -300,7 +300,7 @@ class HTAF(Surrogate):
     """
 
     name = "htaf"
-    defaults = {"alpha": 4.0, "beta": 1.0}
+    defaults = {"alpha": _kernels.HTAF_ALPHA, "beta": _kernels.HTAF_BETA}
     origin = "this project (sigmoid-tanh composite)"
     slope_parameter = "beta"  # matching a peak slope keeps the sharpness alpha
     label, color, marker = "HTAF", "#d62728", "o"

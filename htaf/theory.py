@@ -44,6 +44,7 @@ import sympy as sp
 from scipy import integrate, optimize, special
 
 from . import surrogates
+from ._kernels import HTAF_BETA
 from ._symbolic import Family, T, eps, sigmoid, x
 
 __all__ = [
@@ -283,7 +284,7 @@ def htaf_tail_constant(alpha: float, beta: float) -> float:
     return 4.0 * alpha * beta * s * (1.0 - s)
 
 
-def equal_rate_crossover(alpha: float, beta: float = 1.0) -> float:
+def equal_rate_crossover(alpha: float, beta: float = HTAF_BETA) -> float:
     r"""Where HTAF's near-zero mass falls below that of the sigmoid with the same tail rate (:math:`k = 2\beta`).
 
     :math:`\tanh(\tfrac\alpha2\tanh\beta\varepsilon) > \tanh(\beta\varepsilon)` iff :math:`\alpha\tanh u > 2u` with

@@ -136,18 +136,20 @@ def test_trained_model_packs_exactly(arch):
 
 
 def test_activation_units_and_matched_slope():
-    unit = bnn.make_sign("htaf", peak_slope=0.5)
+    unit = bnn.sign_unit("htaf", peak_slope=0.5)
     assert isinstance(unit, Spike) and unit.signed
     x = torch.zeros(1, requires_grad=True)
     unit(x).sum().backward()
     assert x.grad.item() == pytest.approx(1.0)  # the sign's slope is twice the step's
-    ste = bnn.make_sign("ste", peak_slope=0.5)
+    ste = bnn.sign_unit("ste", peak_slope=0.5)
     y = torch.tensor([0.5, 1.5], requires_grad=True)
     ste(y).sum().backward()
     assert y.grad.tolist() == [1.0, 0.0]
-    assert isinstance(bnn.make_sign("full_precision"), torch.nn.ReLU)
-    with pytest.raises(ValueError, match="unknown BNN method 'bogus'.*full_precision"):
-        bnn.make_sign("bogus")
+    assert isinstance(bnn.sign_unit("full_precision"), torch.nn.ReLU)
+    with pytest.raises(ValueError, match="unknown unit method .bogus.*full_precision"):
+        bnn.sign_unit("bogus")
+    with pytest.raises(ValueError, match="unknown unit method 'htaf_hard'"):  # a sign unit wraps a surrogate family
+        bnn.sign_unit("htaf_hard")
     with pytest.raises(ValueError, match="unknown BNN arch"):
         bnn.build("bogus", (1, 8, 8), 10)
 
@@ -183,7 +185,7 @@ def test_set_surrogate_replaces_every_signed_spike():
 
 def test_sign_convention_matches_functional():
     x = torch.tensor([-1.0, 0.0, 2.0])
-    assert bnn.make_sign("ste")(x).tolist() == HF.sign(x).tolist() == [-1.0, 1.0, 1.0]
+    assert bnn.sign_unit("ste")(x).tolist() == HF.sign(x).tolist() == [-1.0, 1.0, 1.0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def test_ede_schedule_runs_from_t_min_to_t_max():
 
 @pytest.mark.parametrize("key,value,message", [
     ("arch", "bogus", "unknown value of 'arch'"),
-    ("method", "bogus", "unknown value of 'method'"),
+    ("method", "bogus", "unknown method 'bogus'"),
     ("scale", "max", "valid choices: none, mean"),
     ("hidden", [0], "positive width"),
     ("ede_t_min", 20.0, "ede_t_min <= ede_t_max"),
@@ -281,3 +283,28 @@ def test_clipping_needs_a_positive_finite_bound(bound):
     with pytest.raises(ValueError, match="bound must be a finite number greater than 0"):
         clip_latent_weights_(net, bound=bound)
     assert torch.equal(net[0].weight, before)
+
+
+def test_one_weight_hook_object_keeps_each_models_flip_counter_out_of_the_model():
+    """bnn, domains and sensitivity_bnn share one BinaryWeightHooks; its per-run state is keyed by the model."""
+    import gc
+
+    from htaf.experiments import bnn as bnn_experiment
+    from htaf.experiments import domains, get, sensitivity  # noqa: F401 (registers the experiments)
+
+    hooks = bnn_experiment.WEIGHT_HOOKS
+    for name in ("bnn", "domains", "sensitivity_bnn"):
+        assert get(name).after_step in (hooks.after_step, bnn_experiment.after_step)
+        assert get(name).on_epoch_start in (hooks.on_epoch_start, bnn_experiment.on_epoch_start)
+    a, b = (bnn.binary_mlp(16, 3, hidden=[8, 8], method="ste") for _ in range(2))
+    for net in (a, b):
+        hooks.on_epoch_start(net, 0, {})
+        assert "_flip_counter" not in net.__dict__
+    with torch.no_grad():
+        a.body[1][0].weight.neg_()  # every binary weight of a flips, none of b
+    assert hooks.after_step(a, {})["flip_ratio"] == 1.0 and hooks.after_step(b, {})["flip_ratio"] == 0.0
+    assert hooks.after_step(bnn.binary_mlp(16, 3, hidden=[8], method="full_precision"), {}) is None
+    count = len(hooks._counters)
+    del a
+    gc.collect()
+    assert len(hooks._counters) == count - 1  # the state goes with its model

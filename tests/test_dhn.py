@@ -11,13 +11,8 @@ from torch import nn
 from htaf import metrics as metrics_module
 from htaf.experiments import dhn as dhn_experiment
 from htaf.metrics import firing_summary
-from htaf.models.dhn import (
-    DHN,
-    anneal_alpha,
-    n_linear_units,
-    set_alpha,
-)
-from htaf.nn import HTAF
+from htaf.models.dhn import DHN, n_linear_units
+from htaf.nn import HTAF, anneal_alpha, set_alpha
 
 METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste", "rectangle", "sigmoid", "atan"]
 
@@ -144,14 +139,15 @@ def test_anneal_schedule_and_set_alpha():
     for m in model.modules():
         if isinstance(m, HTAF):
             assert m.alpha == 16.0 and m.surrogate.alpha == 16.0
-    config = {"method": "htaf_anneal", "epochs": 3, "alpha": 2.0, "alpha_end": 32.0}
+    config = {"method": "htaf_anneal", "epochs": 3, "surrogate_params": {"alpha": 2.0}, "peak_slope": None,
+              "alpha_end": 32.0}
     dhn_experiment.on_epoch_start(model, 1, config)
     assert all(m.alpha == pytest.approx(8.0) for m in model.modules() if isinstance(m, HTAF))
 
 
 def _one_unit_model(method: str = "htaf", out_features: int = 2) -> DHN:
     """x -> h = act(x) -> readout; with 2 outputs, class 1 iff 10 (h - 0.7) > 0, i.e. h > 0.7."""
-    model = DHN(1, out_features, width=1, depth=1, method=method, alpha=4.0, beta=1.0)
+    model = DHN(1, out_features, width=1, depth=1, method=method)
     with torch.no_grad():
         model.layers[0].linear.weight.fill_(1.0)
         model.layers[0].linear.bias.zero_()
@@ -257,14 +253,16 @@ def test_annealed_run_is_evaluated_at_its_final_alpha_even_when_resumed_at_the_e
     # A run resumed after its last checkpoint trains no epoch: eval_metrics must still use the final alpha.
     from htaf import data
     from htaf.experiments import resolve_config
+    from htaf import surrogates
     from htaf.experiments.dhn import build_model, eval_metrics
-    from htaf.models.dhn import anneal_alpha
+    from htaf.nn import anneal_alpha
 
     config = resolve_config("dhn", "smoke", method="htaf_anneal", depth=1)
     model = build_model(config)
     _, test = data.get_loaders(config)
     metrics = eval_metrics(model, test, torch.device("cpu"), config)
-    assert metrics["final_alpha"] == anneal_alpha(config["epochs"] - 1, config["epochs"], config["alpha"], config["alpha_end"])
+    start = config["surrogate_params"].get("alpha", surrogates.HTAF.defaults["alpha"])
+    assert metrics["final_alpha"] == anneal_alpha(config["epochs"] - 1, config["epochs"], start, config["alpha_end"])
 
 
 def test_peak_slope_matches_every_method_to_ste():
@@ -279,9 +277,11 @@ def test_peak_slope_matches_every_method_to_ste():
         sg = unit.surrogate if hasattr(unit, "surrogate") else surrogates.get("htaf", alpha=unit.alpha, beta=unit.beta)
         assert sg.peak_slope == pytest.approx(0.5), method
     # HTAF keeps alpha and rescales beta; the anneal starts at the matched slope
-    assert dhn_experiment.unit_parameters(resolve_config("dhn", "cpu", method="htaf_anneal")) == (4.0, 0.5, {})
+    unit = experiment.build_model(resolve_config("dhn", "cpu", method="htaf_anneal")).layers[0].act
+    assert (unit.alpha, unit.beta) == (4.0, 0.5)
     # None: parameters as given (STE's 1/2 against 1 for HTAF at alpha=4, beta=1)
-    assert dhn_experiment.unit_parameters(resolve_config("dhn", "smoke", method="htaf")) == (4.0, 1.0, {})
+    unit = experiment.build_model(resolve_config("dhn", "smoke", method="htaf")).layers[0].act
+    assert (unit.alpha, unit.beta) == (4.0, 1.0)
     with pytest.raises(ConfigError, match="ste"):  # STE has no parameter to reach another slope with
         experiment.validate(resolve_config("dhn", "cpu", method="ste", peak_slope=1.0))
 

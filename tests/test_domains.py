@@ -13,7 +13,7 @@ import htaf
 from htaf import data, experiments
 from htaf.data import randman, shd
 from htaf.models import domains, snn
-from htaf.nn import unit_params
+from htaf.nn import unit_surrogate
 
 SMALL = {"channels": 10, "classes": 4, "dim": 1, "T": 10, "n_train": 40, "n_test": 20}
 
@@ -213,7 +213,7 @@ def test_conv1d_backbones():
     for family, method in [("dhn", "htaf"), ("bnn", "ste"), ("bnn", "full_precision")]:
         net = domains.conv1d_net(family, 1, 40, 10, method=method, peak_slope=None if method == "full_precision" else 0.5)
         assert net(torch.randn(3, 1, 40)).shape == (3, 10)
-    assert unit_params("htaf", 0.5) == {"alpha": 4.0, "beta": 0.5}
+    assert unit_surrogate("htaf", 0.5).params == {"alpha": 4.0, "beta": 0.5}
     with pytest.raises(ValueError, match="too short"):
         domains.conv_lengths(8)
     with pytest.raises(ValueError, match=r"signals \[B, channels, length\]"):
@@ -237,5 +237,8 @@ def test_domains_experiment_families_and_their_checks():
         experiments.resolve_config("domains", "smoke", family="dhn")
     with pytest.raises(experiments.ConfigError, match="needs a dataset of spike trains"):
         experiments.resolve_config("domains", "smoke", dataset="mnist1d", data_kwargs={})
-    with pytest.raises(experiments.ConfigError, match="unknown method 'relu' for family 'snn'"):
+    with pytest.raises(experiments.ConfigError, match="unknown snn method 'relu'; valid choices: htaf, "):
         experiments.resolve_config("domains", "smoke", method="relu")
+    with pytest.raises(experiments.ConfigError, match="family 'dhn' needs a binary unit"):
+        experiments.resolve_config("domains", "smoke", family="dhn", dataset="mnist1d", method="relu",
+                                   data_kwargs={"n_train": 60, "n_test": 20})

@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+
+from htaf.nn import anneal_alpha
 import torch
 from torch import nn
 
@@ -54,7 +56,7 @@ def test_training_forward_is_smooth_and_exposes_the_concept_tensors():
 
 @pytest.mark.parametrize("method, slope", [("htaf", 1.0), ("htaf", 0.5), ("sigmoid_smooth", 1.0), ("atan", 2.0)])
 def test_units_are_matched_at_peak_slope(method, slope):
-    unit = icbm.unit_for(method, slope)
+    unit = icbm.build("cnn", SHAPE, 4, num_concepts=2, method=method, peak_slope=slope).unit
     x = torch.zeros(1, requires_grad=True)
     if isinstance(unit, HTAF):
         unit.mode = "hard"
@@ -72,9 +74,9 @@ def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="num_concepts"):
         _model("htaf", k=0)
     with pytest.raises(ValueError, match="unknown unit method"):
-        icbm.unit_for("nonsense")
+        icbm.build("cnn", SHAPE, 4, method="nonsense")
     with pytest.raises(ValueError, match="peak slope"):
-        icbm.unit_for("ste", 1.0)  # STE's peak slope is fixed at 1/2
+        icbm.build("cnn", SHAPE, 4, method="ste", peak_slope=1.0)  # STE's peak slope is fixed at 1/2
     with pytest.raises(ValueError, match="unknown ICBM arch"):
         icbm.build("mlp", SHAPE, 4)
 
@@ -200,13 +202,31 @@ def test_loss_adds_supervision_and_activity_penalty():
 
 
 def test_alpha_schedule_sharpens_to_the_final_alpha():
-    config = resolve_config("icbm", "smoke", method="htaf_anneal", alpha_start=0.5, epochs=3)
+    config = resolve_config("icbm", "smoke", method="htaf_anneal", surrogate_params={"alpha": 0.5}, alpha_end=4.0,
+                            peak_slope=None, epochs=3)
     model = icbm_experiment.build_model(config)
     alphas = []
     for epoch in range(3):
         icbm_experiment.on_epoch_start(model, epoch, config)
         alphas.append(model.unit.alpha)
     assert alphas == pytest.approx([0.5, 2.0 ** 0.5, 4.0])  # geometric: 0.5 * (4 / 0.5) ** (e / 2)
+    assert "_alpha_end" not in model.__dict__  # computed from the config alone: no state in the model
+
+
+def test_sharpen_runs_keep_their_schedule_in_the_new_spelling():
+    """The chapter's sharpen sweep (schema 2: surrogate_params alpha 16, alpha_start 1) anneals 1 -> 16 as before."""
+    from htaf.experiments.icbm import GRIDS
+
+    grid = GRIDS["cpu"]["fmnist_sharpen"]
+    assert grid["surrogate_params"] == [{"alpha": 1.0}] and grid["alpha_end"] == [16.0]
+    config = resolve_config("icbm", "smoke", **{key: values[0] for key, values in grid.items()
+                                                if key not in ("dataset", "subset", "data_kwargs")})
+    model = icbm_experiment.build_model(config)
+    alphas = []
+    for epoch in range(config["epochs"]):
+        icbm_experiment.on_epoch_start(model, epoch, config)
+        alphas.append(model.unit.alpha)
+    assert alphas == [anneal_alpha(e, config["epochs"], 1.0, 16.0) for e in range(config["epochs"])]
 
 
 def test_freeze_backbone_trains_only_normalisation_and_head():

@@ -33,12 +33,22 @@ def test_every_method_of_the_book_has_a_style():
         assert set(s) == {"color", "marker", "label", "linestyle"}
         assert s["label"] == plotting.label(method) and s["color"] == plotting.color(method)
         assert matplotlib.colors.is_color_like(s["color"])
-    assert set(plotting.methods()) == set(surrogates.available()) | set(plotting.METHODS)
+    from htaf.nn import unit_registry
+
+    # which methods exist, and their labels, come from the unit registry; the book adds its non-method series
+    assert plotting.methods() == [*unit_registry(), *plotting.SERIES]
+    assert set(surrogates.available()) | set(plotting.METHOD_STYLES) <= set(plotting.methods())
+    for method, spec in unit_registry().items():
+        assert plotting.label(method) == spec.label and matplotlib.colors.is_color_like(plotting.color(method))
 
 
 def test_one_colour_per_method_and_htaf_is_red():
-    colours = [plotting.color(m) for m in plotting.methods()]
+    # every method the book draws (and every surrogate family) has a colour of its own
+    chosen = [*surrogates.available(), *plotting.METHOD_STYLES, *plotting.SERIES]
+    colours = [plotting.color(m) for m in chosen]
     assert len(set(colours)) == len(colours)
+    assert len({plotting.color(m) for m in plotting.methods() if m.endswith("_smooth")}) == len(
+        [m for m in plotting.methods() if m.endswith("_smooth")])  # derived shades stay distinct
     assert plotting.color("htaf") == "#d62728" == surrogates.HTAF.color
     for variant in ("htaf_hard", "htaf_anneal", "htaf_default"):  # shades of red
         r, g, b = matplotlib.colors.to_rgb(plotting.color(variant))

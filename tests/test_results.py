@@ -90,3 +90,97 @@ def test_checkpoints_live_in_a_hidden_folder_of_their_results_root(tmp_path, mon
     checkpoint = results.checkpoint_path("mlp", "smoke", "abc", tmp_path / "results")
     assert checkpoint == tmp_path / "results" / ".checkpoints" / "mlp" / "smoke" / "abc.pt"
     assert results.load("mlp", "smoke", tmp_path / "results").empty  # never read as results
+
+
+# --------------------------------------------------------------------------------------------
+# Schema 3: HTAF's parameters in surrogate_params everywhere
+# --------------------------------------------------------------------------------------------
+
+
+def _schema_2(root, experiment, config, accuracy=0.5):
+    """A schema-2 results file of ``config`` (the old spelling) under ``root``; returns its path."""
+    digest = results.config_hash(experiment, config)
+    record = {"schema": 2, "experiment": experiment, "profile": "smoke", "hash": digest, "config": config,
+              "history": [{"epoch": 1, "test_accuracy": accuracy, "epoch_time_s": 1.0}],
+              "metrics": {"test_accuracy": accuracy}, "num_params": 1, "wall_time_s": 1.0, "resumed_from_epoch": None,
+              "environment": {"world_size": 1}, "date": "2026-01-01T00:00:00+00:00"}
+    path = results.result_path(experiment, "smoke", digest, root)
+    results.write_json(path, record)
+    return path
+
+
+def _old(experiment, new_overrides, top=None, drop=(), **extra):
+    """The schema-2 config of the grid point ``new_overrides``: the new config in the old spelling."""
+    config = experiments.resolve_config(experiment, "smoke", **new_overrides)
+    config = {key: value for key, value in config.items() if key not in drop}
+    return {**config, **(top or {}), **extra}
+
+
+# (experiment, the grid point in the new spelling, its schema-2 config)
+SCHEMA_2_CASES = [
+    # DHN family: top-level alpha/beta; for HTAF methods they move into surrogate_params (defaults dropped)
+    ("dhn", {"method": "htaf", "surrogate_params": {"alpha": 8.0}},
+     _old("dhn", {"method": "htaf"}, {"alpha": 8.0, "beta": 1.0})),
+    ("dhn", {"method": "htaf_anneal", "peak_slope": 0.5},
+     _old("dhn", {"method": "htaf_anneal", "peak_slope": 0.5}, {"alpha": 4.0, "beta": 1.0})),
+    ("dhn", {"method": "atan"}, _old("dhn", {"method": "atan"}, {"alpha": 4.0, "beta": 1.0})),  # unused: dropped
+    ("dhn_regression", {"method": "htaf_hard", "surrogate_params": {"beta": 2.0}},
+     _old("dhn_regression", {"method": "htaf_hard"}, {"alpha": 4.0, "beta": 2.0})),
+    ("sensitivity_dhn", {"surrogate_params": {"alpha": 4.0, "beta": 1.0}},  # the map's default cell: {}
+     _old("sensitivity_dhn", {}, {"alpha": 4.0, "beta": 1.0})),
+    ("sensitivity_dhn", {"method": "sigmoid", "peak_slope": 2.0},
+     _old("sensitivity_dhn", {"method": "sigmoid", "peak_slope": 2.0}, {"alpha": 4.0, "beta": 1.0})),
+    # BNN / SNN sensitivity: alpha/beta were passed to the surrogate as surrogate_params
+    ("sensitivity_bnn", {"surrogate_params": {"alpha": 16.0, "beta": 0.25}},
+     _old("sensitivity_bnn", {}, {"alpha": 16.0, "beta": 0.25})),
+    ("sensitivity_snn", {"method": "sigmoid", "peak_slope": 1.0},
+     _old("sensitivity_snn", {"method": "sigmoid", "peak_slope": 1.0}, {"alpha": 4.0, "beta": 1.0})),
+    # ICBM: alpha_start goes; the sharpen runs anneal 1 -> 16 in the new spelling
+    ("icbm", {"method": "htaf_anneal", "peak_slope": None, "surrogate_params": {"alpha": 1.0}, "alpha_end": 16.0},
+     _old("icbm", {"method": "htaf_anneal", "peak_slope": None}, {"alpha_start": 1.0}, drop=("alpha_end",),
+          surrogate_params={"alpha": 16.0})),
+    ("icbm", {"surrogate_params": {"alpha": 4.0, "beta": 0.5}, "peak_slope": None},
+     _old("icbm", {"peak_slope": None}, {"alpha_start": 1.0}, drop=("alpha_end",),
+          surrogate_params={"alpha": 4.0, "beta": 0.5})),
+]
+
+
+def test_schema_3_migration_gives_the_config_and_hash_of_the_new_grid_point(tmp_path, count_fits):
+    root = tmp_path / "results"
+    paths = [_schema_2(root, experiment, old) for experiment, _, old in SCHEMA_2_CASES]
+    moved = dict(results.migrate(root))
+    assert set(moved) == set(paths)
+    for (experiment, new, _), path in zip(SCHEMA_2_CASES, paths):
+        record = results.read_result(moved[path])  # schema 3, named by its new hash
+        expected = experiments.resolve_config(experiment, "smoke", **new)
+        assert record["config"] == expected, experiment
+        assert not {"alpha", "beta", "alpha_start"} & set(record["config"])
+        assert record["hash"] == results.config_hash(experiment, expected)
+        assert record["metrics"] == {"test_accuracy": 0.5}  # what the run computed is untouched
+        assert train.run(experiment, "smoke", root, **new)["hash"] == record["hash"]
+    assert not count_fits  # every grid point is found, none retrained
+    assert results.migrate(root) == []  # idempotent
+
+
+def test_schema_3_migration_keeps_one_of_two_old_files_of_one_computation(tmp_path):
+    root = tmp_path / "results"
+    # a surrogate method's alpha was never used: two old files of the same run, differing only there
+    a = _schema_2(root, "sensitivity_dhn", _old("sensitivity_dhn", {"method": "atan"}, {"alpha": 4.0, "beta": 1.0}))
+    b = _schema_2(root, "sensitivity_dhn", _old("sensitivity_dhn", {"method": "atan"}, {"alpha": 8.0, "beta": 1.0}))
+    with pytest.warns(results.ResultsWarning, match="same run.*kept one"):
+        moved = results.migrate(root)
+    assert len(moved) == 2 and len({new for _, new in moved}) == 1 and not a.exists() and not b.exists()
+    assert len(list((root / "sensitivity_dhn" / "smoke").glob("*.json"))) == 1
+    # different results for one computation are refused
+    root = tmp_path / "other"
+    _schema_2(root, "dhn", _old("dhn", {"method": "ste"}, {"alpha": 4.0, "beta": 1.0}), accuracy=0.5)
+    _schema_2(root, "dhn", _old("dhn", {"method": "ste"}, {"alpha": 2.0, "beta": 1.0}), accuracy=0.6)
+    with pytest.raises(results.ResultsError, match="same run with different results"):
+        results.migrate(root)
+
+
+def test_schema_3_migration_refuses_what_it_cannot_express():
+    record = {"schema": 2, "experiment": "icbm", "hash": "x", "history": [], "metrics": {},
+              "config": _old("icbm", {"method": "htaf_anneal"}, {"alpha_start": 1.0}, drop=("alpha_end",))}
+    with pytest.raises(results.ResultsError, match="peak_slope"):
+        results.MIGRATIONS[2](record)

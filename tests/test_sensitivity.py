@@ -23,6 +23,16 @@ def _count(grid: dict) -> int:
     return n
 
 
+def test_htaf_params_reads_alpha_and_beta_back_from_a_sweep():
+    import pandas as pd
+
+    frame = pd.DataFrame({"method": ["htaf_hard", "sigmoid", None],
+                          "surrogate_params": ['{"alpha": 8.0}', None, '{"alpha": 1.0, "beta": 4.0}']})
+    out = sens.htaf_params(frame, "sensitivity_dhn", "smoke")
+    assert out["alpha"].tolist()[::2] == [8.0, 1.0] and out["beta"].tolist()[::2] == [1.0, 4.0]
+    assert out[["alpha", "beta"]].iloc[1].isna().all()  # not an HTAF method
+
+
 def test_cells_span_the_map():
     assert sens.cells() == list(itertools.product(sens.ALPHAS, sens.BETAS))
     assert sens.ALPHAS == [1.0, 2.0, 4.0, 8.0, 16.0] and sens.BETAS == [0.25, 0.5, 1.0, 2.0, 4.0]
@@ -31,7 +41,7 @@ def test_cells_span_the_map():
 @pytest.mark.parametrize("name", NAMES)
 def test_cpu_map_has_every_cell_with_at_least_two_seeds(name):
     grid = grids(name, "cpu")["map"]
-    assert grid["alpha"] == sens.ALPHAS and grid["beta"] == sens.BETAS
+    assert grid["surrogate_params"] == [{"alpha": a, "beta": b} for a, b in sens.cells()]
     assert len(grid["seed"]) >= 2
     assert _count(grid) == 25 * len(grid["seed"])
 
@@ -66,7 +76,7 @@ def test_depth_and_time_step_sweeps_match_the_peak_slope(profile):
         assert htaf_grid["method"] == [method] and htaf_grid["peak_slope"] == sur_grid["peak_slope"] == [1.0]
         assert htaf_grid["seed"] == sur_grid["seed"] and len(htaf_grid["seed"]) >= 2
         if profile == "cpu":
-            assert htaf_grid["alpha"] == sens.ALPHAS and sur_grid["method"] == sens.STRESS_METHODS
+            assert htaf_grid["surrogate_params"] == [{"alpha": a} for a in sens.ALPHAS] and sur_grid["method"] == sens.STRESS_METHODS
             assert len(htaf_grid["seed"]) == 3
     assert dhn["skip_htaf"]["variant"] == ["skip"] and dhn["plain_deep_htaf"]["variant"] == ["plain"]
     if profile == "cpu":
@@ -81,7 +91,8 @@ def test_depth_and_time_step_sweeps_match_the_peak_slope(profile):
 
 
 def test_deep_snn_has_the_hidden_layers_and_time_steps_asked_for():
-    config = resolve_config("sensitivity_snn", "smoke", method="htaf", alpha=8.0, peak_slope=1.0, hidden=[16] * 4, T=8)
+    config = resolve_config("sensitivity_snn", "smoke", method="htaf", surrogate_params={"alpha": 8.0}, peak_slope=1.0,
+                            hidden=[16] * 4, T=8)
     model = get("sensitivity_snn").build_model(config)
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 5  # 4 hidden layers and the read-out
@@ -93,7 +104,7 @@ def test_stress_sweeps_match_peak_slopes_and_compare_optimisers():
     cpu = grids("sensitivity_dhn", "cpu")
     for opt in ("adam", "sgd"):
         htaf_grid, sur_grid = cpu[f"stress_{opt}_htaf"], cpu[f"stress_{opt}_surrogates"]
-        assert htaf_grid["method"] == ["htaf_hard"] and htaf_grid["alpha"] == sens.ALPHAS
+        assert htaf_grid["method"] == ["htaf_hard"] and htaf_grid["surrogate_params"] == [{"alpha": a} for a in sens.ALPHAS]
         assert htaf_grid["peak_slope"] == sur_grid["peak_slope"] == sens.PEAKS
         assert sur_grid["method"] == sens.STRESS_METHODS
         assert htaf_grid["optimizer"] == sur_grid["optimizer"] == [opt]
@@ -111,7 +122,7 @@ def test_skip_and_time_step_regimes_under_both_optimisers_at_every_peak_slope(na
     cpu = grids(name, "cpu")
     for opt in ("adam", "sgd"):
         htaf_grid, sur_grid = cpu[f"{prefix}_{opt}_htaf"], cpu[f"{prefix}_{opt}_surrogates"]
-        assert htaf_grid["method"] == [method] and htaf_grid["alpha"] == sens.ALPHAS
+        assert htaf_grid["method"] == [method] and htaf_grid["surrogate_params"] == [{"alpha": a} for a in sens.ALPHAS]
         assert htaf_grid["peak_slope"] == sur_grid["peak_slope"] == sens.PEAKS
         assert htaf_grid["optimizer"] == sur_grid["optimizer"] == [opt] and sur_grid["method"] == sens.STRESS_METHODS
         assert all(htaf_grid[k] == sur_grid[k] == v for k, v in fixed.items())
@@ -147,11 +158,11 @@ def test_every_stress_surrogate_can_be_matched_to_every_peak_slope():
 
 
 def test_dhn_unit_parameters_and_init_gain():
-    config = resolve_config("sensitivity_dhn", "smoke", alpha=8.0, beta=0.5)
+    config = resolve_config("sensitivity_dhn", "smoke", surrogate_params={"alpha": 8.0, "beta": 0.5})
     units = [m for m in get("sensitivity_dhn").build_model(config).modules() if isinstance(m, HTAF)]
     assert units and all((u.alpha, u.beta) == (8.0, 0.5) for u in units)
     # matched peak slope keeps alpha and rescales beta
-    config = resolve_config("sensitivity_dhn", "smoke", alpha=8.0, peak_slope=1.0)
+    config = resolve_config("sensitivity_dhn", "smoke", surrogate_params={"alpha": 8.0}, peak_slope=1.0)
     unit = next(m for m in get("sensitivity_dhn").build_model(config).modules() if isinstance(m, HTAF))
     assert unit.alpha == 8.0 and unit.alpha * unit.beta / 4 == pytest.approx(1.0)
     # init_gain scales the hidden layers after the first, not the first
@@ -170,7 +181,7 @@ def test_dhn_unit_parameters_and_init_gain():
 
 @pytest.mark.parametrize("name", ["sensitivity_bnn", "sensitivity_snn"])
 def test_alpha_beta_reach_the_surrogate(name):
-    config = resolve_config(name, "smoke", alpha=16.0, beta=0.25)
+    config = resolve_config(name, "smoke", surrogate_params={"alpha": 16.0, "beta": 0.25})
     spikes = [m for m in get(name).build_model(config).modules() if isinstance(m, Spike)]
     sg = spikes[0].surrogate if spikes else None
     if sg is None:  # the SNN's LIF neurons hold their surrogate directly
@@ -178,7 +189,7 @@ def test_alpha_beta_reach_the_surrogate(name):
     assert sg.params["alpha"] == 16.0 and sg.params["beta"] == 0.25
     assert sg.peak_slope == pytest.approx(1.0)
     with pytest.raises(ConfigError):
-        resolve_config(name, "smoke", beta=-1.0)
+        resolve_config(name, "smoke", surrogate_params={"beta": -1.0})
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -21,7 +21,11 @@ Profiles: ``smoke`` (each run < 30 s on 2 CPU cores; what CI runs), ``cpu``
 profile comes from an argument, else ``$HTAF_PROFILE``, else ``smoke``.
 
 The config key that chooses the unit of a model (HTAF, a surrogate, a real activation) is ``method``
-in every family, with ``surrogate_params`` for the surrogate's parameters.
+in every family, with ``surrogate_params`` for the surrogate's parameters (HTAF's ``alpha`` and ``beta`` too) and
+``peak_slope`` where the family matches slopes; :func:`htaf.nn.make_unit` turns them into the unit and
+:func:`check_method` checks them. :func:`resolve_config` stores ``surrogate_params`` in one canonical form
+(:func:`htaf.nn.canonical_surrogate_params`: floats, the family's defaults left out), so that one computation has
+one config and one hash.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from htaf.engine import (
     resolve_profile,
 )
 from htaf.results import RENAMED_KEYS
+from htaf import nn as units
 
 __all__ = [
     "Batch",
@@ -64,6 +69,7 @@ __all__ = [
     "available",
     "check_choice",
     "check_int",
+    "check_method",
     "check_number",
     "check_widths",
     "default_loss",
@@ -91,6 +97,15 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 }
 #: seeds must fit NumPy's legacy seeding
 MAX_SEED = 2**32 - 1
+
+#: config keys removed in results schema 3, when HTAF's parameters moved into ``surrogate_params`` in every
+#: experiment: ``REMOVED_KEYS[key]`` says what to give instead (formatted with the value given)
+REMOVED_KEYS: dict[str, str] = {
+    "alpha": "HTAF's parameters are surrogate parameters: give surrogate_params={{'alpha': {value!r}}}",
+    "beta": "HTAF's parameters are surrogate parameters: give surrogate_params={{'beta': {value!r}}}",
+    "alpha_start": ("htaf_anneal starts at its unit's alpha: give surrogate_params={{'alpha': {value!r}}} "
+                    "(and alpha_end, the final sharpness)"),
+}
 
 #: allowed values of the engine's string-valued keys
 CHOICES: dict[str, tuple] = {
@@ -282,6 +297,30 @@ def check_choice(config: Config, key: str, choices: Sequence[Any], kind: str | N
         raise UnknownChoiceError(kind or key, config[key], [str(c) for c in choices])
 
 
+def check_method(config: Config, model: str = "threshold", kind: str = "method") -> None:
+    """``config["method"]`` is a unit a ``model`` network accepts (:func:`htaf.nn.unit_methods`; ``"threshold"``,
+    ``"spiking"`` or ``"sign"``), else :class:`UnknownChoiceError` listing them; and the unit builds with the
+    config's ``surrogate_params`` and ``peak_slope`` (:func:`htaf.nn.make_unit`), else :class:`ConfigError`.
+    Every experiment's ``validate`` checks its ``method`` here."""
+    valid = units.unit_methods(model=model)
+    if config["method"] not in valid:
+        raise UnknownChoiceError(kind, config["method"], valid)
+    try:
+        units.make_unit(config["method"], peak_slope=config.get("peak_slope"),
+                        surrogate_params=config.get("surrogate_params"))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"unit of method {config['method']!r}: {error}") from None
+
+
+def _canonical_surrogate_params(config: Config) -> None:
+    """Store ``surrogate_params`` in its canonical form (:func:`htaf.nn.canonical_surrogate_params`)."""
+    if isinstance(config.get("surrogate_params"), dict) and config.get("method") in units.unit_registry():
+        try:
+            config["surrogate_params"] = units.canonical_surrogate_params(config["method"], config["surrogate_params"])
+        except ValueError as error:
+            raise ConfigError(f"config key 'surrogate_params': {error}") from None
+
+
 def check_widths(config: Config, key: str) -> None:
     """``config[key]`` lists one or more layer widths, each an integer >= 1."""
     value = config[key]
@@ -336,7 +375,10 @@ def resolve_config(experiment: str | Experiment, profile: str | None = None, **o
     given for a float default becomes a float (``lr=1`` and ``lr=1.0`` name the
     same run) and an integral float for an int default an int. Every key is then
     checked, the engine's and the experiment's (its ``validate`` hook), before any
-    data is loaded; anything wrong raises :class:`ConfigError`.
+    data is loaded; anything wrong raises :class:`ConfigError`. ``surrogate_params``
+    is stored in its canonical form (floats, without the family's defaults), and a
+    key removed in schema 3 (``alpha``, ``beta``, ``alpha_start``) raises a
+    :class:`ConfigError` that says what to give instead.
     ``task=None`` resolves to the dataset's task.
 
     >>> config = resolve_config("mlp", "smoke", epochs=1)
@@ -370,9 +412,13 @@ def _merged(exp: Experiment, profile: str | None, overrides: dict[str, Any]) -> 
     config = {**_copied(ENGINE_DEFAULTS), **_copied(dict(exp.profiles[profile]))}
     for key, value in _renamed(exp.name, overrides).items():
         if key not in config:
+            if key in REMOVED_KEYS:
+                raise ConfigError(f"config key {key!r} of {exp.name!r} is gone: "
+                                  + REMOVED_KEYS[key].format(value=value))
             raise UnknownChoiceError(f"config key for {exp.name!r}", key, sorted(config))
         config[key] = _coerce(key, config[key], value, exp.nullable)
     _check_engine_keys(config)
+    _canonical_surrogate_params(config)
     if config["task"] is None:
         config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task
     return config

@@ -5,9 +5,10 @@ Config keys (besides the engine's):
 
 * ``arch``: ``"mlp"`` (``hidden`` widths), ``"cnn"`` (``channels``, ``fc_hidden``), ``"vgg_small"``, ``"resnet18"``.
 * ``method``: the activations' surrogate (``htaf``, ``ste``, ``approx_sign``, ``swish_sign``, ``ede``, any
-  zoo name) or ``"full_precision"`` (real weights, ReLU: the reference twin).
+  zoo name: :func:`htaf.nn.unit_methods` with ``model="sign"``) or ``"full_precision"`` (real weights, ReLU: the
+  reference twin).
 * ``peak_slope``: rescale the surrogate so that its step-convention derivative at 0 is this
-  (:func:`htaf.surrogates.with_peak_slope`; ``None``: ``surrogate_params`` or the family's defaults).
+  (:func:`htaf.nn.make_unit`; ``None``: ``surrogate_params`` or the family's defaults).
   STE's is 0.5 (the sign's slope 1), so ``peak_slope=0.5`` matches every method to BinaryNet's STE.
 * ``surrogate_params``, ``scale`` (``"none"`` | ``"mean"``: XNOR-Net's per-channel weight scale),
   ``binary_first``, ``binary_last`` (binary weights in the first / last layer).
@@ -15,7 +16,8 @@ Config keys (besides the engine's):
   start of every epoch for ``method="ede"``.
 
 After every optimiser step the latent weights are clipped to [-1, 1] (BinaryNet) and two quantities are
-averaged over the epoch into the history: ``flip_ratio`` (share of binary weights whose sign changed in
+averaged over the epoch into the history (:class:`BinaryWeightHooks`, shared with the ``domains`` and
+``sensitivity_bnn`` experiments): ``flip_ratio`` (share of binary weights whose sign changed in
 that step, :class:`htaf.metrics.FlipCounter`) and ``clip_share`` (share of latent weights at the bound
 :math:`|W| = 1`). Per-layer gradient norms are recorded as ``grad_norm_fc<k>`` / ``grad_norm_conv<k>``
 (:func:`htaf.metrics.gradient_norms`). At the end, for binary methods: ``packed_matches`` (the bit-packed
@@ -32,6 +34,7 @@ XNOR-popcount model gives exactly the float model's outputs on the first test ba
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 import torch
@@ -39,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import data, metrics, surrogates
-from htaf.experiments import Config, ConfigError, Experiment, register
+from htaf.experiments import Config, ConfigError, Experiment, check_method, register
 from htaf.models import bnn
 from htaf.nn import binary_layers, clip_latent_weights_, storage_bits
 
@@ -86,8 +89,7 @@ def validate(config: Config) -> None:
     """Check the model keys before any data loads (the model is built on the dataset's shapes)."""
     if config["arch"] not in bnn.ARCHS:
         raise ConfigError(f"unknown value of 'arch' {config['arch']!r}; valid choices: {', '.join(bnn.ARCHS)}")
-    if config["method"] not in bnn.methods():
-        raise ConfigError(f"unknown value of 'method' {config['method']!r}; valid choices: {', '.join(bnn.methods())}")
+    check_method(config, "sign")
     if not 0 < config["ede_t_min"] <= config["ede_t_max"]:
         raise ConfigError(f"need 0 < ede_t_min <= ede_t_max, got {config['ede_t_min']!r}, {config['ede_t_max']!r}")
     try:
@@ -96,18 +98,46 @@ def validate(config: Config) -> None:
         raise ConfigError(f"invalid bnn config: {error}") from None
 
 
+class BinaryWeightHooks:
+    """The engine hooks of every network with binary weights (``bnn``, ``domains``, ``sensitivity_bnn``).
+
+    :meth:`on_epoch_start` starts the model's sign-flip counter (:class:`htaf.metrics.FlipCounter`) before its first
+    step; :meth:`after_step` clips the latent weights to [-1, 1] (BinaryNet) and returns the step's ``flip_ratio``
+    and ``clip_share`` (share of latent weights at the bound), nothing for a model without binary layers. The
+    per-run state (the counter) lives here, keyed weakly by the model (it goes with the model), not in the model.
+    """
+
+    def __init__(self):
+        self._counters: weakref.WeakKeyDictionary[nn.Module, metrics.FlipCounter] = weakref.WeakKeyDictionary()
+
+    def on_epoch_start(self, model: nn.Module, epoch: int, config: Config) -> None:
+        weights = [layer.weight for _, layer in binary_layers(model)]
+        if weights and model not in self._counters:
+            self._counters[model] = metrics.FlipCounter(weights)
+
+    def after_step(self, model: nn.Module, config: Config) -> dict[str, float] | None:
+        weights = [layer.weight for _, layer in binary_layers(model)]
+        if not weights:
+            return None
+        clip_latent_weights_(model)
+        at_bound = sum(int((w.detach().abs() >= 1.0).sum()) for w in weights)
+        return {"flip_ratio": self._counters[model].update(), "clip_share": at_bound / sum(w.numel() for w in weights)}
+
+
+#: the one instance the experiments share
+WEIGHT_HOOKS = BinaryWeightHooks()
+
+
 def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
     """EDE: IR-Net's ``t`` for this epoch (``ede_t_min`` at the first epoch, ``ede_t_max`` at the last).
 
-    Also starts the model's sign-flip counter (:func:`after_step` reads it) before its first step.
+    Also starts the model's sign-flip counter (:data:`WEIGHT_HOOKS`) before its first step.
     """
     if config["method"] == "ede":
         progress = epoch / max(config["epochs"] - 1, 1)
         t = surrogates.ede_t(min(progress, 1.0), config["ede_t_min"], config["ede_t_max"])
         bnn.set_surrogate(model, surrogates.get("ede", **{**config["surrogate_params"], "t": t}))
-    weights = [layer.weight for _, layer in binary_layers(model)]
-    if weights and "_flip_counter" not in model.__dict__:
-        model.__dict__["_flip_counter"] = metrics.FlipCounter(weights)
+    WEIGHT_HOOKS.on_epoch_start(model, epoch, config)
 
 
 def train_metrics(model: nn.Module) -> dict[str, float]:
@@ -115,15 +145,10 @@ def train_metrics(model: nn.Module) -> dict[str, float]:
     return metrics.gradient_norms(model)
 
 
-def after_step(model: nn.Module, config: Config) -> dict[str, float]:
-    """Clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound."""
-    clip_latent_weights_(model)
-    weights = [layer.weight.detach() for _, layer in binary_layers(model)]
-    if not weights:
-        return {}
-    at_bound = sum(int((w.abs() >= 1.0).sum()) for w in weights)
-    return {"flip_ratio": model.__dict__["_flip_counter"].update(),
-            "clip_share": at_bound / sum(w.numel() for w in weights)}
+def after_step(model: nn.Module, config: Config) -> dict[str, float] | None:
+    """Clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound
+    (:meth:`BinaryWeightHooks.after_step` of :data:`WEIGHT_HOOKS`)."""
+    return WEIGHT_HOOKS.after_step(model, config)
 
 
 @torch.no_grad()

@@ -8,11 +8,11 @@ Config keys (besides the engine's): ``width``, ``depth``, ``variant`` (``plain``
 ``linear_share`` (``linear`` variant only), ``method`` (``htaf``, ``htaf_anneal``, ``htaf_hard``, a
 surrogate name such as ``ste``, ``rectangle``, ``sigmoid``, ``atan``, or ``<surrogate>_smooth``; any
 binary unit of :func:`htaf.nn.unit_methods`; or a real activation such as ``relu``, the non-binary
-reference network of the same shape), ``alpha`` and ``beta`` (HTAF;
-for ``htaf_anneal`` ``alpha`` is the starting sharpness), ``alpha_end`` (``htaf_anneal``'s final
-sharpness), ``surrogate_params`` (parameters of a surrogate method, e.g. ``{"alpha": 4.0}``) and
+reference network of the same shape), ``surrogate_params`` (parameters of the unit's surrogate family, HTAF's
+too: ``{"alpha": 8.0, "beta": 0.5}``; for ``htaf_anneal`` its ``alpha`` is the starting sharpness; stored
+without the family's defaults), ``alpha_end`` (``htaf_anneal``'s final sharpness, :func:`htaf.nn.anneal`) and
 ``peak_slope``: rescale the unit's derivative so that its value at the threshold is this
-(:func:`htaf.surrogates.with_peak_slope`; for the HTAF methods ``beta`` is rescaled and ``alpha`` kept, so
+(:func:`htaf.nn.make_unit`; for the HTAF methods ``beta`` is rescaled and ``alpha`` kept, so
 ``htaf_anneal`` starts at this slope; ``None``: the parameters as given). BinaryNet's STE has slope 1/2 and
 no parameter, so ``peak_slope=0.5`` (the ``cpu`` profile) matches every method to it.
 
@@ -48,19 +48,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, metrics, surrogates
+from htaf import data, metrics
 from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
-    UnknownChoiceError,
     check_choice,
     check_int,
+    check_method,
     check_number,
     register,
 )
-from htaf.models.dhn import DHN, HTAF_METHODS, VARIANTS, anneal_alpha, n_linear_units, set_alpha
-from htaf.nn import HTAF, make_unit, unit_methods, unit_params
+from htaf.models.dhn import DHN, VARIANTS, n_linear_units
+from htaf.nn import ANNEAL_ALPHA_END, HTAF, anneal
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "width": 64,
@@ -68,37 +68,15 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "variant": "plain",
     "linear_share": 0.25,
     "method": "htaf",
-    "alpha": 4.0,
-    "beta": 1.0,
-    "alpha_end": 32.0,
+    "alpha_end": ANNEAL_ALPHA_END,
     "surrogate_params": {},
     "peak_slope": None,
 }
 
 
-def unit_parameters(config: Config) -> tuple[float, float, dict[str, float]]:
-    """``alpha``, ``beta`` and ``surrogate_params`` of the units after matching ``peak_slope``.
-
-    >>> from htaf.experiments import resolve_config
-    >>> unit_parameters(resolve_config("dhn", "cpu", method="htaf"))
-    (4.0, 0.5, {})
-    >>> unit_parameters(resolve_config("dhn", "cpu", method="atan"))
-    (4.0, 1.0, {'alpha': 1.0})
-    """
-    method, params, peak = config["method"], dict(config["surrogate_params"]), config["peak_slope"]
-    alpha, beta = config["alpha"], config["beta"]
-    if method in unit_methods(binary=False) or peak is None:
-        return alpha, beta, params
-    if method in HTAF_METHODS:
-        matched = surrogates.with_peak_slope("htaf", peak, **{"alpha": alpha, "beta": beta, **params})
-        return matched.params["alpha"], matched.params["beta"], {}
-    return alpha, beta, unit_params(method, peak, params)
-
-
 def build_model(config: Config) -> DHN:
     """The DHN described by ``config`` (input and output sizes from the dataset)."""
     info = data.describe(config["dataset"], **config["data_kwargs"])
-    alpha, beta, surrogate_params = unit_parameters(config)
     return DHN(
         in_features=math.prod(info.input_shape),
         out_features=info.num_outputs,
@@ -107,16 +85,14 @@ def build_model(config: Config) -> DHN:
         variant=config["variant"],
         method=config["method"],
         linear_share=config["linear_share"],
-        alpha=alpha,
-        beta=beta,
-        surrogate_params=surrogate_params,
+        surrogate_params=config["surrogate_params"],
+        peak_slope=config["peak_slope"],
     )
 
 
 def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
-    """``htaf_anneal``: set HTAF's sharpness to :func:`htaf.models.dhn.anneal_alpha` (``alpha`` -> ``alpha_end``)."""
-    if config["method"] == "htaf_anneal":
-        set_alpha(model, anneal_alpha(epoch, config["epochs"], config["alpha"], config["alpha_end"]))
+    """``htaf_anneal``: set HTAF's sharpness by :func:`htaf.nn.anneal` (the unit's ``alpha`` -> ``alpha_end``)."""
+    anneal(model, epoch, config)
 
 
 def validate(config: Config) -> None:
@@ -129,17 +105,9 @@ def validate(config: Config) -> None:
             n_linear_units(config["width"], config["linear_share"])
         except ValueError as error:
             raise ConfigError(str(error)) from None
-    methods = unit_methods()
-    if config["method"] not in methods:
-        raise UnknownChoiceError("DHN method", config["method"], methods)
-    for key in ("alpha", "beta", "alpha_end"):
-        check_number(config, key)
+    check_number(config, "alpha_end")
     check_number(config, "peak_slope", nullable=True)
-    try:
-        alpha, beta, params = unit_parameters(config)
-        make_unit(config["method"], alpha=alpha, beta=beta, surrogate_params=params)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"unit of method {config['method']!r}: {error}") from None
+    check_method(config, kind="DHN method")
 
 
 def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
@@ -148,8 +116,9 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
     found: dict[str, Any] = metrics.switch_metrics(model, loader, device, config)
     if metrics.binary_units(model):  # a real-activation reference network has none
         found.update(metrics.firing_summary(metrics.firing_rates(model, loader, device)))
-    if config["method"] in HTAF_METHODS:
-        found["final_alpha"] = next(m.alpha for m in model.modules() if isinstance(m, HTAF))
+    units = [m for m in model.modules() if isinstance(m, HTAF)]
+    if units:
+        found["final_alpha"] = units[0].alpha
     return found
 
 

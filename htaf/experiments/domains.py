@@ -14,7 +14,7 @@ One experiment, four model families chosen by ``family``:
   unit ``method="relu"`` gives the continuous *standard model*.
 
 ``method`` is the unit (the LIF spike's surrogate, the threshold unit, the sign surrogate, the concept unit) and
-``peak_slope`` matches every method's derivative at the threshold (:func:`htaf.surrogates.with_peak_slope`;
+``peak_slope`` matches every method's derivative at the threshold (:func:`htaf.nn.make_unit`;
 ``None``: ``surrogate_params`` or the family's defaults): 1 in the SNN, as in the ``snn`` chapter, and STE's
 0.5 in the other families (STE has no parameter), as in the ``bnn`` chapter.
 
@@ -44,22 +44,26 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, metrics, surrogates
+from htaf import data, metrics
 from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
     check_choice,
     check_int,
+    check_method,
     check_number,
     check_widths,
     register,
 )
+from htaf.experiments.bnn import WEIGHT_HOOKS
 from htaf.models import bnn, domains, icbm, snn
 from htaf.models.dhn import DHN, VARIANTS
-from htaf.nn import SWITCHABLE, binary_layers, clip_latent_weights_, unit_methods, unit_params
+from htaf.nn import SWITCHABLE, make_unit, unit_family
 
 FAMILIES = ("snn", "dhn", "bnn", "icbm")
+#: the kind of network (:data:`htaf.nn.MODEL_KINDS`) whose units each family accepts
+MODELS = {"snn": "spiking", "dhn": "threshold", "bnn": "sign", "icbm": "threshold"}
 BACKBONES = ("mlp", "conv")
 #: datasets of spike trains ``(T, channels)`` (the SNN) and of 1-D signals ``(channels, length)`` (the others)
 SPIKE_DATASETS = ("randman", "shd")
@@ -98,10 +102,6 @@ MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _surrogate(config: Config) -> surrogates.Surrogate:
-    return surrogates.with_peak_slope(config["method"], config["peak_slope"], **config["surrogate_params"])
-
-
 def build_model(config: Config) -> nn.Module:
     """The ``family`` network of ``config`` for its dataset (see the module docstring)."""
     info = data.describe(config["dataset"], **config["data_kwargs"])
@@ -110,13 +110,14 @@ def build_model(config: Config) -> nn.Module:
         T, channels = info.input_shape
         tau = math.inf if config["tau_window"] is None else max(1.0, config["tau_window"] * T)
         return snn.fc_snn(channels, k, config["hidden"], T=T, encoding="spikes", readout="potential",
-                          surrogate=_surrogate(config), tau=tau, threshold=config["threshold"],
+                          surrogate=make_unit(config["method"], peak_slope=config["peak_slope"],
+                                              surrogate_params=config["surrogate_params"]).surrogate, tau=tau, threshold=config["threshold"],
                           reset=config["reset"], detach_reset=config["detach_reset"],
                           decay_input=config["decay_input"], backend=config["lif_backend"])
     in_channels, length = info.input_shape
     if family == "icbm":
         backbone, features = domains.conv1d_backbone(in_channels, length, config["channels"])
-        unit = icbm.unit_for(config["method"], config["peak_slope"], config["surrogate_params"])
+        unit = make_unit(config["method"], peak_slope=config["peak_slope"], surrogate_params=config["surrogate_params"])
         return icbm.ICBM(backbone, features, config["num_concepts"], k, unit)
     if config["backbone"] == "conv":
         return domains.conv1d_net(family, in_channels, length, k, config["channels"], method=config["method"],
@@ -125,8 +126,8 @@ def build_model(config: Config) -> nn.Module:
         return bnn.binary_mlp(in_channels * length, k, config["hidden"], method=config["method"],
                               peak_slope=config["peak_slope"], surrogate_params=config["surrogate_params"])
     return DHN(in_channels * length, k, width=config["hidden"][0], depth=len(config["hidden"]),
-               variant=config["variant"], method=config["method"],
-               surrogate_params=unit_params(config["method"], config["peak_slope"], config["surrogate_params"]))
+               variant=config["variant"], method=config["method"], surrogate_params=config["surrogate_params"],
+               peak_slope=config["peak_slope"])
 
 
 def validate(config: Config) -> None:
@@ -154,32 +155,13 @@ def validate(config: Config) -> None:
         raise ConfigError("family 'icbm' has only the convolutional backbone; set backbone='conv'")
     if family == "dhn" and config["backbone"] == "mlp" and len(set(config["hidden"])) != 1:
         raise ConfigError(f"the DHN's hidden layers share one width; got hidden={config['hidden']!r}")
-    allowed = {"snn": surrogates.available(), "dhn": unit_methods(binary=True), "bnn": bnn.methods(),
-               "icbm": icbm.methods()}[family]
-    if config["method"] not in allowed:
-        raise ConfigError(f"unknown method {config['method']!r} for family {family!r}; valid: {', '.join(allowed)}")
+    check_method(config, MODELS[family], f"{family} method")
+    if family == "dhn" and unit_family(config["method"]) is None:
+        raise ConfigError(f"family 'dhn' needs a binary unit; {config['method']!r} is a continuous activation")
     try:
         build_model(config)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"invalid domains config ({family}, {config['method']!r}): {error}") from None
-
-
-def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
-    """BNN: start the sign-flip counter (:func:`after_step` reads it) before the first step."""
-    weights = [layer.weight for _, layer in binary_layers(model)]
-    if weights and "_flip_counter" not in model.__dict__:
-        model.__dict__["_flip_counter"] = metrics.FlipCounter(weights)
-
-
-def after_step(model: nn.Module, config: Config) -> dict[str, float] | None:
-    """BNN: clip the latent weights to [-1, 1]; the step's flip ratio and the share of weights at the bound."""
-    weights = [layer.weight for _, layer in binary_layers(model)]
-    if not weights:
-        return None
-    clip_latent_weights_(model)
-    at_bound = sum(int((w.detach().abs() >= 1.0).sum()) for w in weights)
-    return {"flip_ratio": model.__dict__["_flip_counter"].update(),
-            "clip_share": at_bound / sum(w.numel() for w in weights)}
 
 
 def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, config: Config) -> dict[str, Any]:
@@ -274,8 +256,8 @@ EXPERIMENT = register(
         build_model=build_model,
         validate=validate,
         train_metrics=metrics.gradient_norms,
-        on_epoch_start=on_epoch_start,
-        after_step=after_step,
+        on_epoch_start=WEIGHT_HOOKS.on_epoch_start,
+        after_step=WEIGHT_HOOKS.after_step,
         eval_metrics=eval_metrics,
         nullable=("peak_slope", "tau_window"),
         grids=GRIDS["domains"],

@@ -6,14 +6,16 @@ exact Heaviside step at inference, a linear head on the bits.
 Config keys (besides the engine's):
 
 * ``arch`` (``"cnn"``: :func:`htaf.models.icbm.small_cnn` with ``channels``; ``"resnet18"``), ``num_concepts`` (K).
-* ``method``: the concept unit, any of :func:`htaf.models.icbm.methods`: ``htaf`` (smooth while training, step at
+* ``method``: the concept unit, any of :func:`htaf.nn.unit_methods`: ``htaf`` (smooth while training, step at
   inference), ``htaf_hard`` (step forward, HTAF backward), ``htaf_anneal`` (``htaf`` whose ``alpha`` grows
-  geometrically from ``alpha_start`` to its final value over training), ``sigmoid_smooth`` (the naive sigmoid
-  bottleneck thresholded at inference), ``ste`` (straight-through step), ... or ``relu`` / ``identity`` (a
-  continuous bottleneck: the *standard model*).
-* ``peak_slope``: the unit's derivative at 0 (:func:`htaf.surrogates.with_peak_slope`; ``None``: the family's
-  defaults, or ``surrogate_params``). Default 1, HTAF's :math:`\alpha\beta/4` at :math:`\alpha=4, \beta=1`. STE has
-  no parameter: its peak slope is 1/2 and it needs ``peak_slope=None``.
+  geometrically from the unit's ``alpha`` to ``alpha_end`` over training, :func:`htaf.nn.anneal`),
+  ``sigmoid_smooth`` (the naive sigmoid bottleneck thresholded at inference), ``ste`` (straight-through step), ...
+  or ``relu`` / ``identity`` (a continuous bottleneck: the *standard model*).
+* ``surrogate_params``: the unit's parameters (HTAF's ``alpha`` and ``beta`` too), ``alpha_end``: ``htaf_anneal``'s
+  final sharpness.
+* ``peak_slope``: the unit's derivative at 0 (:func:`htaf.nn.make_unit`; ``None``: the family's defaults, or
+  ``surrogate_params``; a continuous bottleneck ignores it). Default 1, HTAF's :math:`\alpha\beta/4` at
+  :math:`\alpha=4, \beta=1`. STE has no parameter: its peak slope is 1/2 and it needs ``peak_slope=None``.
 * ``activity_penalty``: weight of the mean concept activity added to the loss (sparser codes).
 * ``concept_supervision``: weight of a binary cross-entropy that ties the first A concepts to the dataset's A
   ground-truth attributes (a jointly trained, *supervised* concept bottleneck; needs ``concept_shapes``).
@@ -59,13 +61,13 @@ from htaf.experiments import (
     Experiment,
     UnknownChoiceError,
     check_int,
+    check_method,
     check_number,
     default_loss,
     register,
 )
 from htaf.models import icbm
-from htaf.models.dhn import anneal_alpha
-from htaf.nn import REAL_ACTIVATIONS, SWITCHABLE, use_mode
+from htaf.nn import ANNEAL_ALPHA_END, SWITCHABLE, anneal, unit_family, use_mode
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "arch": "cnn",
@@ -74,7 +76,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "method": "htaf",
     "peak_slope": 1.0,
     "surrogate_params": {},
-    "alpha_start": 1.0,
+    "alpha_end": ANNEAL_ALPHA_END,
     "activity_penalty": 0.0,
     "concept_supervision": 0.0,
     "freeze_backbone": False,
@@ -100,14 +102,13 @@ def validate(config: Config) -> None:
     """Check the model keys before any data loads."""
     if config["arch"] not in icbm.ARCHS:
         raise UnknownChoiceError("ICBM arch", config["arch"], list(icbm.ARCHS))
-    if config["method"] not in icbm.methods():
-        raise UnknownChoiceError("ICBM method", config["method"], icbm.methods())
+    check_method(config, kind="ICBM method")
     check_int(config, "num_concepts", 1)
     check_int(config, "probe_images", 0)
-    check_number(config, "alpha_start")
+    check_number(config, "alpha_end")
     check_number(config, "activity_penalty", strict=False)
     check_number(config, "concept_supervision", strict=False)
-    continuous = config["method"] in REAL_ACTIVATIONS
+    continuous = unit_family(config["method"]) is None
     if continuous and (config["activity_penalty"] or config["freeze_backbone"]):
         raise ConfigError("activity_penalty and freeze_backbone apply to binary concept units only; "
                           f"method {config['method']!r} is a continuous bottleneck")
@@ -152,12 +153,8 @@ def loss(outputs: torch.Tensor, batch: Batch, config: Config) -> torch.Tensor:
 
 
 def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
-    """``htaf_anneal``: alpha from ``alpha_start`` (first epoch) to the unit's final alpha (last epoch)."""
-    if config["method"] != "htaf_anneal":
-        return
-    if "_alpha_end" not in model.__dict__:
-        model.__dict__["_alpha_end"] = model.unit.alpha
-    model.unit.alpha = anneal_alpha(epoch, config["epochs"], config["alpha_start"], model.__dict__["_alpha_end"])
+    """``htaf_anneal``: alpha from the unit's (first epoch) to ``alpha_end`` (last epoch), :func:`htaf.nn.anneal`."""
+    anneal(model, epoch, config)
 
 
 def train_metrics(model: nn.Module) -> dict[str, float]:
@@ -273,8 +270,8 @@ def _gaps(**fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
     16 at beta 1 (peak slope 1/4 to 4), so that training ends close to the step used at inference."""
     return {"more_concepts": {"method": ["htaf"], "num_concepts": [128], **fixed},
             "more_concepts_standard": {"method": ["relu"], "peak_slope": [None], "num_concepts": [128], **fixed},
-            "sharpen": {"method": ["htaf_anneal"], "peak_slope": [None], "surrogate_params": [{"alpha": 16.0}],
-                        "alpha_start": [1.0], **fixed}}
+            "sharpen": {"method": ["htaf_anneal"], "peak_slope": [None], "surrogate_params": [{"alpha": 1.0}],
+                        "alpha_end": [16.0], **fixed}}
 
 
 def _named(prefix: str, grids: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:

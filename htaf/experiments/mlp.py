@@ -18,9 +18,8 @@ from typing import Any
 from torch import nn
 
 from htaf import data, metrics
-from htaf.experiments import Config, ConfigError, Experiment, UnknownChoiceError, check_widths, register
+from htaf.experiments import Config, Experiment, check_method, check_widths, register
 from htaf.models import MLP
-from htaf.nn import make_unit, unit_methods
 
 
 def build_model(config: Config) -> nn.Module:
@@ -37,12 +36,7 @@ def build_model(config: Config) -> nn.Module:
 def validate(config: Config) -> None:
     """``hidden`` widths, a known ``method`` and ``surrogate_params`` that method accepts."""
     check_widths(config, "hidden")
-    if config["method"] not in unit_methods():
-        raise UnknownChoiceError("method", config["method"], unit_methods())
-    try:
-        make_unit(config["method"], surrogate_params=config["surrogate_params"])
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"surrogate_params for method {config['method']!r}: {error}") from None
+    check_method(config)
 
 
 MODEL_DEFAULTS: dict[str, Any] = {"method": "relu", "surrogate_params": {}}

@@ -3,11 +3,11 @@ r"""``sensitivity_dhn``, ``sensitivity_bnn`` and ``sensitivity_snn``: HTAF's :ma
 The chapter ``book/experiments/sensitivity`` asks where HTAF's heavy tail matters. These three experiments reuse
 the model builders and hooks of the DHN, BNN and SNN chapters (:mod:`htaf.experiments.dhn`,
 :mod:`htaf.experiments.bnn`, :mod:`htaf.experiments.snn`) on small, fast settings (sklearn ``digits``: 1440
-training and 357 test images; a ``cpu`` run takes about a second) and add these keys:
+training and 357 test images; a ``cpu`` run takes about a second). HTAF's parameters are the parents'
+``surrogate_params`` (``{"alpha": 8.0, "beta": 0.5}``; with ``peak_slope`` set, ``alpha`` is kept and ``beta``
+rescaled to that slope, :func:`htaf.nn.make_unit`, as in the DHN chapter); :func:`htaf_params` reads them back
+from a results table. ``sensitivity_dhn`` adds one key:
 
-* ``alpha``, ``beta``: HTAF's parameters, for ``method="htaf"`` / ``"htaf_hard"`` (``sensitivity_bnn`` and
-  ``sensitivity_snn`` pass them to the surrogate as ``surrogate_params``); with ``peak_slope`` set, ``alpha`` is
-  kept and ``beta`` rescaled to that slope (:func:`htaf.surrogates.with_peak_slope`), as in the DHN chapter.
 * ``init_gain`` (``sensitivity_dhn``): the weights of every hidden layer after the first are multiplied by this
   at initialisation, so the pre-activations of the threshold units are about ``init_gain`` times wider.
 
@@ -28,7 +28,8 @@ at peak slope 1 with HTAF against :data:`STRESS_METHODS`, deeper plain DHNs (``p
 :data:`BETAS` span the map; :func:`cells` lists its cells.
 
 >>> from htaf.experiments import get, resolve_config
->>> model = get("sensitivity_dhn").build_model(resolve_config("sensitivity_dhn", "smoke", alpha=8.0, beta=0.5))
+>>> config = resolve_config("sensitivity_dhn", "smoke", surrogate_params={"alpha": 8.0, "beta": 0.5})
+>>> model = get("sensitivity_dhn").build_model(config)
 >>> [round(m.alpha, 3) for m in model.modules() if type(m).__name__ == "HTAF"][:1]
 [8.0]
 """
@@ -37,22 +38,27 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import engine, metrics
-from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register
+from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register, resolve_config
 from htaf.experiments import get as get_experiment
 from htaf.experiments import bnn as bnn_experiment
 from htaf.experiments import dhn as dhn_experiment
 from htaf.experiments import snn as snn_experiment
 from htaf.models.dhn import DHN
+from htaf.nn import unit_family, unit_surrogate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
-           "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "initial_gradient_health"]
+           "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
+           "initial_gradient_health"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -99,6 +105,37 @@ def build_dhn(config: Config) -> nn.Module:
             for linear in hidden_linears(model)[1:]:
                 linear.weight.mul_(config["init_gain"])
     return model
+
+
+def htaf_params(frame: "pd.DataFrame", experiment: str, profile: str | None = None) -> "pd.DataFrame":
+    """``frame`` (a sweep's or results table of ``experiment``) with HTAF's ``alpha`` and ``beta`` as columns: each HTAF
+    run's parameters as its ``surrogate_params`` give them (HTAF's defaults where not given; before any peak-slope
+    matching), NaN for the other methods. A ``method`` or ``surrogate_params`` column that is missing or empty is the
+    profile's default.
+
+    >>> import pandas as pd
+    >>> htaf_params(pd.DataFrame({"surrogate_params": ['{"alpha": 8.0}']}), "sensitivity_bnn", "smoke")
+      surrogate_params  alpha  beta
+    0   {"alpha": 8.0}    8.0   1.0
+    """
+    import json
+
+    defaults = resolve_config(experiment, profile)
+
+    def given(row: "pd.Series", key: str) -> Any:
+        value = row.get(key)
+        if value is None or (isinstance(value, float) and value != value):  # missing, or NaN after a concat
+            return defaults[key]
+        return json.loads(value) if isinstance(value, str) and key == "surrogate_params" else value
+
+    alphas, betas = [], []
+    for _, row in frame.iterrows():
+        method = given(row, "method")
+        params = unit_surrogate(method, None, given(row, "surrogate_params")).params if unit_family(method) == "htaf" \
+            else {"alpha": float("nan"), "beta": float("nan")}
+        alphas.append(params["alpha"])
+        betas.append(params["beta"])
+    return frame.assign(alpha=alphas, beta=betas)
 
 
 def health_units(model: nn.Module) -> dict[str, nn.Module]:
@@ -177,26 +214,7 @@ DHN_PROFILES: dict[str, Config] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _with_htaf_params(config: Config) -> Config:
-    """The config the BNN / SNN builder sees: HTAF's ``alpha``, ``beta`` as the surrogate's parameters."""
-    if config["method"] != "htaf":
-        return config
-    return {**config, "surrogate_params": {**config["surrogate_params"], "alpha": config["alpha"], "beta": config["beta"]}}
-
-
-def build_bnn(config: Config) -> nn.Module:
-    """:func:`htaf.experiments.bnn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
-    return bnn_experiment.build_model(_with_htaf_params(config))
-
-
-def validate_bnn(config: Config) -> None:
-    """``alpha``, ``beta > 0`` and the BNN chapter's checks."""
-    check_number(config, "alpha")
-    check_number(config, "beta")
-    bnn_experiment.validate(_with_htaf_params(config))
-
-
-BNN_MODEL = {**bnn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0}
+BNN_MODEL = {**bnn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None}
 
 BNN_PROFILES: dict[str, Config] = {
     "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **BNN_MODEL,
@@ -211,20 +229,7 @@ BNN_PROFILES: dict[str, Config] = {
 # --------------------------------------------------------------------------------------------
 
 
-def build_snn(config: Config) -> nn.Module:
-    """:func:`htaf.experiments.snn.build_model` with HTAF's ``alpha`` and ``beta`` from the config."""
-    return snn_experiment.build_model(_with_htaf_params(config))
-
-
-def validate_snn(config: Config) -> None:
-    """``alpha``, ``beta > 0`` and the SNN chapter's checks."""
-    check_number(config, "alpha")
-    check_number(config, "beta")
-    snn_experiment.validate(_with_htaf_params(config))
-
-
-SNN_MODEL = {**snn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "alpha": 4.0, "beta": 1.0,
-             "rate_samples": 357}
+SNN_MODEL = {**snn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "rate_samples": 357}
 
 SNN_PROFILES: dict[str, Config] = {
     "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **SNN_MODEL,
@@ -240,7 +245,12 @@ SNN_PROFILES: dict[str, Config] = {
 
 
 def _map(alphas: list[float], betas: list[float], seeds: list[int], **fixed: list[Any]) -> dict[str, list[Any]]:
-    return {"alpha": alphas, "beta": betas, "seed": seeds, **fixed}
+    return {"surrogate_params": [{"alpha": a, "beta": b} for a, b in cells(alphas, betas)], "seed": seeds, **fixed}
+
+
+def _alphas(alphas: list[float]) -> list[dict[str, float]]:
+    """HTAF's ``surrogate_params`` at each sharpness of ``alphas`` (``beta``: the default, or matched to the peak slope)."""
+    return [{"alpha": a} for a in alphas]
 
 
 def _stress(alphas: list[float], seeds: list[int], peaks: list[float], methods: list[str] = STRESS_METHODS,
@@ -251,8 +261,8 @@ def _stress(alphas: list[float], seeds: list[int], peaks: list[float], methods: 
                   "sgd": {"optimizer": ["sgd"], "momentum": [0.9], "lr": [3e-2]}}
     out = {}
     for opt, keys in optimisers.items():
-        out[f"{prefix}_{opt}_htaf"] = {"method": [htaf_method], "alpha": alphas, "peak_slope": peaks, "seed": seeds,
-                                       **keys, **fixed}
+        out[f"{prefix}_{opt}_htaf"] = {"method": [htaf_method], "surrogate_params": _alphas(alphas),
+                                       "peak_slope": peaks, "seed": seeds, **keys, **fixed}
         out[f"{prefix}_{opt}_surrogates"] = {"method": methods, "peak_slope": peaks, "seed": seeds,
                                              **keys, **fixed}
     return out
@@ -261,8 +271,8 @@ def _stress(alphas: list[float], seeds: list[int], peaks: list[float], methods: 
 def _scale(alphas: list[float], seeds: list[int], peak: float, gains: list[float], methods: list[str] = STRESS_METHODS,
            **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
     """HTAF at several alpha, and the surrogates, at peak slope ``peak``, with wider initial pre-activations."""
-    return {"scale_htaf": {"method": ["htaf_hard"], "alpha": alphas, "peak_slope": [peak], "init_gain": gains,
-                           "seed": seeds, **fixed},
+    return {"scale_htaf": {"method": ["htaf_hard"], "surrogate_params": _alphas(alphas), "peak_slope": [peak],
+                           "init_gain": gains, "seed": seeds, **fixed},
             "scale_surrogates": {"method": methods, "peak_slope": [peak], "init_gain": gains, "seed": seeds,
                                  **fixed}}
 
@@ -271,8 +281,8 @@ def _versus(prefix: str, htaf_method: str, alphas: list[float], seeds: list[int]
             methods: list[str] = STRESS_METHODS, **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
     """HTAF at several alpha (``<prefix>_htaf``) and the surrogates (``<prefix>_surrogates``) at peak slope ``peak``,
     with the profile's optimiser (Adam), over the grid keys ``fixed`` (depth, time steps, ...)."""
-    return {f"{prefix}_htaf": {"method": [htaf_method], "alpha": alphas, "peak_slope": [peak], "seed": seeds,
-                               **fixed},
+    return {f"{prefix}_htaf": {"method": [htaf_method], "surrogate_params": _alphas(alphas), "peak_slope": [peak],
+                               "seed": seeds, **fixed},
             f"{prefix}_surrogates": {"method": methods, "peak_slope": [peak], "seed": seeds, **fixed}}
 
 
@@ -358,8 +368,8 @@ BNN_EXPERIMENT = register(
         name="sensitivity_bnn",
         description="HTAF's (alpha, beta) map on a small binary MLP (digits)",
         profiles=BNN_PROFILES,
-        build_model=build_bnn,
-        validate=validate_bnn,
+        build_model=bnn_experiment.build_model,
+        validate=bnn_experiment.validate,
         train_metrics=bnn_experiment.train_metrics,
         after_step=bnn_experiment.after_step,
         evaluate=functools.partial(gradient_health, experiment="sensitivity_bnn"),
@@ -375,8 +385,8 @@ SNN_EXPERIMENT = register(
         name="sensitivity_snn",
         description="HTAF's (alpha, beta) map, time-step and depth stress on a small LIF spiking network (digits)",
         profiles=SNN_PROFILES,
-        build_model=build_snn,
-        validate=validate_snn,
+        build_model=snn_experiment.build_model,
+        validate=snn_experiment.validate,
         train_metrics=snn_experiment.EXPERIMENT.train_metrics,
         eval_metrics=snn_experiment.EXPERIMENT.eval_metrics,
         loss=snn_experiment.EXPERIMENT.loss,

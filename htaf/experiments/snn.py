@@ -2,7 +2,7 @@ r"""``snn``: spiking networks (LIF, exact spikes) trained with HTAF and the stan
 
 The surrogate is the only thing that changes between the runs of a comparison. By default every
 surrogate is used at the same peak slope :math:`g(0) = 1` (``peak_slope=1.0``, see
-:func:`htaf.surrogates.with_peak_slope`): this is exactly the default of SpikingJelly's
+:func:`htaf.nn.make_unit`): this is exactly the default of SpikingJelly's
 ``Sigmoid(alpha=4)`` and ``ATan(alpha=2)``, of HTAF's ``alpha=4, beta=1``, of triangle and rectangle
 with ``alpha=1``, and the fast sigmoid with ``slope=2`` (snnTorch's ``slope=25`` is an unnormalised
 derivative with peak 1; normalised to unit area its peak would be 12.5). ``peak_slope=None`` uses
@@ -14,8 +14,9 @@ Config keys (besides the engine's):
   ``fc_hidden``).
 * ``T``, ``encoding`` (``"direct"`` | ``"rate"``), ``readout`` (``"potential"`` | ``"rate"``; the engine's
   loss is cross-entropy, so ``"potential"``, the time-averaged output current, is the default).
-* ``method`` (the surrogate of the LIF spike: a name of :func:`htaf.surrogates.available`; the key that
-  chooses the unit in every family), ``surrogate_params``, ``peak_slope``.
+* ``method`` (the surrogate of the LIF spike: a name of :func:`htaf.surrogates.available`,
+  :func:`htaf.nn.unit_methods` with ``model="spiking"``; the key that chooses the unit in every family),
+  ``surrogate_params`` (HTAF's ``alpha`` and ``beta`` too), ``peak_slope``.
 * LIF: ``tau`` (``None`` for integrate-and-fire), ``threshold``, ``reset`` (``"soft"`` | ``"hard"``),
   ``detach_reset``, ``decay_input``, ``lif_backend`` (``"fused"`` | ``"loop"``).
 * ``rate_samples``: test samples used to measure the spike rates at the end.
@@ -39,21 +40,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data, metrics, surrogates
+from htaf import data, metrics
 from htaf.experiments import (
     Batch,
     Config,
     ConfigError,
     Experiment,
-    UnknownChoiceError,
     check_choice,
     check_int,
+    check_method,
     check_number,
     check_widths,
     default_loss,
     register,
 )
 from htaf.models import snn
+from htaf.nn import make_unit
 
 ARCHS = ("fc", "conv")
 #: the surrogates compared in the chapter
@@ -67,12 +69,6 @@ def _input_stats(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
     kwargs = {**config["data_kwargs"], "normalise": False}
     images = data.load(config["dataset"], "train", **kwargs).tensors[0]
     return images.mean(dim=(0, 2, 3))[:, None, None], images.std(dim=(0, 2, 3)).clamp_min(1e-6)[:, None, None]
-
-
-def _surrogate(config: Config) -> surrogates.Surrogate:
-    """The LIF spike's surrogate: ``method`` with ``surrogate_params``, matched to ``peak_slope`` unless ``None``."""
-    name, params, peak = config["method"], config["surrogate_params"], config["peak_slope"]
-    return surrogates.with_peak_slope(name, peak, **params)
 
 
 def validate(config: Config) -> None:
@@ -93,12 +89,7 @@ def validate(config: Config) -> None:
     check_number(config, "threshold")
     check_number(config, "peak_slope", nullable=True)
     check_int(config, "rate_samples", 1)
-    if config["method"] not in surrogates.available():
-        raise UnknownChoiceError("surrogate", config["method"], surrogates.available())
-    try:
-        _surrogate(config)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"surrogate {config['method']!r}: {error}") from None
+    check_method(config, "spiking", "surrogate")
     if config["arch"] == "conv" and info.input_shape[1] % 4:
         raise ConfigError(f"arch 'conv' needs an image size divisible by 4, got {info.input_shape[1]}")
 
@@ -108,7 +99,10 @@ def build_model(config: Config) -> snn.SpikingNet:
     validate(config)
     info = data.describe(config["dataset"], **config["data_kwargs"])
     tau = math.inf if config["tau"] is None else config["tau"]
-    lif = dict(surrogate=_surrogate(config), tau=tau, threshold=config["threshold"], reset=config["reset"],
+    # the LIF spike's surrogate: the resolved unit's (``method``, ``surrogate_params``, ``peak_slope``)
+    surrogate = make_unit(config["method"], peak_slope=config["peak_slope"],
+                          surrogate_params=config["surrogate_params"]).surrogate
+    lif = dict(surrogate=surrogate, tau=tau, threshold=config["threshold"], reset=config["reset"],
                detach_reset=config["detach_reset"], decay_input=config["decay_input"],
                backend=config["lif_backend"])
     mean, std = _input_stats(config) if config["encoding"] == "rate" else (0.0, 1.0)

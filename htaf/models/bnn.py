@@ -6,7 +6,8 @@ threshold, as in BinaryNet. The activation unit is :class:`htaf.nn.Spike` with `
 sign forward and twice the step-convention surrogate derivative backward, so ``"ste"`` is BinaryNet's
 :math:`\mathbb 1[|x| \le 1]` and ``"htaf"`` is the derivative of HTAF's +/-1 form
 :math:`\tanh(\alpha\tanh(\beta x)/2)`. ``method="full_precision"`` builds the same network with real weights
-and ReLU activations (the reference).
+and ReLU activations (the reference). The methods are :func:`htaf.nn.unit_methods` with ``model="sign"``; the
+surrogate is resolved (and matched to ``peak_slope``) by :func:`htaf.nn.make_unit` (:func:`sign_unit`).
 
 First and last layers. ``binary_first`` and ``binary_last`` choose binary weights there; their inputs are
 real (the image) or feed the classifier, so they are real-weighted by default, as in XNOR-Net, Bi-Real Net
@@ -35,13 +36,21 @@ import torch
 from torch import nn
 
 from htaf import surrogates
-from htaf.nn import BinaryConv2d, BinaryLinear, Spike, binary_layers, pack
+from htaf.nn import (
+    FULL_PRECISION,
+    BinaryConv2d,
+    BinaryLinear,
+    Spike,
+    binary_layers,
+    check_unit_method,
+    make_unit,
+    pack,
+)
 
 __all__ = [
     "FULL_PRECISION",
     "ARCHS",
-    "methods",
-    "make_sign",
+    "sign_unit",
     "binary_mlp",
     "binary_cnn",
     "vgg_small",
@@ -52,29 +61,21 @@ __all__ = [
     "set_surrogate",
 ]
 
-FULL_PRECISION = "full_precision"
 ARCHS = ("mlp", "cnn", "vgg_small", "resnet18")
 
 
-def methods() -> list[str]:
-    """Valid ``method`` values: every surrogate of the zoo, and ``"full_precision"``."""
-    return [*surrogates.available(), FULL_PRECISION]
+def sign_unit(method: str, peak_slope: float | None = None, surrogate_params: dict | None = None) -> nn.Module:
+    """The activation of ``method``: the exact sign with the surrogate of :func:`htaf.nn.make_unit`'s unit
+    (``Spike(surrogate, signed=True)``), or ``make_unit("full_precision")`` (ReLU).
 
+    With ``peak_slope``, the surrogate's step-convention derivative at 0 equals it (the sign's is twice that).
 
-def make_sign(method: str, peak_slope: float | None = None, surrogate_params: dict | None = None) -> nn.Module:
-    """The activation of ``method``: ``Spike(surrogate, signed=True)``, or ``ReLU`` for ``"full_precision"``.
-
-    With ``peak_slope``, the surrogate is rescaled (:func:`htaf.surrogates.with_peak_slope`) so that its
-    step-convention derivative at 0 equals it (the sign's derivative is twice that).
-
-    >>> make_sign("htaf", peak_slope=0.5)
+    >>> sign_unit("htaf", peak_slope=0.5)
     Spike(HTAF(alpha=4.0, beta=0.5), signed=True)
     """
-    if method == FULL_PRECISION:
-        return nn.ReLU()
-    if method not in surrogates.available():
-        raise ValueError(f"unknown BNN method {method!r}; valid choices: {', '.join(methods())}")
-    return Spike(surrogates.with_peak_slope(method, peak_slope, **(surrogate_params or {})), signed=True)
+    spec = check_unit_method(method, "sign")
+    unit = make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
+    return unit if spec.kind == "reference" else Spike(unit.surrogate, signed=True)
 
 
 def set_surrogate(model: nn.Module, surrogate: surrogates.Surrogate) -> None:
@@ -89,11 +90,11 @@ class _Options:
 
     def __init__(self, method: str, peak_slope: float | None, surrogate_params: dict | None, scale: str,
                  binary_first: bool, binary_last: bool):
-        self.real = method == FULL_PRECISION
-        self.unit = lambda: make_sign(method, peak_slope, surrogate_params)
+        self.real = check_unit_method(method, "sign").kind == "reference"
+        self.unit = lambda: sign_unit(method, peak_slope, surrogate_params)
         self.scale = scale
         self.binary_first, self.binary_last = binary_first, binary_last
-        make_sign(method, peak_slope, surrogate_params)  # validate once, early
+        self.unit()  # validate once, early
 
     def linear(self, a: int, b: int, binary: bool = True, bias: bool = False) -> nn.Module:
         if binary and not self.real:

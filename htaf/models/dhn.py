@@ -33,7 +33,7 @@ Hidden threshold units are built by :func:`htaf.nn.make_unit` from ``method`` (a
 * ``"htaf"``: :class:`htaf.nn.HTAF` in ``"smooth"`` mode with ``step_at_eval=True``: smooth HTAF while
   training, exact step at inference (the *switch*).
 * ``"htaf_anneal"``: the same module; the experiment raises ``alpha`` geometrically during training
-  (:func:`anneal_alpha`) so that the smooth function approaches the step before the switch.
+  (:func:`htaf.nn.anneal`) so that the smooth function approaches the step before the switch.
 * ``"htaf_hard"``: :class:`htaf.nn.HTAF` in ``"hard"`` mode: exact step forward, HTAF derivative backward.
 * any other name of :func:`htaf.surrogates.available` (``"ste"``, ``"rectangle"``, ``"sigmoid"``, ``"atan"``,
   ...): :class:`htaf.nn.Spike`, exact step forward, that surrogate's derivative backward.
@@ -54,34 +54,19 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from htaf.nn import HTAF, make_unit, unit_methods
+from htaf.nn import check_unit_method, make_unit
 
 __all__ = [
     "VARIANTS",
-    "HTAF_METHODS",
     "DHN",
     "DHNLayer",
     "n_linear_units",
-    "set_alpha",
-    "anneal_alpha",
 ]
 
 VARIANTS = ("plain", "skip", "linear")
-#: methods that use the :class:`htaf.nn.HTAF` module (the others are :class:`htaf.nn.Spike` surrogates)
-HTAF_METHODS = ("htaf", "htaf_anneal", "htaf_hard")
-
-
-def _threshold(method: str, alpha: float, beta: float, surrogate_params: dict[str, float] | None,
-               reference: bool = False) -> nn.Module:
-    methods = unit_methods(binary=None if reference else True)
-    if method not in methods:
-        raise ValueError(f"unknown DHN method {method!r}; choose one of {', '.join(methods)}")
-    return make_unit(method, alpha=alpha, beta=beta, surrogate_params=surrogate_params)
 
 
 def n_linear_units(width: int, linear_share: float) -> int:
@@ -147,8 +132,10 @@ class DHN(nn.Module):
         method: how the threshold units are trained (``"htaf"``, ``"htaf_hard"``, ``"ste"``, ...), or a real
             activation (``"relu"``) for the reference network.
         linear_share: share of identity units per layer, used by the ``linear`` variant only.
-        alpha, beta: HTAF parameters for the HTAF methods.
-        surrogate_params: parameters of the surrogate for Spike methods (e.g. ``{"alpha": 4.0}``).
+        surrogate_params: parameters of the unit's surrogate family (HTAF's ``alpha`` and ``beta`` for the HTAF
+            methods, e.g. ``{"alpha": 8.0}``); the family's defaults where not given.
+        peak_slope: rescale the surrogate so that its derivative at the threshold is this
+            (:func:`htaf.nn.make_unit`; ``None``: ``surrogate_params`` as given; ignored by a real activation).
     """
 
     def __init__(
@@ -160,9 +147,8 @@ class DHN(nn.Module):
         variant: str = "plain",
         method: str = "htaf",
         linear_share: float = 0.25,
-        alpha: float = 4.0,
-        beta: float = 1.0,
         surrogate_params: dict[str, float] | None = None,
+        peak_slope: float | None = None,
     ):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features),
@@ -172,12 +158,16 @@ class DHN(nn.Module):
         if variant not in VARIANTS:
             raise ValueError(f"unknown DHN variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         n_linear = n_linear_units(width, linear_share) if variant == "linear" else 0
+        try:
+            check_unit_method(method)
+        except ValueError as error:
+            raise ValueError(str(error).replace("unknown unit method", "unknown DHN method")) from None
         self.variant, self.method = variant, method
         self.layers = nn.ModuleList(
             DHNLayer(
                 in_features if i == 0 else width,
                 width,
-                _threshold(method, alpha, beta, surrogate_params, reference=True),
+                make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params),
                 n_linear=n_linear,
             )
             for i in range(depth)
@@ -210,31 +200,3 @@ class DHN(nn.Module):
             for layer in self.layers[1:]:
                 h = layer(h)
         return self.readout(h)
-
-
-# --------------------------------------------------------------------------------------------
-# Annealing HTAF's sharpness
-# --------------------------------------------------------------------------------------------
-
-
-def set_alpha(model: nn.Module, alpha: float) -> None:
-    """Set the sharpness of every :class:`htaf.nn.HTAF` module in ``model`` (forward and surrogate)."""
-    for module in model.modules():
-        if isinstance(module, HTAF):
-            module.alpha = alpha
-
-
-def anneal_alpha(epoch: int, epochs: int, alpha_start: float, alpha_end: float) -> float:
-    r"""Geometric schedule :math:`\alpha_e = \alpha_0 (\alpha_1/\alpha_0)^{e/(E-1)}` for epoch ``e`` of ``E``.
-
-    The first epoch uses ``alpha_start``, the last ``alpha_end``.
-
-    >>> [round(anneal_alpha(e, 3, 2.0, 32.0), 3) for e in range(3)]
-    [2.0, 8.0, 32.0]
-    """
-    if alpha_start <= 0 or alpha_end <= 0:
-        raise ValueError(f"alpha_start and alpha_end must be > 0, got {alpha_start!r}, {alpha_end!r}")
-    if epochs <= 1:
-        return float(alpha_end)
-    progress = min(max(epoch / (epochs - 1), 0.0), 1.0)
-    return float(alpha_start * math.exp(progress * math.log(alpha_end / alpha_start)))

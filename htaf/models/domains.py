@@ -13,11 +13,11 @@ binary family can use :class:`htaf.nn.BinaryConv2d` unchanged. ``family`` choose
 ``"dhn"``
     Real weights, threshold units ``make_unit(method)`` (:func:`htaf.nn.make_unit`: 0/1 steps at inference,
     ``htaf`` smooth while training; any binary unit of :func:`htaf.nn.unit_methods`), their surrogate at
-    ``peak_slope`` (:func:`htaf.nn.unit_params`). The batch norm before each threshold centres its input on the step,
+    ``peak_slope`` (:func:`htaf.nn.unit_surrogate`). The batch norm before each threshold centres its input on the step,
     as in the binary and spiking families.
 ``"bnn"``
     Binary weights (sign forward, clipped straight-through backward) in every convolution but the first, which
-    sees the real signal; ``BatchNorm -> sign`` units from :func:`htaf.models.bnn.make_sign` (``method``,
+    sees the real signal; ``BatchNorm -> sign`` units from :func:`htaf.models.bnn.sign_unit` (``method``,
     ``peak_slope``); a real linear head followed by batch norm, as :func:`htaf.models.bnn.binary_mlp`.
     ``method="full_precision"`` gives the same network with real weights and ReLU (the reference).
 
@@ -83,8 +83,8 @@ def conv1d_net(family: str, in_channels: int, length: int, num_classes: int, cha
                ) -> Conv1dNet:
     """The convolutional network of ``family`` for signals ``[B, in_channels, length]`` (see the module docstring).
 
-    ``peak_slope`` rescales the unit's surrogate (:func:`htaf.nn.unit_params` in the ``dhn`` family,
-    :func:`htaf.models.bnn.make_sign` in the ``bnn`` family; ``None``: ``surrogate_params`` or the defaults).
+    ``peak_slope`` rescales the unit's surrogate (:func:`htaf.nn.make_unit` in the ``dhn`` family,
+    :func:`htaf.models.bnn.sign_unit` in the ``bnn`` family; ``None``: ``surrogate_params`` or the defaults).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
@@ -97,7 +97,7 @@ def conv1d_net(family: str, in_channels: int, length: int, num_classes: int, cha
             return make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
     else:
         def unit() -> nn.Module:
-            return bnn.make_sign(method, peak_slope, surrogate_params)
+            return bnn.sign_unit(method, peak_slope, surrogate_params)
     unit()  # an unknown method or bad parameters fail here, before any layer is built
 
     blocks = []

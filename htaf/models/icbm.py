@@ -35,35 +35,14 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from htaf.nn import REAL_ACTIVATIONS, make_unit, unit_methods
+from htaf.nn import REAL_ACTIVATIONS, make_unit
 
 __all__ = [
     "ARCHS", "ICBM", "bits_to_hex", "build", "channel_widths", "concept_agreement", "concept_attribute_auc",
-    "concept_statistics", "concepts", "hex_to_bits", "match_concepts", "methods", "probe_accuracy", "resnet18",
-    "small_cnn", "unit_for",
+    "concept_statistics", "concepts", "hex_to_bits", "match_concepts", "probe_accuracy", "resnet18", "small_cnn",
 ]
 
 ARCHS = ("cnn", "resnet18")
-
-
-def methods() -> list[str]:
-    """Valid ``method`` values: the binary units of :func:`htaf.nn.unit_methods`, then the continuous ones."""
-    return unit_methods()
-
-
-def unit_for(method: str, peak_slope: float | None = None, surrogate_params: dict | None = None) -> nn.Module:
-    """The concept unit of ``method``, its surrogate rescaled to ``peak_slope`` (:func:`htaf.nn.make_unit`).
-
-    The experiment's default peak slope (1) is accepted, and means nothing, for a continuous bottleneck.
-
-    >>> unit_for("htaf", 1.0), unit_for("sigmoid_smooth", 1.0)
-    (HTAF(alpha=4.0, beta=1.0, mode='smooth', step_at_eval=True), Smooth(Sigmoid(alpha=4.0), step_at_eval=True))
-    >>> unit_for("htaf_hard", 2.0, {"alpha": 8.0})
-    HTAF(alpha=8.0, beta=1.0, mode='hard')
-    """
-    if method in REAL_ACTIVATIONS and peak_slope == 1.0:
-        peak_slope = None
-    return make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
 
 
 def _conv_stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -114,7 +93,7 @@ class ICBM(nn.Module):
         feature_dim: size of the backbone's features.
         num_concepts: ``K``, the number of implicit concepts (>= 1).
         num_classes: outputs of the linear head.
-        unit: the concept unit (:func:`unit_for`).
+        unit: the concept unit (:func:`htaf.nn.make_unit`).
 
     In training mode ``forward`` attaches two tensors to the logits it returns, for the loss:
     ``logits.concept_logits`` (the normalised pre-activations, ``(B, K)``) and ``logits.concept_activity``
@@ -181,7 +160,7 @@ def build(arch: str, input_shape: Sequence[int], num_classes: int, num_concepts:
         raise ValueError(f"unknown ICBM arch {arch!r}; valid choices: {', '.join(ARCHS)}")
     if len(input_shape) != 3:
         raise ValueError(f"an ICBM needs image inputs (C, H, W), got input shape {tuple(input_shape)}")
-    unit = unit_for(method, peak_slope, surrogate_params)
+    unit = make_unit(method, peak_slope=peak_slope, surrogate_params=surrogate_params)
     backbone, features = small_cnn(int(input_shape[0]), channels) if arch == "cnn" else resnet18(int(input_shape[0]))
     return ICBM(backbone, features, num_concepts, num_classes, unit)
 
