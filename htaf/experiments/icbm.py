@@ -67,7 +67,7 @@ from htaf.experiments import (
     register,
 )
 from htaf.models import icbm
-from htaf.nn import ANNEAL_ALPHA_END, SWITCHABLE, anneal, unit_family, use_mode
+from htaf.nn import ANNEAL_ALPHA_END, SWITCHABLE, anneal, make_unit, unit_family, use_mode
 
 MODEL_DEFAULTS: dict[str, Any] = {
     "arch": "cnn",
@@ -125,7 +125,7 @@ def validate(config: Config) -> None:
     if info.task != "classification" or len(info.input_shape) != 3:
         raise ConfigError(f"the icbm experiment needs an image classification dataset, got {config['dataset']!r}")
     try:
-        icbm.unit_for(config["method"], config["peak_slope"], config["surrogate_params"])
+        make_unit(config["method"], peak_slope=config["peak_slope"], surrogate_params=config["surrogate_params"])
         if config["arch"] == "cnn":
             icbm.channel_widths(config["channels"])
     except (TypeError, ValueError) as error:
