@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -48,14 +50,11 @@ def jupyter_book() -> str:
     return found
 
 
-#: the tests of the one built book: slow, and on one pytest-xdist worker (the module fixture builds it once there)
-def BOOK(test):
-    return pytest.mark.xdist_group("book")(pytest.mark.slow(test))
+#: the tests of the built book (slow)
+BOOK = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
+def _build(out: Path) -> tuple[types.SimpleNamespace, Path]:
     proc = subprocess.run(
         [jupyter_book(), "build", str(ROOT), "--all", "-W", "--keep-going", "--path-output", str(out)],
         cwd=ROOT,
@@ -64,7 +63,26 @@ def built_book(tmp_path_factory):
         timeout=600,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
-    return proc, out / "_build" / "html"
+    return types.SimpleNamespace(returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr), \
+        out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """The book, built once per test session: under pytest-xdist the first worker that needs it builds it into the
+    session's shared temporary folder (holding a file lock), the others wait for it and read it."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _build(tmp_path_factory.mktemp("book"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # one folder per session, common to its workers
+    done = shared / "book-build.json"
+    with FileLock(str(shared / "book-build.lock")):
+        if not done.is_file():
+            proc, html = _build(shared / "book")
+            done.write_text(json.dumps({"proc": vars(proc), "html": str(html)}))
+        found = json.loads(done.read_text())
+    return types.SimpleNamespace(**found["proc"]), Path(found["html"])
 
 
 @BOOK
