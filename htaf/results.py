@@ -600,13 +600,22 @@ def migrate(results_dir: str | os.PathLike | None = None) -> list[tuple[Path, Pa
     for path in sorted(results_root(results_dir).glob("*/*/*.json")):
         try:
             record = read_json(path)
-            old_schema = record["schema"]
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError):
-            warnings.warn(f"migrate skipped {path}: not a results file", ResultsWarning, stacklevel=2)
+            schema = record.get("schema") if isinstance(record, dict) else None
+            if isinstance(schema, bool) or not isinstance(schema, int):
+                raise ValueError(f"no integer schema ({schema!r})")
+            if schema >= SCHEMA:
+                continue
+            missing = [key for key in REQUIRED_KEYS if key not in record]
+            if missing:
+                raise ValueError(f"lacks {', '.join(missing)}")
+            wrong = [key for key, types, _ in _SHAPES if not isinstance(record[key], types)]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} of the wrong type")
+            record = _migrated(record)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+            warnings.warn(f"migrate skipped {path}: not a results file it can migrate ({error})", ResultsWarning,
+                          stacklevel=2)
             continue
-        if old_schema >= SCHEMA:
-            continue
-        record = _migrated(record)
         target = path.with_name(f"{record['hash']}.json")
         if target != path and target.exists():
             # two old files of one computation (a config key it did not use told them apart): keep one if they

@@ -1,5 +1,6 @@
 """The engine contract: experiment hooks, batches with attributes, grids, reproduce, migration, light import."""
 
+import json
 import os
 import subprocess
 import sys
@@ -243,6 +244,22 @@ def test_migrate_renames_keys_rehashes_and_the_cache_finds_the_result(tmp_path, 
     (root / "snn" / "smoke" / "notes.json").unlink()
     assert results.migrate(root) == []  # idempotent
     assert main(["migrate", "--results-dir", str(root)]) == 0 and "migrated 0 file(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [{"schema": "1"}, {"schema": 1}, {"schema": 1, "experiment": "mlp", "config": "x"},
+                                 [1, 2], {"schema": True}])
+def test_migrate_skips_a_malformed_file_and_migrates_the_rest(tmp_path, bad, capsys):
+    root = tmp_path / "results"
+    mlp_config = experiments.resolve_config("mlp", "smoke", epochs=1)
+    old_mlp = {{"method": "activation", "surrogate_params": "activation_kwargs"}.get(k, k): v for k, v in mlp_config.items()}
+    good = _schema_1("mlp", old_mlp, {"grad_norm_0": 1.0}, root)
+    (root / "mlp" / "smoke" / "aaaa.json").write_text(json.dumps(bad))  # sorted before the good file
+    with pytest.warns(results.ResultsWarning, match="migrate skipped .*aaaa.json"):
+        moved = results.migrate(root)
+    assert [old.stem for old, _ in moved] == [good] and (root / "mlp" / "smoke" / "aaaa.json").exists()
+    assert main(["migrate", "--results-dir", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: migrate skipped" in captured.err and "Traceback" not in captured.err
 
 
 # --------------------------------------------------------------------------------------------
