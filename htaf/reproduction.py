@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ class PlannedRun:
 def _runs(profile: str, only: Iterable[str] | None) -> list[tuple[str, str, dict[str, Any], Config, str]]:
     """``(experiment, sweep, overrides, config, config hash)`` of every distinct run of the plan, in order; the
     engine's keys of every config are checked, not yet the experiment's (:func:`htaf.experiments.validate_configs`)."""
+    if isinstance(only, (str, experiments.Experiment)):  # one experiment, not the letters of its name
+        only = [only]
     names = experiments.available() if only is None else [experiments.get(name).name for name in only]
     runs, seen = [], set()
     for name in names:
@@ -92,12 +95,50 @@ def run_counts(profile: str | None = None, only: Iterable[str] | None = None) ->
     return counts
 
 
-def _train_planned(experiment: str, profile: str, results_dir: str | None, overrides: dict[str, Any],
-                   threads: int | None) -> float:
-    """Worker of :func:`reproduce` with ``jobs > 1``: train one run in this process; its recorded time."""
-    if threads:
-        torch.set_num_threads(threads)
-    return train.run(experiment, profile, results_dir, progress=False, **overrides)["wall_time_s"]
+def _run_planned(experiment: str, profile: str, results_dir: str | os.PathLike | None, overrides: dict[str, Any],
+                 progress: bool | None = False) -> tuple[dict[str, Any], bool]:
+    """One planned run through :func:`htaf.train.run`: its record, and whether this process trained any of it (a
+    run that another process finished meanwhile is read, and neither counted as trained here nor timed twice)."""
+    trained = []
+    record = train.run(experiment, profile, results_dir, on_epoch_end=lambda epoch, row: trained.append(epoch),
+                       progress=progress, **overrides)
+    return record, bool(trained)
+
+
+def _train_planned(experiment: str, profile: str, results_dir: str | None,
+                   overrides: dict[str, Any]) -> tuple[float, bool]:
+    """Worker of :func:`reproduce` with ``jobs > 1``: one run in this process; its recorded time and whether it
+    trained here."""
+    record, trained = _run_planned(experiment, profile, results_dir, overrides)
+    return record["wall_time_s"], trained
+
+
+def _start_worker(parent: int, threads: int) -> None:
+    """A pool worker: Ctrl-C is the parent's to handle (it stops the pool), and the worker exits when its parent
+    is gone (``kill -9`` of the parent must not leave workers training)."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+    def exit_with_parent() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=exit_with_parent, name="htaf-exit-with-parent", daemon=True).start()
+
+
+def _stop_pool(pool) -> None:
+    """Cancel every pending run and end the workers now (a worker's finished epochs stay in its checkpoint)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=10)
 
 
 def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
@@ -118,6 +159,8 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
     profile = experiments.resolve_profile(profile)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise experiments.ConfigError(f"jobs must be a positive integer, got {jobs!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise experiments.ConfigError(f"threads must be a positive integer, got {threads!r}")
     planned = plan(profile, only, results_dir)
     if not dry_run:  # before training, a finished run is read fully (plan only looked at its file's end)
         planned = [item if not item.cached or train._finished(item.path, repair=False) is not None
@@ -144,11 +187,11 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
             entry = summary[item.experiment]
             started = time.perf_counter()
             bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
-            record = train.run(item.experiment, profile, results_dir, progress=False if drawing else None,
-                               **item.overrides)
+            record, trained = _run_planned(item.experiment, profile, results_dir, item.overrides,
+                                           progress=False if drawing else None)
             entry["wall_time_s"] += time.perf_counter() - started
             if not item.cached:
-                entry["trained"] += 1
+                entry["trained"] += trained
                 entry["recorded_time_s"] += record["wall_time_s"]
             bar.update()
     return summary
@@ -165,16 +208,28 @@ def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, A
     folder = None if results_dir is None else str(results_dir)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
     fresh = dict.fromkeys(summary, 0.0)  # training time of this call's runs, per experiment
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_train_planned, item.experiment, profile, folder, item.overrides, threads): item
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                                                  initargs=(os.getpid(), threads))
+    done = 0
+    try:
+        futures = {pool.submit(_train_planned, item.experiment, profile, folder, item.overrides): item
                    for item in missing}
         for future in concurrent.futures.as_completed(futures):
             item = futures[future]
-            seconds = future.result()
-            summary[item.experiment]["trained"] += 1
-            summary[item.experiment]["recorded_time_s"] += seconds
-            fresh[item.experiment] += seconds
+            seconds, trained = future.result()
+            entry = summary[item.experiment]
+            entry["trained"] += trained
+            entry["recorded_time_s"] += seconds
+            fresh[item.experiment] += seconds if trained else 0.0
+            done += 1
             bar.update()
+    except BaseException:  # Ctrl-C, or a run that failed: stop every worker now, keep what finished
+        _stop_pool(pool)
+        print(f"reproduce stopped: {done} of {len(missing)} missing runs finished in this call and are kept "
+              f"(checkpoints keep the epochs of unfinished ones); run it again to train the rest",
+              file=sys.stderr, flush=True)
+        raise
+    pool.shutdown()
     elapsed = time.perf_counter() - started
     total = sum(fresh.values()) or 1.0
     for name, entry in summary.items():

@@ -394,6 +394,10 @@ def run(
         record = _finished(path, repair=ctx.is_main)  # another process may have finished it meanwhile
         if record is not None:
             return record
+        if ctx.is_main:  # temporary files of writes a kill interrupted (only the lock holder writes this run's files)
+            for target in (path, checkpoint):
+                for orphan in target.parent.glob(f".{target.name}.*.tmp"):
+                    orphan.unlink(missing_ok=True)
         outcome = fit(exp, config, checkpoint, on_epoch_end, progress=progress, label=f"{exp.name}/{profile}/{digest}")
         record = results.json_safe({
             "schema": results.SCHEMA,

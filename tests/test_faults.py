@@ -452,3 +452,114 @@ def test_a_results_file_that_cannot_be_read_never_blocks_the_run(kind, count_fit
     with pytest.warns(results.ResultsWarning, match="moved it to"):
         record = train.run("mlp", "smoke", epochs=1)
     assert len(count_fits) == 1 and results.read_result(path) == json.loads(json.dumps(record))
+
+
+# --------------------------------------------------------------------------------------------
+# Interruptions of reproduce
+# --------------------------------------------------------------------------------------------
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of the live processes whose environment holds ``marker`` (a reproduce and its pool workers)."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes() and b"Z" not in (entry / "stat").read_bytes().split(b")")[-1][:3]:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _start_reproduce(tmp_path, marker):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HTAF_RESULTS": str(tmp_path / "results"), "HTAF_CHECKPOINTS": str(tmp_path / "ckpt"),
+           "HTAF_QUIET": "1", "HTAF_TEST_MARKER": marker, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, "-m", "htaf", "reproduce", "--profile", "smoke", "--only", "dhn",
+                             "--jobs", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    folder = tmp_path / "results" / "dhn" / "smoke"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(folder.glob("*.json")):
+        time.sleep(0.2)
+    assert list(folder.glob("*.json")), "no run finished within two minutes"
+    return proc, folder
+
+
+def _settles(folder, seconds=3.0):
+    before = sorted(folder.glob("*.json"))
+    time.sleep(seconds)
+    return sorted(folder.glob("*.json")) == before
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the workers")
+def test_ctrl_c_stops_every_worker_of_reproduce_and_keeps_what_finished(tmp_path):
+    import signal
+    import uuid
+
+    marker = f"ctrl-c-{uuid.uuid4().hex}"
+    proc, folder = _start_reproduce(tmp_path, marker)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "reproduce stopped:" in err and "are kept" in err, err[-2000:]
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_with(marker)
+    assert _settles(folder) and all(results.read_result(path) for path in folder.glob("*.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the workers")
+def test_workers_exit_when_reproduce_is_killed(tmp_path):
+    import signal
+    import uuid
+
+    marker = f"kill-9-{uuid.uuid4().hex}"
+    proc, folder = _start_reproduce(tmp_path, marker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_with(marker), "pool workers outlived their parent"
+    assert _settles(folder)
+
+
+def test_a_run_finished_by_another_process_is_not_counted_as_trained_here(monkeypatch, count_fits):
+    from htaf import reproduction
+
+    planned = reproduction.plan("smoke", "mlp")
+    assert [item.cached for item in planned] == [False]
+    train.run("mlp", "smoke", **planned[0].overrides)  # "another process" finishes it after the plan was made
+    monkeypatch.setattr(reproduction, "plan", lambda *args, **kwargs: planned)
+    summary = reproduction.reproduce("smoke", ["mlp"])
+    assert summary["mlp"]["trained"] == 0 and len(count_fits) == 1
+
+
+def test_orphaned_temporary_files_of_a_run_are_removed_when_it_trains():
+    path, checkpoint = _paths("mlp", epochs=1)
+    orphans = [path.parent / f".{path.name}.k1ll3d.tmp", checkpoint.parent / f".{checkpoint.name}.x9.tmp"]
+    for orphan in orphans:
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(b"half a write")
+    keep = path.parent / ".other.json.abc.tmp"  # another run's: not this run's to remove
+    keep.write_bytes(b"")
+    train.run("mlp", "smoke", epochs=1)
+    assert not any(orphan.exists() for orphan in orphans) and keep.exists()
+
+
+@pytest.mark.parametrize("threads", [0, -1])
+def test_bad_thread_counts_are_one_line(capsys, threads):
+    one_line_exit_2(["reproduce", "--profile", "smoke", "--only", "mlp", "--jobs", "2", "--threads", str(threads)],
+                    capsys, "threads must be a positive integer")
+    from htaf import reproduction
+
+    with pytest.raises(experiments.ConfigError, match="threads must be a positive integer"):
+        reproduction.reproduce("smoke", "mlp", threads=True)
