@@ -328,6 +328,7 @@ def lif_multistep(
     if x.dim() < 2:
         raise ValueError(f"lif_multistep expects a [T, B, ...] tensor, got shape {tuple(x.shape)}")
     sg = surrogates.get(surrogate)
+    sg.check_dtype(x.dtype)  # parameters that overflow or underflow the input's dtype would give non-finite gradients
     leak, gain = _leak(tau)
     if not decay_input:
         gain = 1.0

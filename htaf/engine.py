@@ -113,9 +113,21 @@ class Hooks(Protocol):
 
 
 def select_device(local_rank: int = 0) -> torch.device:
-    """``$HTAF_DEVICE`` if set, else CUDA device ``local_rank`` when CUDA is present, else the CPU."""
-    if os.environ.get("HTAF_DEVICE"):
-        return torch.device(os.environ["HTAF_DEVICE"])
+    """``$HTAF_DEVICE`` if set, else CUDA device ``local_rank`` when CUDA is present, else the CPU.
+
+    Raises:
+        ConfigError: ``$HTAF_DEVICE`` names no torch device, or a CUDA device where CUDA is not available.
+    """
+    name = os.environ.get("HTAF_DEVICE")
+    if name:
+        try:
+            device = torch.device(name)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"HTAF_DEVICE={name!r} is not a torch device; use cpu, cuda or cuda:<index>") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"HTAF_DEVICE={name!r} asks for CUDA, which this machine's torch cannot use; "
+                              "unset it or use cpu")
+        return device
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
 

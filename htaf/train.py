@@ -384,6 +384,7 @@ def run(
     record = _finished(path, repair=ctx.is_main)
     if record is not None:
         return record
+    select_device(ctx.local_rank)  # a bad HTAF_DEVICE fails here, before any data loads
     checkpoint = results.checkpoint_path(exp.name, profile, digest, results_dir)
     if ctx.is_main:
         results.refuse_links(path, results.results_root(results_dir))

@@ -563,3 +563,37 @@ def test_bad_thread_counts_are_one_line(capsys, threads):
 
     with pytest.raises(experiments.ConfigError, match="threads must be a positive integer"):
         reproduction.reproduce("smoke", "mlp", threads=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad values fail in the first second, before any data loads
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "mlp", "--set", 'method="htaf"', "--set", 'surrogate_params={"alpha":1e300}'], "too large for torch.float32"),
+    (["run", "snn", "--set", 'surrogate_params={"alpha":1e300}'], "too large for torch.float32"),
+    (["run", "snn", "--set", 'surrogate_params={"alpha":1e-300}'], "too small for torch.float32"),
+    (["run", "mlp", "--set", "lr=1e308"], "'lr' must be a finite number greater than 0 and below 10"),
+    (["run", "mlp", "--set", "optimizer=\"sgd\"", "--set", "momentum=1.5"], "'momentum' must be a finite number"),
+    (["run", "mlp", "--set", "task=\"regression\""], "task 'regression' does not match the dataset 'digits'"),
+    (["run", "dhn_regression", "--set", "task=\"classification\""], "does not match the dataset"),
+])
+def test_bad_values_fail_before_any_data_loads(no_data, capsys, argv, fragment):
+    one_line_exit_2(argv, capsys, fragment)
+
+
+@pytest.mark.parametrize("device, fragment", [("bogus", "is not a torch device"), ("cuda:0", "asks for CUDA")])
+def test_a_bad_device_fails_before_any_data_loads(no_data, capsys, monkeypatch, device, fragment):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    monkeypatch.setenv("HTAF_DEVICE", device)
+    one_line_exit_2(["run", "mlp", "--set", "epochs=1"], capsys, f"HTAF_DEVICE={device!r}", fragment)
+
+
+def test_the_lif_refuses_surrogate_parameters_its_dtype_cannot_hold():
+    from htaf import surrogates
+    from htaf.models.snn import lif_multistep
+
+    with pytest.raises(ValueError, match="too large for torch.float32"):
+        lif_multistep(torch.zeros(2, 3), surrogates.get("sigmoid", alpha=1e300))

@@ -97,6 +97,8 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 }
 #: seeds must fit NumPy's legacy seeding
 MAX_SEED = 2**32 - 1
+#: learning rates at or above this diverge with every optimizer here (a typo such as ``lr=1e3`` fails at once)
+MAX_LR = 10.0
 
 #: config keys removed in results schema 3, when HTAF's parameters moved into ``surrogate_params`` in every
 #: experiment: ``REMOVED_KEYS[key]`` says what to give instead (formatted with the value given)
@@ -306,8 +308,10 @@ def check_method(config: Config, model: str = "threshold", kind: str = "method")
     if config["method"] not in valid:
         raise UnknownChoiceError(kind, config["method"], valid)
     try:
-        units.make_unit(config["method"], peak_slope=config.get("peak_slope"),
-                        surrogate_params=config.get("surrogate_params"))
+        unit = units.make_unit(config["method"], peak_slope=config.get("peak_slope"),
+                               surrogate_params=config.get("surrogate_params"))
+        if hasattr(unit, "surrogate"):  # finite in float32, the dtype of training (autocast computes units in it)
+            unit.surrogate.check_dtype(torch.float32)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"unit of method {config['method']!r}: {error}") from None
 
@@ -341,8 +345,9 @@ def _check_engine_keys(config: Config) -> None:
             raise ConfigError(f"config key {key!r} must be at least 1, got {config[key]!r}")
     if not config["lr"] > 0:
         raise ConfigError(f"config key 'lr' must be greater than 0, got {config['lr']!r}")
+    check_number(config, "lr", below=MAX_LR)
     check_number(config, "weight_decay", strict=False)
-    check_number(config, "momentum", strict=False)
+    check_number(config, "momentum", strict=False, below=1.0)
     check_int(config, "seed", 0, MAX_SEED)
     check_int(config, "subset", 1, nullable=True)
     if not isinstance(config["data_kwargs"], dict):
@@ -419,8 +424,12 @@ def _merged(exp: Experiment, profile: str | None, overrides: dict[str, Any]) -> 
         config[key] = _coerce(key, config[key], value, exp.nullable)
     _check_engine_keys(config)
     _canonical_surrogate_params(config)
+    task = data.describe(config["dataset"], **config["data_kwargs"]).task
     if config["task"] is None:
-        config["task"] = data.describe(config["dataset"], **config["data_kwargs"]).task
+        config["task"] = task
+    elif config["task"] != task:
+        raise ConfigError(f"task {config['task']!r} does not match the dataset {config['dataset']!r}, a {task} "
+                          "dataset; leave task unset (the dataset's task) or choose a dataset of that task")
     return config
 
 
