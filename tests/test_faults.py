@@ -597,3 +597,12 @@ def test_the_lif_refuses_surrogate_parameters_its_dtype_cannot_hold():
 
     with pytest.raises(ValueError, match="too large for torch.float32"):
         lif_multistep(torch.zeros(2, 3), surrogates.get("sigmoid", alpha=1e300))
+
+
+def test_numpy_scalars_are_config_values_of_the_same_run():
+    reference = experiments.resolve_config("mlp", "smoke", lr=0.01, epochs=2, hidden=[8], method="htaf",
+                                           surrogate_params={"alpha": 2.0})
+    scalars = experiments.resolve_config("mlp", "smoke", lr=np.float64(0.01), epochs=np.int64(2), hidden=[np.int64(8)],
+                                         method="htaf", surrogate_params={"alpha": np.float32(2.0)})
+    assert scalars == reference and type(scalars["epochs"]) is int and type(scalars["lr"]) is float
+    assert results.config_hash("mlp", scalars) == results.config_hash("mlp", reference)

@@ -34,6 +34,7 @@ import copy
 import importlib
 import json
 import math
+import numbers
 import pkgutil
 import warnings
 from dataclasses import dataclass, field
@@ -226,6 +227,24 @@ def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str,
 # --------------------------------------------------------------------------------------------
 
 
+def _plain(value: Any) -> Any:
+    """NumPy (or other) scalars as the Python ``bool``, ``int`` or ``float`` they stand for, inside lists and dicts
+    too; anything else as it is."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if type(value).__name__ in ("bool_", "bool"):  # numpy.bool_
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
 def _coerce(key: str, default: Any, value: Any, nullable: tuple[str, ...] = ()) -> Any:
     """``value`` converted to the type of the profile's ``default`` (int <-> integral float), else ConfigError.
 
@@ -234,6 +253,7 @@ def _coerce(key: str, default: Any, value: Any, nullable: tuple[str, ...] = ()) 
     """
     if default is None or (value is None and (key in nullable or ENGINE_DEFAULTS.get(key, ...) is None)):
         return value
+    value = _plain(value)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
