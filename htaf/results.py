@@ -48,7 +48,7 @@ __all__ = [
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
     "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "run_lock", "device_name",
-    "environment", "cell", "records",
+    "environment", "cell", "iter_records", "records",
     "load", "load_history", "table", "migrate",
 ]
 
@@ -455,19 +455,36 @@ def cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
 
 
-def records(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Every finished run of ``experiment`` under ``profile``, sorted by hash.
+def iter_records(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> Iterator[dict[str, Any]]:
+    """Every finished run of ``experiment`` under ``profile``, sorted by hash, read one file at a time (memory
+    stays that of one record).
 
     Files that are not readable results files are skipped with a :class:`ResultsWarning` naming them.
     """
     folder = results_root(results_dir) / experiment / profile
-    found = []
     for path in sorted(folder.glob("*.json")):
         try:
-            found.append(read_result(path))
+            record = read_result(path)
         except CorruptResultError as error:
-            warnings.warn(f"skipped {error}", ResultsWarning, stacklevel=2)
-    return found
+            warnings.warn(f"skipped {error}", ResultsWarning, stacklevel=3)
+            continue
+        yield record
+
+
+def records(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every finished run of ``experiment`` under ``profile``, sorted by hash (:func:`iter_records` as a list)."""
+    return list(iter_records(experiment, profile, results_dir))
+
+
+def _summary_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A run's row of :func:`load`: hash, config keys, final metrics, parameter count, wall time (no history)."""
+    return {
+        "hash": record["hash"],
+        **{key: cell(value) for key, value in record["config"].items()},
+        **record["metrics"],
+        "num_params": record.get("num_params"),
+        "wall_time_s": record["wall_time_s"],
+    }
 
 
 def load(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -479,17 +496,7 @@ def load(experiment: str, profile: str, results_dir: str | os.PathLike | None = 
     """
     import pandas as pd
 
-    rows = [
-        {
-            "hash": record["hash"],
-            **{key: cell(value) for key, value in record["config"].items()},
-            **record["metrics"],
-            "num_params": record.get("num_params"),
-            "wall_time_s": record["wall_time_s"],
-        }
-        for record in records(experiment, profile, results_dir)
-    ]
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_summary_row(record) for record in iter_records(experiment, profile, results_dir)])
 
 
 def load_history(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -498,17 +505,24 @@ def load_history(experiment: str, profile: str, results_dir: str | os.PathLike |
 
     rows = [
         {"hash": record["hash"], **{key: cell(value) for key, value in record["config"].items()}, **epoch}
-        for record in records(experiment, profile, results_dir)
+        for record in iter_records(experiment, profile, results_dir)
         for epoch in record["history"]
     ]
     return pd.DataFrame(rows)
 
 
 def table(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Compact results table: ``hash``, the config keys that vary between runs, final metrics, wall time."""
-    found = records(experiment, profile, results_dir)
-    frame = load(experiment, profile, results_dir)
-    config_keys = set().union(*(record["config"] for record in found))
+    """Compact results table: ``hash``, the config keys that vary between runs, final metrics, wall time.
+
+    Each file is read once, and only its summary row is kept (not its history).
+    """
+    import pandas as pd
+
+    rows, config_keys = [], set()
+    for record in iter_records(experiment, profile, results_dir):
+        config_keys.update(record["config"])
+        rows.append(_summary_row(record))
+    frame = pd.DataFrame(rows)
     varied = [key for key in frame.columns if key in config_keys and frame[key].astype(str).nunique() > 1]
     outcomes = [column for column in frame.columns if column not in config_keys and column != "hash"]
     return frame[["hash", *varied, *outcomes]] if not frame.empty else frame

@@ -184,3 +184,15 @@ def test_schema_3_migration_refuses_what_it_cannot_express():
               "config": _old("icbm", {"method": "htaf_anneal"}, {"alpha_start": 1.0}, drop=("alpha_end",))}
     with pytest.raises(results.ResultsError, match="peak_slope"):
         results.MIGRATIONS[2](record)
+
+
+def test_table_reads_each_results_file_once(monkeypatch):
+    from htaf import results, train
+
+    for seed in (0, 1):
+        train.run("mlp", "smoke", epochs=1, seed=seed)
+    reads = []
+    real = results.read_result
+    monkeypatch.setattr(results, "read_result", lambda path: reads.append(path) or real(path))
+    frame = results.table("mlp", "smoke")
+    assert len(frame) == 2 and len(reads) == 2 and "seed" in frame.columns
