@@ -49,7 +49,9 @@ def sech2(z: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 def htaf_value(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
     r""":math:`\sigma(\alpha\tanh(\beta x))` in the compute dtype, cast back to ``x.dtype``."""
     work = x.to(compute_dtype(x.dtype))
-    return torch.sigmoid(alpha * torch.tanh(beta * work)).to(x.dtype)
+    value = torch.sigmoid(alpha * torch.tanh(beta * work))
+    # no no-op .to(): it would return `value` itself, an alias torch 2.11's Dynamo mishandles (see _HTAFFunction)
+    return value if value.dtype == x.dtype else value.to(x.dtype)
 
 
 def htaf_derivative(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
@@ -102,6 +104,14 @@ def check_htaf_fits(alpha: float, beta: float, dtype: torch.dtype) -> None:
     check_fits_dtype(owner, {"alpha": alpha, "beta": beta}, alpha * beta / 4.0, dtype)
 
 
+def _is_compiling() -> bool:
+    """True while torch.compile traces (``torch.compiler.is_compiling``; ``torch._dynamo``'s before torch 2.3)."""
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()
+
+
 # --------------------------------------------------------------------------------------------
 # Autograd functions (underscored: the names show in ``grad_fn``, e.g. ``<_SpikeFunctionBackward>``)
 # --------------------------------------------------------------------------------------------
@@ -112,6 +122,13 @@ class _HTAFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha, beta):
+        if _is_compiling():
+            # Under torch.compile, the out-of-place closed form. Torch 2.11's Dynamo silently returns a zero
+            # gradient when the forward returns a tensor that is also an earlier intermediate (the result of
+            # an in-place op like sigmoid_(), or of a no-op .to()): it records it as two graph outputs and
+            # routes the gradient to the wrong one (pytorch/pytorch#180642, fixed in 2.12). A compiled graph
+            # gains nothing from in-place ops anyway (AOTAutograd functionalizes them).
+            return htaf_value(x, alpha, beta)
         return htaf_value_inplace(x, alpha, beta)
 
     @staticmethod
