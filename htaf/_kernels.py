@@ -104,14 +104,6 @@ def check_htaf_fits(alpha: float, beta: float, dtype: torch.dtype) -> None:
     check_fits_dtype(owner, {"alpha": alpha, "beta": beta}, alpha * beta / 4.0, dtype)
 
 
-def _is_compiling() -> bool:
-    """True while torch.compile traces (``torch.compiler.is_compiling``; ``torch._dynamo``'s before torch 2.3)."""
-    compiler = getattr(torch, "compiler", None)
-    if compiler is not None and hasattr(compiler, "is_compiling"):
-        return compiler.is_compiling()
-    return torch._dynamo.is_compiling()
-
-
 # --------------------------------------------------------------------------------------------
 # Autograd functions (underscored: the names show in ``grad_fn``, e.g. ``<_SpikeFunctionBackward>``)
 # --------------------------------------------------------------------------------------------
@@ -122,7 +114,7 @@ class _HTAFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha, beta):
-        if _is_compiling():
+        if torch.compiler.is_compiling():
             # Under torch.compile, the out-of-place closed form. Torch 2.11's Dynamo silently returns a zero
             # gradient when the forward returns a tensor that is also an earlier intermediate (the result of
             # an in-place op like sigmoid_(), or of a no-op .to()): it records it as two graph outputs and
