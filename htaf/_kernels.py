@@ -57,7 +57,9 @@ def sech2(z: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 def htaf_value(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
     r""":math:`\sigma(\alpha\tanh(\beta x))` in the compute dtype, cast back to ``x.dtype``."""
     work = x.to(compute_dtype(x.dtype))
-    return torch.sigmoid(alpha * torch.tanh(beta * work)).to(x.dtype)
+    value = torch.sigmoid(alpha * torch.tanh(beta * work))
+    # no no-op .to(): it would return `value` itself, an alias torch 2.11's Dynamo mishandles (see _HTAFFunction)
+    return value if value.dtype == x.dtype else value.to(x.dtype)
 
 
 def htaf_derivative(x: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
@@ -120,6 +122,13 @@ class _HTAFFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x, alpha, beta):
+        if torch.compiler.is_compiling():
+            # Under torch.compile, the out-of-place closed form. Torch 2.11's Dynamo silently returns a zero
+            # gradient when the forward returns a tensor that is also an earlier intermediate (the result of
+            # an in-place op like sigmoid_(), or of a no-op .to()): it records it as two graph outputs and
+            # routes the gradient to the wrong one (pytorch/pytorch#180642, fixed in 2.12). A compiled graph
+            # gains nothing from in-place ops anyway (AOTAutograd functionalizes them).
+            return htaf_value(x, alpha, beta)
         return htaf_value_inplace(x, alpha, beta)
 
     @staticmethod
