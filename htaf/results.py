@@ -47,7 +47,7 @@ __all__ = [
     "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "RENAMED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
-    "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "run_lock", "device_name",
+    "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "HeldLock", "run_lock", "device_name",
     "environment", "cell", "iter_records", "records",
     "load", "load_history", "table", "migrate",
 ]
@@ -165,17 +165,24 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     ``0600`` of a temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as fh:
+    for attempt in (1, 2):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as fh:
+            try:
+                write(fh)
+                fh.flush()
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
+                os.fsync(fh.fileno())
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(fh.name)
+                raise
         try:
-            write(fh)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            os.fsync(fh.fileno())
-        except BaseException:
-            os.unlink(fh.name)
-            raise
-    os.replace(fh.name, path)
+            os.replace(fh.name, path)
+            return
+        except FileNotFoundError:  # the folder was moved away meanwhile: write again where the path points now
+            if attempt == 2:
+                raise
 
 
 def json_safe(value: Any) -> Any:
@@ -342,20 +349,88 @@ def check_writable(folder: Path, need_bytes: int = MIN_FREE_BYTES) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _try_lock(lock: Path) -> tuple[int | None, str]:
+    """``(descriptor, "")`` holding an exclusive ``flock`` on the file ``lock`` (created if needed, never through a
+    symbolic link), or ``(None, holder)`` when another process holds it."""
+    import fcntl
+
+    while True:
+        try:  # O_NOFOLLOW: a symbolic link planted as the lock file is never opened (nor its target truncated)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as error:
+            if error.errno == errno.ELOOP or lock.is_symlink():
+                raise ResultsError(f"the lock file {lock} is a symbolic link; htaf never writes through one: "
+                                   "remove it and run again") from None
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            return None, holder
+        if _same_file(lock, fd):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+            return fd, ""
+        os.close(fd)  # the holder removed the file after we opened it: lock the new one
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+class HeldLock:
+    """The lock of one run while :func:`run_lock` holds it."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path, self.fd = path, fd
+
+    def check(self) -> None:
+        """Make sure this process still holds the run's lock at its path (called after every epoch and before the
+        result is written). When the results folder was moved or replaced during the run, the lock is taken again
+        at the path, so that the run's files go where its lock is.
+
+        Raises:
+            RunInProgressError: another process took the run's lock in the replaced folder meanwhile; this process
+                stops (its checkpoint keeps the epochs it trained).
+        """
+        if _same_file(self.path, self.fd):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, holder = _try_lock(self.path)
+        if fd is None:
+            raise RunInProgressError(f"the results folder of run {self.path.stem} was replaced during the run, and "
+                                     f"{holder} trains the run there now; this process stops")
+        os.close(self.fd)
+        self.fd = fd
+        warnings.warn(f"the results folder of run {self.path.stem} was moved or replaced during the run; took its "
+                      f"lock again in {self.path.parent}", ResultsWarning, stacklevel=2)
+
+    def release(self) -> None:
+        if _same_file(self.path, self.fd):  # never remove a lock file that is another process's now
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        os.close(self.fd)
+
+
 @contextlib.contextmanager
-def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) -> Iterator[None]:
+def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) -> Iterator[HeldLock | None]:
     """Hold the lock of the run whose results file is ``result`` (one process trains a run at a time).
 
     The lock is an ``flock`` on :func:`lock_path`; the kernel releases it when its process dies, so a lock
     file left by a killed process is stale and simply taken over. A second process waits (warning once)
     until the first finishes, then reads its result; with ``timeout`` (seconds, also
-    ``$HTAF_LOCK_TIMEOUT``) it gives up with :class:`RunInProgressError`. Without ``fcntl`` (Windows) no
-    lock is taken.
+    ``$HTAF_LOCK_TIMEOUT``) it gives up with :class:`RunInProgressError`. Yields a :class:`HeldLock`, whose
+    ``check`` notices a results folder replaced during the run. Without ``fcntl`` (Windows) no lock is taken
+    (yields ``None``).
     """
     try:
-        import fcntl
+        import fcntl  # noqa: F401
     except ImportError:  # pragma: no cover - Windows
-        yield
+        yield None
         return
     if timeout is None and os.environ.get("HTAF_LOCK_TIMEOUT"):
         text = os.environ["HTAF_LOCK_TIMEOUT"]
@@ -371,42 +446,22 @@ def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) ->
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
-        try:  # O_NOFOLLOW: a symbolic link planted as the lock file is never opened (nor its target truncated)
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-        except OSError as error:
-            if error.errno == errno.ELOOP or lock.is_symlink():
-                raise ResultsError(f"the lock file {lock} is a symbolic link; htaf never writes through one: "
-                                   "remove it and run again") from None
-            raise
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise RunInProgressError(f"run {Path(result).stem} is in progress in {holder} (lock {lock}); "
-                                         "wait for it to finish or try again later") from None
-            if not waited:
-                warnings.warn(f"run {Path(result).stem} is being trained by {holder}; waiting for it to finish",
-                              ResultsWarning, stacklevel=3)
-                waited = True
-            time.sleep(poll_s)
-            continue
-        try:
-            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
+        fd, holder = _try_lock(lock)
+        if fd is not None:
             break
-        os.close(fd)  # the holder removed the file after we opened it: lock the new one
+        if deadline is not None and time.monotonic() >= deadline:
+            raise RunInProgressError(f"run {Path(result).stem} is in progress in {holder} (lock {lock}); "
+                                     "wait for it to finish or try again later")
+        if not waited:
+            warnings.warn(f"run {Path(result).stem} is being trained by {holder}; waiting for it to finish",
+                          ResultsWarning, stacklevel=3)
+            waited = True
+        time.sleep(poll_s)
+    held = HeldLock(lock, fd)
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
-        yield
+        yield held
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)
-        os.close(fd)
+        held.release()
 
 
 # --------------------------------------------------------------------------------------------

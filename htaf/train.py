@@ -391,7 +391,7 @@ def run(
         results.refuse_links(checkpoint, results.checkpoints_root(results_dir))
         results.check_writable(path.parent)
         results.check_writable(checkpoint.parent)
-    with results.run_lock(path) if ctx.is_main else contextlib.nullcontext():
+    with results.run_lock(path) if ctx.is_main else contextlib.nullcontext() as held:
         record = _finished(path, repair=ctx.is_main)  # another process may have finished it meanwhile
         if record is not None:
             return record
@@ -399,7 +399,13 @@ def run(
             for target in (path, checkpoint):
                 for orphan in target.parent.glob(f".{target.name}.*.tmp"):
                     orphan.unlink(missing_ok=True)
-        outcome = fit(exp, config, checkpoint, on_epoch_end, progress=progress, label=f"{exp.name}/{profile}/{digest}")
+        def epoch_done(epoch: int, row: dict[str, float]) -> None:
+            if held is not None:  # a results folder replaced during the run: its lock is taken again there
+                held.check()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+
+        outcome = fit(exp, config, checkpoint, epoch_done, progress=progress, label=f"{exp.name}/{profile}/{digest}")
         record = results.json_safe({
             "schema": results.SCHEMA,
             "experiment": exp.name,
@@ -410,6 +416,8 @@ def run(
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         })
         if ctx.is_main:
+            if held is not None:
+                held.check()
             results.write_json(path, record)
             checkpoint.unlink(missing_ok=True)
     return record

@@ -606,3 +606,38 @@ def test_numpy_scalars_are_config_values_of_the_same_run():
                                          method="htaf", surrogate_params={"alpha": np.float32(2.0)})
     assert scalars == reference and type(scalars["epochs"]) is int and type(scalars["lr"]) is float
     assert results.config_hash("mlp", scalars) == results.config_hash("mlp", reference)
+
+
+def _replace_results_folder():
+    root = results.results_root()
+    os.rename(root, root.with_name(root.name + ".old"))
+    root.mkdir()
+
+
+def test_a_results_folder_replaced_during_a_run_gets_its_lock_and_result_again(count_fits):
+    def replace_after_first_epoch(epoch, row):
+        if epoch == 1:
+            _replace_results_folder()  # mv R R.old; mkdir R
+
+    with pytest.warns(results.ResultsWarning, match="moved or replaced during the run; took its lock again"):
+        record = train.run("mlp", "smoke", epochs=3, on_epoch_end=replace_after_first_epoch)
+    path = results.result_path("mlp", "smoke", record["hash"])
+    assert results.read_result(path)["hash"] == record["hash"] and len(record["history"]) == 3
+    assert not results.lock_path(path).exists()  # released where it was taken
+
+
+def test_a_run_whose_replaced_folder_another_process_took_stops_and_leaves_that_lock(capsys):
+    config = experiments.resolve_config("mlp", "smoke", epochs=3)
+    path = results.result_path("mlp", "smoke", results.config_hash("mlp", config))
+    other = []
+
+    def replace_and_let_another_process_take_it(epoch, row):
+        if epoch == 1:
+            _replace_results_folder()
+            other.append(results.run_lock(path, timeout=0))
+            other[0].__enter__()  # "another process" (another open file description) locks the run in the new folder
+
+    with pytest.raises(results.RunInProgressError, match="was replaced during the run"):
+        train.run("mlp", "smoke", epochs=3, on_epoch_end=replace_and_let_another_process_take_it)
+    assert results.lock_path(path).exists() and not path.exists()  # the other holder's lock is left alone
+    other[0].__exit__(None, None, None)
