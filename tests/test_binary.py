@@ -240,7 +240,7 @@ def test_ede_schedule_runs_from_t_min_to_t_max():
     ("arch", "bogus", "unknown value of 'arch'"),
     ("method", "bogus", "unknown method 'bogus'"),
     ("scale", "max", "valid choices: none, mean"),
-    ("hidden", [0], "positive width"),
+    ("hidden", [0], "layer widths (integers between 1 and"),
     ("ede_t_min", 20.0, "ede_t_min <= ede_t_max"),
 ])
 def test_bnn_bad_config_exits_2_before_data(key, value, message, capsys):

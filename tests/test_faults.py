@@ -641,3 +641,17 @@ def test_a_run_whose_replaced_folder_another_process_took_stops_and_leaves_that_
         train.run("mlp", "smoke", epochs=3, on_epoch_end=replace_and_let_another_process_take_it)
     assert results.lock_path(path).exists() and not path.exists()  # the other holder's lock is left alone
     other[0].__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "dhn", "--set", "width=1000000000"],
+    ["run", "dhn", "--set", "depth=100000"],
+    ["run", "mlp", "--set", "hidden=[1000000000]"],
+    ["run", "snn", "--set", "hidden=[64, 10000000]"],
+    ["run", "bnn", "--set", "hidden=[1000000000]"],
+    ["run", "icbm", "--set", "num_concepts=1000000000"],
+])
+def test_huge_networks_fail_before_any_data_loads_or_memory_runs_out(no_data, capsys, argv):
+    started = time.monotonic()
+    one_line_exit_2(argv, capsys, "between 1 and")
+    assert time.monotonic() - started < 5

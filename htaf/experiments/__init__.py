@@ -73,6 +73,8 @@ __all__ = [
     "check_method",
     "check_number",
     "check_widths",
+    "MAX_DEPTH",
+    "MAX_WIDTH",
     "default_loss",
     "default_prepare_batch",
     "get",
@@ -98,6 +100,11 @@ ENGINE_DEFAULTS: dict[str, Any] = {
 }
 #: seeds must fit NumPy's legacy seeding
 MAX_SEED = 2**32 - 1
+#: the widest layer (units, channels, concepts) a config may ask for: wider ones would exhaust memory while the model
+#: is built, after the data loaded
+MAX_WIDTH = 2**16
+#: the deepest network (hidden layers) a config may ask for
+MAX_DEPTH = 1024
 #: learning rates at or above this diverge with every optimizer here (a typo such as ``lr=1e3`` fails at once)
 MAX_LR = 10.0
 
@@ -346,10 +353,12 @@ def _canonical_surrogate_params(config: Config) -> None:
 
 
 def check_widths(config: Config, key: str) -> None:
-    """``config[key]`` lists one or more layer widths, each an integer >= 1."""
+    """``config[key]`` lists one or more layer widths, each an integer between 1 and :data:`MAX_WIDTH`."""
     value = config[key]
-    if not isinstance(value, list) or not value or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in value):
-        raise ConfigError(f"config key {key!r} must list one or more layer widths (integers >= 1), got {value!r}")
+    if not isinstance(value, list) or not value or any(
+            isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH for w in value):
+        raise ConfigError(f"config key {key!r} must list one or more layer widths (integers between 1 and "
+                          f"{MAX_WIDTH}), got {value!r}")
 
 
 def _check_engine_keys(config: Config) -> None:

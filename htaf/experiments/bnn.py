@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import data, metrics, surrogates
-from htaf.experiments import Config, ConfigError, Experiment, check_method, register
+from htaf.experiments import MAX_WIDTH, Config, ConfigError, Experiment, check_int, check_method, check_widths, register
 from htaf.models import bnn
 from htaf.nn import binary_layers, clip_latent_weights_, storage_bits
 
@@ -90,6 +90,9 @@ def validate(config: Config) -> None:
     if config["arch"] not in bnn.ARCHS:
         raise ConfigError(f"unknown value of 'arch' {config['arch']!r}; valid choices: {', '.join(bnn.ARCHS)}")
     check_method(config, "sign")
+    check_widths(config, "hidden")
+    check_int(config, "channels", 1, MAX_WIDTH)
+    check_int(config, "fc_hidden", 1, MAX_WIDTH)
     if not 0 < config["ede_t_min"] <= config["ede_t_max"]:
         raise ConfigError(f"need 0 < ede_t_min <= ede_t_max, got {config['ede_t_min']!r}, {config['ede_t_max']!r}")
     try:

@@ -53,6 +53,8 @@ from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
+    MAX_DEPTH,
+    MAX_WIDTH,
     check_choice,
     check_int,
     check_method,
@@ -97,8 +99,8 @@ def on_epoch_start(model: nn.Module, epoch: int, config: Config) -> None:
 
 def validate(config: Config) -> None:
     """Every model key of a DHN config (called before any data loads)."""
-    check_int(config, "width", 1)
-    check_int(config, "depth", 1)
+    check_int(config, "width", 1, MAX_WIDTH)
+    check_int(config, "depth", 1, MAX_DEPTH)
     check_choice(config, "variant", VARIANTS, "DHN variant")
     if config["variant"] == "linear":
         try:

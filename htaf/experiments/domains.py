@@ -49,6 +49,7 @@ from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
+    MAX_WIDTH,
     check_choice,
     check_int,
     check_method,
@@ -135,8 +136,8 @@ def validate(config: Config) -> None:
     check_choice(config, "family", FAMILIES, "family")
     check_choice(config, "backbone", BACKBONES, "backbone")
     check_widths(config, "hidden")
-    check_int(config, "channels", 1)
-    check_int(config, "num_concepts", 1)
+    check_int(config, "channels", 1, MAX_WIDTH)
+    check_int(config, "num_concepts", 1, MAX_WIDTH)
     check_int(config, "rate_samples", 1)
     check_choice(config, "variant", VARIANTS, "DHN variant")
     check_choice(config, "reset", snn.RESETS, "reset")

@@ -59,6 +59,7 @@ from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
+    MAX_WIDTH,
     UnknownChoiceError,
     check_int,
     check_method,
@@ -103,7 +104,7 @@ def validate(config: Config) -> None:
     if config["arch"] not in icbm.ARCHS:
         raise UnknownChoiceError("ICBM arch", config["arch"], list(icbm.ARCHS))
     check_method(config, kind="ICBM method")
-    check_int(config, "num_concepts", 1)
+    check_int(config, "num_concepts", 1, MAX_WIDTH)
     check_int(config, "probe_images", 0)
     check_number(config, "alpha_end")
     check_number(config, "activity_penalty", strict=False)

@@ -46,6 +46,7 @@ from htaf.experiments import (
     Config,
     ConfigError,
     Experiment,
+    MAX_WIDTH,
     check_choice,
     check_int,
     check_method,
@@ -78,8 +79,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"the snn experiment needs an image classification dataset, got {config['dataset']!r}")
     check_choice(config, "arch", ARCHS, "arch")
     check_widths(config, "hidden")
-    check_int(config, "channels", 1)
-    check_int(config, "fc_hidden", 1, nullable=True)
+    check_int(config, "channels", 1, MAX_WIDTH)
+    check_int(config, "fc_hidden", 1, MAX_WIDTH, nullable=True)
     check_int(config, "T", 1)
     check_choice(config, "encoding", snn.ENCODINGS, "encoding")
     check_choice(config, "readout", snn.READOUTS, "readout")
