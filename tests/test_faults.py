@@ -655,3 +655,8 @@ def test_huge_networks_fail_before_any_data_loads_or_memory_runs_out(no_data, ca
     started = time.monotonic()
     one_line_exit_2(argv, capsys, "between 1 and")
     assert time.monotonic() - started < 5
+
+
+def test_huge_generated_data_fails_before_it_is_generated(no_data, capsys):
+    one_line_exit_2(["run", "icbm", "--set", 'data_kwargs={"image_size": 100000}'], capsys,
+                    "'image_size' must be at most 512")

@@ -155,10 +155,14 @@ def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
         raise ValueError(f"unknown data_kwargs {', '.join(unknown)} for dataset {name!r}; "
                          f"valid: {', '.join(defaults) or 'none'}")
     minimum = {"d": 1, "n_train": 1, "n_test": 1, "image_size": 16, "seed": 0}
+    # generated data beyond these would exhaust memory while it is generated, instead of failing at once
+    maximum = {"d": 1024, "n_train": 10**7, "n_test": 10**7, "image_size": 512}
     for key, value in kwargs.items():
         if key in minimum:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum[key]:
                 raise ValueError(f"data_kwargs {key!r} must be an integer >= {minimum[key]}, got {value!r}")
+            if key in maximum and value > maximum[key]:
+                raise ValueError(f"data_kwargs {key!r} must be at most {maximum[key]}, got {value!r}")
         elif key == "label_rule" and value not in concept_shapes.LABEL_RULES:
             raise ValueError(f"data_kwargs 'label_rule' must be one of {', '.join(concept_shapes.LABEL_RULES)}, "
                              f"got {value!r}")
