@@ -131,7 +131,8 @@ def _kwarg_defaults(name: str) -> dict[str, Any]:
 def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
     """Check the keyword arguments of a generated dataset against its generator's signature.
 
-    Sizes (``d``, ``n_train``, ``n_test``) must be integers >= 1, ``image_size`` >= 16, ``seed`` >= 0
+    Sizes (``d``, ``n_train``, ``n_test``) must be integers >= 1 (``d`` at most 1024, ``n_train`` and ``n_test`` at
+    most 10**7), ``image_size`` from 16 to 512, ``seed`` >= 0
     and ``noise`` a finite number >= 0; image datasets take ``normalise`` (a bool, see :func:`load`) and
     ``n_test`` (keep the first ``n_test`` test images: a cheaper score) only.
 
