@@ -38,8 +38,8 @@ def one_line_exit_2(argv, capsys, *fragments):
     "experiment, assignment, fragment",
     [
         ("snn", "method=nonexistent", "unknown surrogate 'nonexistent'"),
-        ("dhn", "depth=0", "'depth' must be an integer at least 1"),
-        ("dhn", "width=0", "'width' must be an integer at least 1"),
+        ("dhn", "depth=0", "'depth' must be an integer between 1 and 1024"),
+        ("dhn", "width=0", "'width' must be an integer between 1 and 65536"),
         ("dhn", "method=nonsense", "unknown DHN method"),
         ("dhn", "variant=deep", "unknown DHN variant"),
         ("snn", "T=0", "'T' must be an integer at least 1"),
