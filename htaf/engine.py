@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -141,9 +142,33 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != (
         deterministic,
         True,
-    ):  # the first switch imports torch._inductor (seconds), so only switch when needed
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    ):
+        set_deterministic(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def set_deterministic(mode: bool) -> None:
+    """``torch.use_deterministic_algorithms(mode, warn_only=True)``, without importing ``torch._inductor``.
+
+    torch's function imports inductor (about 4 s, a large part of a short run's process) only to copy ``mode``
+    into ``torch._inductor.config.deterministic``. The same two settings here: torch's flag now, inductor's when
+    inductor is loaded already, and otherwise by :func:`sync_inductor_determinism` before anything compiles
+    (:mod:`htaf._lif`, the only compiling code of the package).
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without the private setter: the public function
+        torch.use_deterministic_algorithms(mode, warn_only=True)
+        return
+    setter(mode, warn_only=True)
+    sync_inductor_determinism()
+
+
+def sync_inductor_determinism() -> None:
+    """Copy torch's deterministic flag into ``torch._inductor.config`` when inductor is loaded (see
+    :func:`set_deterministic`)."""
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
 def start(experiment: Hooks, config: Config, device: torch.device, rank: int = 0,

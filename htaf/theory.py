@@ -194,6 +194,29 @@ def _numeric(cls: type[surrogates.Surrogate], params: tuple[tuple[str, float], .
     )
 
 
+@lru_cache(maxsize=512)
+def _derivative_at(n: Numeric) -> Callable[[float], float]:
+    """``n.derivative`` at one float, through the ``math`` module: about 20 times faster than numpy on a scalar and
+    equal to it within a few ulp (the integrand of the quadratures); numpy where ``math`` overflows or lacks a
+    function."""
+    fam = family(n.name)
+    expr = fam.subs(fam.derivative, **dict(n.params))
+    vectorised = n.derivative
+    try:
+        fast = sp.lambdify(x, expr, modules=["math"])
+        fast(0.5)
+    except (NameError, TypeError, ValueError, AttributeError):  # a function the math module lacks
+        return lambda v: float(vectorised(v))
+
+    def at(v: float) -> float:
+        try:
+            return float(fast(v))
+        except (OverflowError, ValueError, ZeroDivisionError):
+            return float(vectorised(v))
+
+    return at
+
+
 def numeric(name: str, **params) -> Numeric:
     """Numpy versions of family ``name`` with ``params`` (defaults from :mod:`htaf.surrogates`).
 
@@ -330,8 +353,14 @@ def usable_intervals(name: str, kappa: float = 1e-3, **params) -> list[tuple[flo
 
     Found by scanning a log-spaced grid out to :math:`10^{9}/F'(0)` and refining every crossing with
     :func:`scipy.optimize.brentq`. By symmetry of every family the set on :math:`x < 0` is the mirror image.
+    Computed once per surrogate and ``kappa`` (cached).
     """
     n = numeric(name, **params)
+    return list(_usable_intervals(n, float(kappa)))
+
+
+@lru_cache(maxsize=1024)
+def _usable_intervals(n: Numeric, kappa: float) -> tuple[tuple[float, float], ...]:
     level = kappa * n.peak_slope
     width = 1.0 / n.peak_slope
     grid = np.concatenate([[0.0], width * np.logspace(-6, 9, 6001), n.kinks])
@@ -340,9 +369,7 @@ def usable_intervals(name: str, kappa: float = 1e-3, **params) -> list[tuple[flo
     vals = np.abs(n.derivative(grid)) - level
     alive = vals >= 0
     intervals, start = [], (0.0 if alive[0] else None)
-    for i in range(1, len(grid)):
-        if alive[i] == alive[i - 1]:
-            continue
+    for i in np.flatnonzero(alive[1:] != alive[:-1]) + 1:  # the grid points where usability changes
         lo, hi = grid[i - 1], grid[i]
         root = optimize.brentq(g, lo, hi, xtol=1e-14 * max(1.0, hi), rtol=1e-13) if g(lo) * g(hi) < 0 else hi
         if alive[i]:
@@ -352,7 +379,7 @@ def usable_intervals(name: str, kappa: float = 1e-3, **params) -> list[tuple[flo
             start = None
     if start is not None:
         intervals.append((start, math.inf))
-    return intervals
+    return tuple(intervals)
 
 
 def dead_fraction(name: str, scale, kappa: float = 1e-3, mean=0.0, **params) -> np.ndarray:
@@ -400,7 +427,8 @@ def best_alpha_for_radius(kappa: float = 1e-3, peak_slope: float = 1.0, bounds: 
 
 def _mean_square_derivative(n: Numeric, s: float) -> float:
     """:math:`E[F'(sZ)^2]` for :math:`Z \\sim N(0, 1)`, by quadrature over :math:`v \\ge 0` (the derivative is even)."""
-    dens = lambda v: float(n.derivative(v)) ** 2 * math.exp(-0.5 * (v / s) ** 2) / (s * math.sqrt(2 * math.pi))  # noqa: E731
+    at = _derivative_at(n)
+    dens = lambda v: at(v) ** 2 * math.exp(-0.5 * (v / s) ** 2) / (s * math.sqrt(2 * math.pi))  # noqa: E731
     width = 1.0 / n.peak_slope
     stops = [c * width for c in (0.5, 2.0, 8.0, 32.0)] + [c * s for c in (1.0, 3.0)]
     return 2.0 * _quad(dens, 0.0, 14.0 * s, [*n.kinks, *stops])
