@@ -33,6 +33,9 @@ with ``loguru``). Examples::
 
     python benchmarks/bench_snn_libs.py                      # CPU (and CUDA when present), T = 4 and 16
     python benchmarks/bench_snn_libs.py --devices cpu --T 4 --rounds 5 --json out.json
+
+The results the book and the README quote are package data, read with :func:`htaf.benchmarks.load`; a new
+measurement goes there directly (``--json htaf/benchmarks/snn_libs_<machine>.json``).
 """
 
 from __future__ import annotations
@@ -382,7 +385,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
-    parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
+                        "htaf/benchmarks/<name>.json, read by htaf.benchmarks.load)")
     parser.add_argument("--markdown", default=None, metavar="JSON", help="print a --json report as a Markdown table")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

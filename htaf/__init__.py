@@ -9,6 +9,7 @@
 * :mod:`htaf.plotting`: one style per method for every figure, the notebook set-up
 * :mod:`htaf.metrics`: firing rates, switch gaps, gradient norms, sign flips
 * :mod:`htaf.stats`: ahead, tied or behind, judged from the spread over seeds
+* :mod:`htaf.benchmarks`: the measured benchmark results the book quotes (``load("snn_libs_cpu_idle")``)
 * :mod:`htaf.data`, :mod:`htaf.engine`, :mod:`htaf.experiments`, :mod:`htaf.results`, :mod:`htaf.reproduction`,
   :func:`htaf.run`, :func:`htaf.sweep`, :func:`htaf.reproduce`: the experiment engine behind every chapter of the book
 
@@ -24,12 +25,12 @@ from . import functional, nn, surrogates  # noqa: E402
 
 __all__ = [
     "functional", "nn", "surrogates", "theory", "plotting", "metrics", "stats", "data", "experiments", "results",
-    "run", "sweep", "reproduce", "__version__",
+    "benchmarks", "run", "sweep", "reproduce", "__version__",
 ]
 
 _LAZY_MODULES = {
     "theory", "plotting", "metrics", "stats", "data", "experiments", "results", "train", "models", "distributed",
-    "engine", "reproduction",
+    "engine", "reproduction", "benchmarks",
 }
 _LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "reproduction"}
 

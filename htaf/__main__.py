@@ -13,7 +13,8 @@ Examples::
 
 Every config is checked before any data loads. Bad input (unknown experiments, profiles, config keys or
 values), a damaged dataset file, an unwritable results folder or a run in progress elsewhere exit with
-status 2 and a one-line message; a missing dataset exits with status 1 and explains the expected layout.
+status 2 and a one-line message; a missing dataset exits with status 1 and explains the expected layout, a
+missing optional package (torchvision, tonic) with status 1 and one line naming the extra that installs it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import warnings
 from typing import Any, Sequence
 
 from htaf import distributed, experiments, results
-from htaf.data import DatasetCorruptError, DatasetNotFoundError
+from htaf.data import DatasetCorruptError, DatasetNotFoundError, MissingDependencyError
 from htaf.reproduction import reproduce
 from htaf.train import run
 
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (experiments.ConfigError, results.ResultsError, DatasetCorruptError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    except DatasetNotFoundError as error:
+    except (DatasetNotFoundError, MissingDependencyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:

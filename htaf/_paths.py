@@ -4,42 +4,81 @@ The rule, used by :func:`htaf.results.results_root` and :func:`htaf.data.data_ro
 
 1. an explicit argument, else
 2. the environment variable (``HTAF_RESULTS``, ``HTAF_DATA``), else
-3. the folder of that name in the *project root*: the nearest folder, from the working directory
-   upwards, that holds a Jupyter Book ``_toc.yml`` (so a chapter executed from ``book/experiments/``
-   finds the repository's ``results/``), else the working directory itself.
+3. inside a checkout of this project (the nearest folder, from the working directory upwards, that holds the
+   book's ``_toc.yml`` next to the ``htaf/`` package, see :func:`find_project_root`): the folder of that name
+   there, so a chapter executed from ``book/experiments/`` finds the repository's ``results/``; else
+4. the folder of that name in htaf's user data folder (:func:`user_folder`, such as ``~/.local/share/htaf``), and
+   the first time in a process that a folder is chosen this way, one line on stderr says which.
 
-Nothing is ever resolved next to the installed package (inside ``site-packages``).
+Any other Jupyter Book (a ``_toc.yml`` without the package beside it) is not this project: nothing is written
+into it. Nothing is ever resolved next to the installed package (inside ``site-packages``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-__all__ = ["PROJECT_MARKER", "project_root", "resolve_folder"]
+__all__ = ["PROJECT_MARKER", "PACKAGE_MARKER", "find_project_root", "project_root", "resolve_folder", "user_folder"]
 
-#: a file that marks the root of a book project
+#: the file that marks the root of the book
 PROJECT_MARKER = "_toc.yml"
+#: beside it, the package's own ``__init__.py``: together they mark a checkout of this project
+PACKAGE_MARKER = Path("htaf") / "__init__.py"
+#: the folders already announced on stderr by :func:`resolve_folder` (once per process each)
+_ANNOUNCED: set[Path] = set()
+
+
+def find_project_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The nearest folder from ``start`` (default: the working directory) upwards that holds
+    :data:`PROJECT_MARKER` and :data:`PACKAGE_MARKER` (a checkout of this project), else ``None``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PROJECT_MARKER).is_file() and (folder / PACKAGE_MARKER).is_file():
+            return folder
+    return None
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The nearest folder from ``start`` (default: the working directory) upwards holding
-    :data:`PROJECT_MARKER`, else ``start`` itself."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / PROJECT_MARKER).is_file():
-            return folder
-    return here
+    """:func:`find_project_root`, else ``start`` (default: the working directory) itself."""
+    found = find_project_root(start)
+    return found if found is not None else Path(start or Path.cwd()).resolve()
+
+
+def user_folder() -> Path:
+    """htaf's per-user data folder (as ``platformdirs.user_data_dir("htaf")``): ``%LOCALAPPDATA%\\htaf`` on
+    Windows, ``~/Library/Application Support/htaf`` on macOS, else ``$XDG_DATA_HOME/htaf`` (default
+    ``~/.local/share/htaf``)."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Application Support")
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = xdg if os.path.isabs(xdg) else str(Path.home() / ".local" / "share")
+    return Path(base) / "htaf"
 
 
 def resolve_folder(explicit: str | os.PathLike | None, variable: str, name: str) -> Path:
-    """``explicit``, else ``$variable``, else ``<project root>/<name>`` (see the module docstring).
+    """``explicit``, else ``$variable``, else ``<project root>/<name>`` in a checkout of this project, else
+    ``<user folder>/<name>`` (see the module docstring).
 
     An empty ``explicit`` is refused (``ValueError``): it would silently mean the default folder. An empty
     ``$variable`` counts as unset.
     """
     if explicit is not None and not os.fspath(explicit):
         raise ValueError(f"the folder for {name} is an empty string; give a folder, or None for "
-                         f"${variable} or <project root>/{name}")
+                         f"${variable} or the default {name}/ folder")
     chosen = explicit or os.environ.get(variable)
-    return Path(chosen) if chosen else project_root() / name
+    if chosen:
+        return Path(chosen)
+    root = find_project_root()
+    if root is not None:
+        return root / name
+    folder = user_folder() / name
+    if folder not in _ANNOUNCED:
+        _ANNOUNCED.add(folder)
+        print(f"htaf: {name}/ is {folder} (outside a checkout of the htaf repository; choose another folder with "
+              f"${variable})", file=sys.stderr, flush=True)
+    return folder

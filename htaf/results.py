@@ -1,8 +1,9 @@
 """Run results on disk: config hashes, atomic JSON files, locks, migrations and tables for the book.
 
 Layout: ``<results root>/<experiment>/<profile>/<config hash>.json``. The root is an argument, else
-``$HTAF_RESULTS``, else ``results/`` in the project root (the nearest folder upwards from the working
-directory holding a ``_toc.yml``, else the working directory; see :mod:`htaf._paths`). Checkpoints of
+``$HTAF_RESULTS``, else ``results/`` of the htaf checkout the working directory is in (the book's results), else
+``results/`` in htaf's user data folder, such as ``~/.local/share/htaf/results`` (said once on stderr; see
+:mod:`htaf._paths`). Checkpoints of
 unfinished runs live elsewhere (see :func:`checkpoints_root`) and are deleted when a run finishes.
 
 >>> config_hash("mlp", {"lr": 0.001, "seed": 0}) == config_hash("mlp", {"seed": 0, "lr": 1e-3})
@@ -37,13 +38,13 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
-from htaf._paths import project_root, resolve_folder
+from htaf._paths import find_project_root, project_root, resolve_folder, user_folder
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "project_root",
+    "project_root", "find_project_root", "user_folder", "RunRecord",
     "SCHEMA", "HASH_LENGTH", "REQUIRED_KEYS", "RENAMED_KEYS", "ResultsError", "CorruptResultError", "RunInProgressError",
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
@@ -103,8 +104,18 @@ class ResultsWarning(UserWarning):
 # --------------------------------------------------------------------------------------------
 
 
+class RunRecord(dict):
+    """The record of a run (what its results file holds) as :func:`htaf.run` returns it, with ``path``: the
+    results file it was read from or written to. Equal to the plain dict of the same record."""
+
+    def __init__(self, record: dict[str, Any], path: Path):
+        super().__init__(record)
+        self.path = Path(path)
+
+
 def results_root(results_dir: str | os.PathLike | None = None) -> Path:
-    """``results_dir``, else ``$HTAF_RESULTS``, else ``results/`` in the project root."""
+    """``results_dir``, else ``$HTAF_RESULTS``, else ``results/`` of the htaf checkout the working directory is in,
+    else ``results/`` in htaf's user data folder (:func:`user_folder`; see :mod:`htaf._paths`)."""
     return resolve_folder(results_dir, "HTAF_RESULTS", "results")
 
 

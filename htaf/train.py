@@ -16,8 +16,10 @@ another process is training is waited for, never trained twice. :func:`sweep` do
 :func:`htaf.reproduction.reproduce` for every chapter of the book. What an experiment and this loop agree
 on (batches, the default loss, evaluation, the start of a run) lives in :mod:`htaf.engine`.
 
-Progress: on a terminal, a bar per epoch; otherwise one line per epoch on stderr (run, epoch, metrics,
-time). ``HTAF_QUIET=1`` silences both.
+Progress: on a terminal or in a Jupyter notebook, one updating bar per run (``tqdm.auto``: a widget in
+Jupyter when ipywidgets is installed, one line on a terminal) over the run's batches, with the last epoch's
+metrics and time beside it, removed when the run ends; otherwise (a log file, a pipe) one line per epoch on stderr
+(run, epoch, metrics, time). ``HTAF_QUIET=1`` silences both.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
+import logging
 import os
 import pickle
 import random
@@ -40,7 +43,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import distributed, experiments, results
+from htaf import data, distributed, experiments, results
 from htaf.engine import _autocast, _sums, _summarise, evaluate, seed_everything, select_device, start
 from htaf.experiments import Config, Experiment
 
@@ -53,6 +56,7 @@ __all__ = [
 ]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+logger = logging.getLogger("htaf")
 #: keys of a checkpoint file
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "history", "rng")
 
@@ -62,13 +66,24 @@ def quiet() -> bool:
     return os.environ.get("HTAF_QUIET") == "1"
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (its stderr is no terminal, but it renders a progress bar)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # noqa: BLE001 - an IPython too old or too new for this check: no notebook
+        return False
+
+
 def progress_enabled(ctx: distributed.DistContext) -> bool:
-    """Progress bars only on rank 0, on a terminal, and unless ``HTAF_QUIET=1``."""
-    return ctx.is_main and sys.stderr.isatty() and not quiet()
+    """Progress bars only on rank 0, on a terminal or in a Jupyter notebook, and unless ``HTAF_QUIET=1``."""
+    return ctx.is_main and (sys.stderr.isatty() or in_notebook()) and not quiet()
 
 
 def _reporting(ctx: distributed.DistContext, progress: bool | None) -> str:
-    """How :func:`fit` reports epochs: ``"bar"`` (a terminal), ``"log"`` (a line per epoch) or ``"off"``."""
+    """How :func:`fit` reports epochs: ``"bar"`` (a terminal or a notebook), ``"log"`` (a line per epoch) or
+    ``"off"``."""
     if progress is False or not ctx.is_main or quiet():
         return "off"
     return "bar" if progress_enabled(ctx) else "log"
@@ -195,8 +210,22 @@ def resume(session: Session, checkpoint: Path) -> Session:
     return session
 
 
-def train_epoch(session: Session, epoch: int, bar: bool = False) -> dict[str, float]:
-    """Train one epoch (``epoch`` counts from 0), evaluate, and return the epoch's history row."""
+def _progress_bar(**kwargs: Any) -> Any:
+    """A ``tqdm.auto`` bar: a widget in Jupyter (with ipywidgets; without, the text bar and no warning about it),
+    a bar on one line elsewhere."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm's notice that ipywidgets is missing (it falls back to text)
+        from tqdm.auto import tqdm
+
+    return tqdm(**kwargs)
+
+
+def train_epoch(session: Session, epoch: int, bar: Any = False) -> dict[str, float]:
+    """Train one epoch (``epoch`` counts from 0), evaluate, and return the epoch's history row.
+
+    ``bar``: a progress bar to advance by one per batch (what :func:`fit` passes), ``True`` for a bar of this
+    epoch's batches, or ``False``.
+    """
     s, config, exp = session, session.config, session.experiment
     started = time.perf_counter()
     s.train_loader.sampler.set_epoch(epoch)
@@ -207,11 +236,12 @@ def train_epoch(session: Session, epoch: int, bar: bool = False) -> dict[str, fl
     totals = torch.zeros(3, device=s.device)
     hooks = _HookAverages()
     batches = s.train_loader
-    if bar:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc=f"{s.label} {epoch + 1}/{config['epochs']}", leave=False)
+    advance = None if isinstance(bar, bool) else bar  # a bar of the caller's
+    if bar is True:
+        batches = _progress_bar(iterable=batches, desc=f"{s.label} {epoch + 1}/{config['epochs']}", leave=False)
     for raw in batches:
+        if advance is not None:
+            advance.update(1)
         batch = exp.prepare_batch(raw, s.device)
         with _autocast(s.device, config):
             outputs = s.model(batch.inputs)
@@ -265,11 +295,15 @@ def finish(session: Session) -> dict[str, Any]:
 LOGGED = tuple(f"{prefix}_{metric}" for prefix in ("train", "test") for metric in ("loss", "accuracy"))
 
 
-def _log_epoch(session: Session, row: dict[str, float]) -> None:
+def _epoch_summary(session: Session, row: dict[str, float]) -> str:
+    """``epoch 2/3: train_loss 0.41, train_accuracy 0.87, ... (1.2 s)``: what a log line and a bar show."""
     shown = [key for key in LOGGED if key in row]
     metrics = ", ".join(f"{key} {row[key]:.4g}" for key in shown)
-    print(f"{session.label} epoch {row['epoch']}/{session.config['epochs']}: {metrics} ({row['epoch_time_s']:.1f} s)",
-          file=sys.stderr, flush=True)
+    return f"epoch {row['epoch']}/{session.config['epochs']}: {metrics} ({row['epoch_time_s']:.1f} s)"
+
+
+def _log_epoch(session: Session, row: dict[str, float]) -> None:
+    print(f"{session.label} {_epoch_summary(session, row)}", file=sys.stderr, flush=True)
 
 
 def fit(
@@ -284,7 +318,8 @@ def fit(
 
     Resumes from ``checkpoint`` when the file exists (and is usable) and rewrites it after every
     epoch. ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint. ``progress``: ``None``
-    reports each epoch (a bar on a terminal, else a line on stderr), ``False`` stays silent; ``label``
+    reports each epoch (one bar for the run on a terminal or in a notebook, else a line per epoch on stderr),
+    ``False`` stays silent; ``label``
     names the run in those reports. Returns ``history`` (per-epoch metrics), final ``metrics``,
     ``num_params``, ``wall_time_s`` (training and evaluation time summed over every session of the
     run), ``resumed_from_epoch`` and ``environment``.
@@ -293,16 +328,27 @@ def fit(
     if checkpoint is not None and checkpoint.is_file():
         session = resume(session, checkpoint)
     report = _reporting(session.ctx, progress)
-    for epoch in range(len(session.history), config["epochs"]):
-        row = train_epoch(session, epoch, bar=report == "bar")
-        session.history.append(row)
-        if checkpoint is not None and session.ctx.is_main:
-            save_checkpoint(checkpoint, session.state())
-        distributed.barrier(session.ctx)
-        if report == "log":
-            _log_epoch(session, row)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
+    bar = None
+    if report == "bar":  # one bar for the whole run, over its batches; gone when the run ends
+        per_epoch = len(session.train_loader)
+        bar = _progress_bar(total=config["epochs"] * per_epoch, initial=len(session.history) * per_epoch,
+                            desc=session.label, unit="batch", leave=False, dynamic_ncols=True)
+    try:
+        for epoch in range(len(session.history), config["epochs"]):
+            row = train_epoch(session, epoch, bar=bar if bar is not None else False)
+            session.history.append(row)
+            if checkpoint is not None and session.ctx.is_main:
+                save_checkpoint(checkpoint, session.state())
+            distributed.barrier(session.ctx)
+            if report == "log":
+                _log_epoch(session, row)
+            elif bar is not None:
+                bar.set_postfix_str(_epoch_summary(session, row))
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+    finally:
+        if bar is not None:
+            bar.close()
     return finish(session)
 
 
@@ -373,7 +419,12 @@ def run(
     ``date``. The results folder must be writable before training starts; one
     process trains a run at a time (a second one waits for the result, see
     :func:`htaf.results.run_lock`). Under torchrun only rank 0 writes files, and
-    the world size is part of the run's hash.
+    the world size is part of the run's hash. The record is a
+    :class:`htaf.results.RunRecord`: a dict whose ``path`` attribute is that
+    file (a freshly written one is also logged on the ``htaf`` logger, level INFO).
+    Without ``results_dir`` or ``$HTAF_RESULTS``, results go to the book's
+    ``results/`` inside a checkout of this repository, else to htaf's user data
+    folder, which one line on stderr names once per process.
     """
     exp = experiments.get(experiment)
     profile = experiments.resolve_profile(profile)
@@ -383,8 +434,10 @@ def run(
     path = results.result_path(exp.name, profile, digest, results_dir)
     record = _finished(path, repair=ctx.is_main)
     if record is not None:
-        return record
+        return results.RunRecord(record, path)
     select_device(ctx.local_rank)  # a bad HTAF_DEVICE fails here, before any data loads
+    if "dataset" in config:  # so does a missing optional package (torchvision, tonic): one line naming the extra
+        data.check_dependencies(config["dataset"])
     checkpoint = results.checkpoint_path(exp.name, profile, digest, results_dir)
     if ctx.is_main:
         results.refuse_links(path, results.results_root(results_dir))
@@ -394,7 +447,7 @@ def run(
     with results.run_lock(path) if ctx.is_main else contextlib.nullcontext() as held:
         record = _finished(path, repair=ctx.is_main)  # another process may have finished it meanwhile
         if record is not None:
-            return record
+            return results.RunRecord(record, path)
         if ctx.is_main:  # temporary files of writes a kill interrupted (only the lock holder writes this run's files)
             for target in (path, checkpoint):
                 for orphan in target.parent.glob(f".{target.name}.*.tmp"):
@@ -420,7 +473,8 @@ def run(
                 held.check()
             results.write_json(path, record)
             checkpoint.unlink(missing_ok=True)
-    return record
+            logger.info("%s/%s/%s: result written to %s", exp.name, profile, digest, path)
+    return results.RunRecord(record, path)
 
 
 def _combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -278,16 +279,59 @@ def test_import_htaf_is_light():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_default_folders_follow_the_working_directory(tmp_path, monkeypatch):
+def test_default_folders_follow_the_working_directory(tmp_path, monkeypatch, capsys):
+    """Inside this repository the book's results/ and data/; anywhere else (another Jupyter Book included) the user
+    data folder, said once on stderr; an environment variable or argument wins everywhere."""
+    from htaf import _paths
+
     monkeypatch.delenv("HTAF_RESULTS")
     monkeypatch.delenv("HTAF_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert results.results_root() == tmp_path / "results" and data.data_root() == tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user"))
+    monkeypatch.setattr(_paths, "_ANNOUNCED", set())
     chapter = ROOT / "book" / "experiments"
     monkeypatch.chdir(chapter)  # a chapter executed in place finds the repository's results/
     assert results.results_root() == ROOT / "results" and data.data_root() == ROOT / "data"
+    assert results.find_project_root() == ROOT and capsys.readouterr().err == ""
+    user = _paths.user_folder()
+    assert user == tmp_path / "user" / "htaf" or sys.platform in ("win32", "darwin")
+    book = tmp_path / "my_book" / "chapters"  # someone else's Jupyter Book: not this project
+    book.mkdir(parents=True)
+    (book.parent / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    for folder in (tmp_path, book):
+        monkeypatch.chdir(folder)
+        assert results.results_root() == user / "results" and data.data_root() == user / "data"
+        assert results.find_project_root() is None and results.project_root() == folder.resolve()
+    said = capsys.readouterr().err.splitlines()  # once per folder and process
+    assert said == [f"htaf: results/ is {user / 'results'} (outside a checkout of the htaf repository; choose "
+                    "another folder with $HTAF_RESULTS)",
+                    f"htaf: data/ is {user / 'data'} (outside a checkout of the htaf repository; choose another "
+                    "folder with $HTAF_DATA)"]
+    assert not (book.parent / "results").exists() and not (tmp_path / "results").exists()
     monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "elsewhere"))
     assert results.results_root() == tmp_path / "elsewhere"
+    assert results.results_root(tmp_path / "chosen") == tmp_path / "chosen"
+
+
+def test_run_returns_the_path_of_its_result(tmp_path):
+    record = train.run("mlp", "smoke", epochs=1, hidden=[8])
+    assert isinstance(record, results.RunRecord) and isinstance(record, dict)
+    assert record.path == results.result_path("mlp", "smoke", record["hash"]) and record.path.is_file()
+    assert record == results.read_result(record.path)  # the record is the file's content, nothing added
+    again = train.run("mlp", "smoke", epochs=1, hidden=[8])  # read back from the cache
+    assert again.path == record.path and again == record
+    assert pickle.loads(pickle.dumps(record)).path == record.path  # crosses process boundaries (reproduce --jobs)
+
+
+def test_in_a_notebook_a_run_shows_one_bar_instead_of_a_line_per_epoch(capsys, monkeypatch):
+    """Jupyter's stderr is no terminal, but a run there shows one updating bar (tqdm.auto), not a line per epoch; the
+    bar carries what the lines did (run, epoch, losses and accuracies, epoch time) and is gone at the end."""
+    monkeypatch.setattr(train, "in_notebook", lambda: True)
+    record = train.run("mlp", "smoke", epochs=2, hidden=[8])
+    err = capsys.readouterr().err
+    assert f"{record['hash']} epoch" not in err  # no log line ("<run> epoch 1/2: ...")
+    assert "\n" not in err.rstrip("\n")  # one line, redrawn in place ("\r")
+    assert f"mlp/smoke/{record['hash']}" in err and "epoch 2/2: train_loss" in err and "test_accuracy" in err
+    assert err.rstrip("\n").endswith("\r")  # leave=False: the bar is cleared when the run ends
 
 
 def test_without_a_terminal_every_epoch_logs_one_line(capsys, monkeypatch):

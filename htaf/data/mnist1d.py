@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from htaf._extras import require
+
 __all__ = ["DEFAULTS", "LENGTH", "NUM_CLASSES", "check_kwargs", "generate", "PACKAGE_HINT"]
 
 #: the published set: 4000 training and 1000 test samples from seed 42
 DEFAULTS: dict[str, Any] = {"n_train": 4000, "n_test": 1000, "seed": 42}
 LENGTH = 40
 NUM_CLASSES = 10
+#: a dependency of htaf (the book pins 0.0.2.post1 in requirements.txt)
 PACKAGE_HINT = "pip install mnist1d==0.0.2.post1 (pinned in requirements.txt)"
 
 
@@ -62,10 +65,9 @@ def generate(split: str, n_train: int = DEFAULTS["n_train"], n_test: int = DEFAU
     if split not in ("train", "test"):
         raise ValueError(f"mnist1d: unknown split {split!r}; choose 'train' or 'test'")
     check_kwargs({"n_train": n_train, "n_test": n_test, "seed": seed})
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as missing:
-        raise ImportError(f"the mnist1d dataset needs the mnist1d package: {PACKAGE_HINT}") from missing
+    require("mnist1d", "dataset 'mnist1d'")
+    from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     total = n_train + n_test
     # make_dataset draws total // 10 samples per class and splits at int(total * train_split)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from htaf._extras import MissingDependencyError
 from htaf.data.sources import DatasetError, DatasetNotFoundError, downloads_allowed
 
 __all__ = ["CHANNELS", "DEFAULTS", "NUM_CLASSES", "SHDNotFoundError", "check_kwargs", "expected_files", "read"]
@@ -85,7 +86,7 @@ def read(split: str, root: Path, T: int = DEFAULTS["T"], max_time: float = DEFAU
         import tonic
     except ImportError:
         if present:
-            raise ImportError(f"reading SHD needs the tonic package: {INSTALL_HINT}") from None
+            raise MissingDependencyError("tonic", "dataset 'shd'") from None
         raise SHDNotFoundError(root, f"files absent, and tonic, which downloads them, is not installed: "
                                      f"{INSTALL_HINT}") from None
     try:

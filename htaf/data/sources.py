@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from htaf._extras import require
+
 TORCHVISION_CLASSES = {
     "mnist": "MNIST",
     "fashion_mnist": "FashionMNIST",
@@ -72,8 +74,10 @@ def read_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, t
 
     Downloads when the files are absent and downloads are allowed. A file that is present but damaged
     raises :class:`DatasetCorruptError` naming it (and nothing is downloaded); any other failure becomes a
-    :class:`DatasetNotFoundError` that explains the expected layout.
+    :class:`DatasetNotFoundError` that explains the expected layout. Without torchvision:
+    :class:`htaf._extras.MissingDependencyError`.
     """
+    require("torchvision", f"dataset {name!r}")
     import torchvision.datasets
 
     dataset_class = getattr(torchvision.datasets, TORCHVISION_CLASSES[name])
@@ -102,6 +106,7 @@ def find_damaged_file(name: str, root: Path) -> tuple[Path, str] | None:
     MNIST-style IDX files are checked against the size their header announces; CIFAR files against
     torchvision's MD5 checksums.
     """
+    require("torchvision", f"dataset {name!r}")
     import torchvision.datasets
     from torchvision.datasets.utils import check_integrity
 

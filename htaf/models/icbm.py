@@ -35,6 +35,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
+from htaf._extras import require
 from htaf.nn import REAL_ACTIVATIONS, make_unit
 
 __all__ = [
@@ -76,6 +77,7 @@ def small_cnn(in_channels: int, channels: Sequence[int] = (16, 32, 64)) -> tuple
 
 def resnet18(in_channels: int) -> tuple[nn.Module, int]:
     """torchvision's ResNet-18 for 32x32 images (3x3 stem, no max-pool), without its classifier; 512 features."""
+    require("torchvision", "the ICBM's resnet18 backbone")
     from torchvision.models import resnet18 as tv_resnet18
 
     net = tv_resnet18(num_classes=10)
