@@ -594,6 +594,42 @@ def table(experiment: str, profile: str, results_dir: str | os.PathLike | None =
     return frame[["hash", *varied, *outcomes]] if not frame.empty else frame
 
 
+#: the fields of a run's ``environment`` that decide whether two runs are bitwise comparable
+PROVENANCE_KEYS = ("device", "cpu_threads", "torch")
+
+
+def provenance(profile: str, experiments: Iterable[str] | None = None,
+               results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """How the finished runs of ``profile`` were made: one row per experiment and distinct (device, torch threads,
+    torch version) of :data:`PROVENANCE_KEYS`, with the number of runs, in the order of ``experiments`` (default: every
+    experiment folder under the results root, sorted).
+
+    Runs are reproducible bit for bit only with the same three; this is the table the Reproduce page shows.
+    """
+    import pandas as pd
+
+    root = results_root(results_dir)
+    names = list(experiments) if experiments is not None else sorted(
+        entry.name for entry in root.iterdir() if (entry / profile).is_dir()) if root.is_dir() else []
+    rows = [{"experiment": name, **{key: record.get("environment", {}).get(key) for key in PROVENANCE_KEYS}}
+            for name in names for record in iter_records(name, profile, results_dir)]
+    if not rows:
+        return pd.DataFrame(columns=["experiment", *PROVENANCE_KEYS, "runs"])
+    frame = pd.DataFrame(rows)
+    return (frame.groupby(["experiment", *PROVENANCE_KEYS], sort=False, dropna=False).size()
+            .rename("runs").reset_index())
+
+
+def provenance_markdown(profile: str, experiments: Iterable[str] | None = None,
+                        results_dir: str | os.PathLike | None = None) -> str:
+    """:func:`provenance` as a Markdown table (the Reproduce page's block; a test compares the two)."""
+    frame = provenance(profile, experiments, results_dir)
+    header = ["experiment", "device", "torch threads", "torch", "runs"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(value) for value in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # Migrations of the file format
 # --------------------------------------------------------------------------------------------
