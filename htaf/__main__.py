@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--only", help="comma-separated experiments (default: all)")
     book.add_argument("--dry-run", action="store_true", help="only count cached and missing runs per chapter")
     book.add_argument("--results-dir", help=results_dir_help)
+    book.add_argument("--estimate-from", metavar="PROFILE",
+                      help="with --dry-run: estimate the training time from the times recorded under PROFILE "
+                           "(its seconds per epoch times this profile's epochs)")
     book.add_argument("--jobs", type=int, default=1,
                       help="train this many missing runs at once in worker processes (default 1)")
     book.add_argument("--threads", type=int, default=None,
@@ -127,9 +130,36 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
+def _hours(seconds: float) -> str:
+    return _minutes(seconds) if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def print_estimate(profile: str, measured: str, only: list[str] | None, results_dir: str | None) -> None:
+    """The table of :func:`htaf.reproduction.estimate`: this profile's epochs at ``measured``'s seconds per epoch."""
+    from htaf.reproduction import estimate
+
+    found = estimate(profile, measured, only, results_dir)
+    print(f"estimate for profile {profile}: its epochs x the seconds per epoch recorded under profile {measured} "
+          "(not measured)")
+    print(f"{'experiment':<16} {'runs':>5} {'epochs':>7} {measured + ' runs':>9} {'s/epoch':>8} {'estimate':>9} "
+          f"{'longest run':>12}")
+    for name, entry in found.items():
+        if entry["estimate_s"] is None:
+            print(f"{name:<16} {entry['runs']:>5} {entry['epochs']:>7} {0:>9}  no finished {measured} run")
+            continue
+        print(f"{name:<16} {entry['runs']:>5} {entry['epochs']:>7} {entry['measured_runs']:>9} "
+              f"{entry['seconds_per_epoch']:>8.3f} {_hours(entry['estimate_s']):>9} {_hours(entry['longest_run_s']):>12}")
+    total = sum(entry["estimate_s"] or 0.0 for entry in found.values())
+    longest = max((entry["longest_run_s"] or 0.0 for entry in found.values()), default=0.0)
+    print(f"estimated total: {_hours(total)} on one device, {_hours(total / 8)} on 8 (the runs are independent; "
+          f"the longest one takes {_hours(longest)})")
+
+
 def reproduce_book(args: argparse.Namespace) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     profile = experiments.resolve_profile(args.profile)
+    if args.estimate_from and not args.dry_run:
+        raise experiments.ConfigError("--estimate-from goes with --dry-run (an estimate trains nothing)")
     started = time.perf_counter()
     summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
                         cluster=args.cluster, device=args.device)
@@ -146,6 +176,8 @@ def reproduce_book(args: argparse.Namespace) -> int:
     print(f"total recorded training time: {_minutes(total)}; this call: {_minutes(time.perf_counter() - started)}")
     for name, entry in summary.items():
         print(f"results of {name}: {entry['folder']}")
+    if args.estimate_from:
+        print_estimate(profile, args.estimate_from, only, args.results_dir)
     held = sum(entry["held"] for entry in summary.values())
     if held:
         print(f"{held} run(s) in progress elsewhere were skipped (listed above); run again when they finish",

@@ -22,7 +22,7 @@ import torch
 from htaf import distributed, experiments, results, train
 from htaf.engine import Config
 
-__all__ = ["PlannedRun", "plan", "reproduce", "run_counts"]
+__all__ = ["PlannedRun", "estimate", "plan", "reproduce", "run_counts"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,41 @@ def run_counts(profile: str | None = None, only: Iterable[str] | None = None) ->
     for name, *_ in _runs(profile, only):
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def estimate(profile: str, measured: str = "cpu", only: Iterable[str] | None = None,
+             results_dir: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """An estimate of the training time of ``profile``'s runs from the times recorded under ``measured``: per
+    experiment, the epochs of ``profile``'s runs times the seconds per epoch of ``measured``'s finished runs.
+
+    Returns per experiment ``runs`` and ``epochs`` (of ``profile``), ``measured_runs``, ``measured_epochs`` and
+    ``measured_s`` (the finished runs of ``measured``, their epochs and recorded time), ``seconds_per_epoch``,
+    ``estimate_s`` (``epochs * seconds_per_epoch``; ``None`` without a measured run) and ``longest_run_s`` (the
+    estimate of ``profile``'s longest run). It scales by epochs only: what an epoch of ``profile`` costs beside
+    one of ``measured`` (more data, larger models, another device) is not known to it. No model is built.
+    """
+    profile, measured = experiments.resolve_profile(profile), experiments.resolve_profile(measured)
+    found: dict[str, dict[str, Any]] = {}
+    for name, _, _, config, _ in _runs(profile, only):
+        entry = found.setdefault(name, {"runs": 0, "epochs": 0, "measured_runs": 0, "measured_epochs": 0,
+                                        "measured_s": 0.0, "longest_epochs": 0})
+        entry["runs"] += 1
+        entry["epochs"] += config["epochs"]
+        entry["longest_epochs"] = max(entry["longest_epochs"], config["epochs"])
+    for name, _, _, config, digest in _runs(measured, list(found)):
+        seconds = results.recorded_time(results.result_path(name, measured, digest, results_dir))
+        if seconds is not None:
+            entry = found[name]
+            entry["measured_runs"] += 1
+            entry["measured_epochs"] += config["epochs"]
+            entry["measured_s"] += seconds
+    for entry in found.values():
+        per_epoch = entry["measured_s"] / entry["measured_epochs"] if entry["measured_epochs"] else None
+        entry["seconds_per_epoch"] = per_epoch
+        entry["estimate_s"] = None if per_epoch is None else entry["epochs"] * per_epoch
+        entry["longest_run_s"] = None if per_epoch is None else entry.pop("longest_epochs") * per_epoch
+        entry.pop("longest_epochs", None)
+    return found
 
 
 def _run_planned(experiment: str, profile: str, results_dir: str | os.PathLike | None, overrides: dict[str, Any],
@@ -398,7 +433,8 @@ def _reproduce_on_cluster(planned: list[PlannedRun], summary: dict[str, dict[str
 
     def show() -> None:
         in_flight = len(missing) - sum(counts.values())
-        bar.set_postfix_str(f"done {counts['done']}, failed {counts['failed']}, in flight {in_flight}")
+        held = f", held elsewhere {counts['held']}" if counts["held"] else ""
+        bar.set_postfix_str(f"done {counts['done']}, failed {counts['failed']}{held}, in flight {in_flight}")
 
     try:
         _check_workers(client, cluster, folder, device)
