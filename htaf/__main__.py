@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--threads", type=int, default=None,
                       help="torch threads per worker with --jobs or --cluster (default 1)")
     book.add_argument("--cluster", metavar="ADDRESS",
-                      help="send every missing run to the Dask cluster at ADDRESS (tcp://host:8786), one task per "
-                           "run; 'local' starts one on this machine with --jobs workers (needs htaf[cluster])")
+                      help="send every missing run to the Dask cluster at ADDRESS (tcp://host:8786, or a "
+                           "scheduler file *.json), one task per run; 'local' starts one on this machine with --jobs "
+                           "workers (needs htaf[cluster])")
     book.add_argument("--device", choices=["cpu", "cuda"],
                       help="device of every run with --cluster (default: cuda for the gpu profile, else cpu); "
                            "a cuda run asks for one worker resource GPU")

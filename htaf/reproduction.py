@@ -250,7 +250,7 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
 
     ``cluster`` sends every missing run to a Dask cluster (the extra ``htaf[cluster]``), one task per run:
     ``"local"`` starts one on this machine with ``jobs`` worker processes, else it is the address of a running
-    scheduler (``tcp://host:8786``). Each task trains with ``threads`` torch threads (default 1) on ``device``
+    scheduler (``tcp://host:8786``) or the file that ``dask scheduler --scheduler-file`` writes (``*.json``). Each task trains with ``threads`` torch threads (default 1) on ``device``
     (``"cuda"`` for the ``gpu`` profile, else ``"cpu"``; a cuda run asks for the worker resource ``GPU=1``).
     The results folder must be one that every worker sees at the same path, with locks seen across machines
     (checked before any run is sent). A run that fails is reported (its config and the worker's error) and
@@ -367,6 +367,11 @@ def _connect(cluster: str, jobs: int, device: str):
                              silence_logs=logging.ERROR, resources=resources)
         return Client(local), local
     try:  # waits as long as Dask's distributed.comm.timeouts.connect (30 s unless configured)
+        if cluster.endswith(".json"):  # dask scheduler --scheduler-file FILE
+            if not Path(cluster).is_file():
+                raise experiments.ConfigError(f"no Dask scheduler file {cluster}: give the --scheduler-file that "
+                                              "`dask scheduler` writes, or the scheduler's address")
+            return Client(scheduler_file=cluster), None
         return Client(cluster), None
     except (OSError, TimeoutError, ValueError) as error:
         raise experiments.ConfigError(f"cannot reach the Dask scheduler at {cluster}: {error}") from None

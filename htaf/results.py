@@ -368,6 +368,10 @@ def _try_lock(lock: Path) -> tuple[int | None, str]:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             return None, holder
+        except OSError as error:  # ENOLCK, ENOSYS, EOPNOTSUPP: a filesystem without locks (NFS nolock, Lustre noflock)
+            os.close(fd)
+            raise ResultsError(f"the filesystem of {lock.parent} refuses file locks ({error.strerror}); use a results "
+                               "folder whose filesystem supports flock (see the README: supported filesystems)") from None
         if _same_file(lock, fd):
             os.ftruncate(fd, 0)
             since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -157,3 +157,44 @@ def test_the_probe_lock_is_not_free_while_the_client_holds_it(tmp_path):
     with results.run_lock(marker, timeout=0):
         assert reproduction._probe_folder(str(results.lock_path(marker)))[1] is False
     assert reproduction._probe_folder(str(results.lock_path(marker)))[1] is None
+
+
+def test_a_filesystem_without_locks_is_one_line(monkeypatch, tmp_path):
+    import errno
+    import fcntl
+
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.raises(results.ResultsError, match="refuses file locks .No locks available.; use a results folder"):
+        with results.run_lock(tmp_path / "run.json"):
+            pass
+
+
+def test_a_missing_scheduler_file_is_one_line(capsys, monkeypatch, tmp_path):
+    missing = reproduction.PlannedRun("mlp", "baseline", {}, tmp_path / "missing.json", False, 0.0)
+    monkeypatch.setattr(reproduction, "plan", lambda *a, **k: [missing])
+    one_line_exit_2(["reproduce", "--cluster", str(tmp_path / "scheduler.json")], capsys, "no Dask scheduler file")
+
+
+def test_the_gpu_estimate_on_the_reproduce_page_and_in_the_readme_is_the_codes(capsys):
+    """The page states no estimate by hand: its block is the output of ``--estimate-from cpu`` for the ``gpu``
+    profile on the committed results, and the README quotes its total."""
+    import re
+    from pathlib import Path
+
+    from htaf.__main__ import print_estimate
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "book" / "reproduce.md").read_text()
+    (block,) = [b for b in re.findall(r"```text\n(.*?)```", page, re.S) if b.startswith("estimate for profile gpu")]
+    print_estimate("gpu", "cpu", None, str(root / "results"))
+    out = capsys.readouterr().out
+    assert block == out
+    one, eight = re.search(r"estimated total: (.+) on one device, (.+) on 8", out).groups()
+    readme = " ".join((root / "README.md").read_text().split())
+    assert f"{one} on one device, {eight} on eight" in readme
+    found = reproduction.estimate("gpu", "cpu", ["mlp"], root / "results")["mlp"]
+    assert found["runs"] == reproduction.run_counts("gpu", ["mlp"])["mlp"] and found["measured_runs"] == 1
+    assert found["estimate_s"] == pytest.approx(found["epochs"] * found["measured_s"] / found["measured_epochs"])
