@@ -123,10 +123,10 @@ def estimate(profile: str, measured: str = "cpu", only: Iterable[str] | None = N
             entry["measured_s"] += seconds
     for entry in found.values():
         per_epoch = entry["measured_s"] / entry["measured_epochs"] if entry["measured_epochs"] else None
+        longest = entry.pop("longest_epochs")
         entry["seconds_per_epoch"] = per_epoch
         entry["estimate_s"] = None if per_epoch is None else entry["epochs"] * per_epoch
-        entry["longest_run_s"] = None if per_epoch is None else entry.pop("longest_epochs") * per_epoch
-        entry.pop("longest_epochs", None)
+        entry["longest_run_s"] = None if per_epoch is None else longest * per_epoch
     return found
 
 
@@ -250,8 +250,9 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
 
     ``cluster`` sends every missing run to a Dask cluster (the extra ``htaf[cluster]``), one task per run:
     ``"local"`` starts one on this machine with ``jobs`` worker processes, else it is the address of a running
-    scheduler (``tcp://host:8786``) or the file that ``dask scheduler --scheduler-file`` writes (``*.json``). Each task trains with ``threads`` torch threads (default 1) on ``device``
-    (``"cuda"`` for the ``gpu`` profile, else ``"cpu"``; a cuda run asks for the worker resource ``GPU=1``).
+    scheduler (``tcp://host:8786``) or the file that ``dask scheduler --scheduler-file`` writes (``*.json``).
+    Each task trains with ``threads`` torch threads (default 1) on ``device`` (``"cuda"`` for the ``gpu``
+    profile, else ``"cpu"``; a cuda run asks for the worker resource ``GPU=1``).
     The results folder must be one that every worker sees at the same path, with locks seen across machines
     (checked before any run is sent). A run that fails is reported (its config and the worker's error) and
     counted in ``failed`` while the others go on; a run in progress elsewhere is not waited for, and counted
@@ -366,13 +367,12 @@ def _connect(cluster: str, jobs: int, device: str):
         local = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
                              silence_logs=logging.ERROR, resources=resources)
         return Client(local), local
+    scheduler_file = cluster.endswith(".json")  # dask scheduler --scheduler-file FILE
+    if scheduler_file and not Path(cluster).is_file():
+        raise experiments.ConfigError(f"no Dask scheduler file {cluster}: give the --scheduler-file that "
+                                      "`dask scheduler` writes, or the scheduler's address")
     try:  # waits as long as Dask's distributed.comm.timeouts.connect (30 s unless configured)
-        if cluster.endswith(".json"):  # dask scheduler --scheduler-file FILE
-            if not Path(cluster).is_file():
-                raise experiments.ConfigError(f"no Dask scheduler file {cluster}: give the --scheduler-file that "
-                                              "`dask scheduler` writes, or the scheduler's address")
-            return Client(scheduler_file=cluster), None
-        return Client(cluster), None
+        return (Client(scheduler_file=cluster) if scheduler_file else Client(cluster)), None
     except (OSError, TimeoutError, ValueError) as error:
         raise experiments.ConfigError(f"cannot reach the Dask scheduler at {cluster}: {error}") from None
 

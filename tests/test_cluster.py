@@ -175,7 +175,7 @@ def test_a_filesystem_without_locks_is_one_line(monkeypatch, tmp_path):
 def test_a_missing_scheduler_file_is_one_line(capsys, monkeypatch, tmp_path):
     missing = reproduction.PlannedRun("mlp", "baseline", {}, tmp_path / "missing.json", False, 0.0)
     monkeypatch.setattr(reproduction, "plan", lambda *a, **k: [missing])
-    one_line_exit_2(["reproduce", "--cluster", str(tmp_path / "scheduler.json")], capsys, "no Dask scheduler file")
+    one_line_exit_2(["reproduce", "--cluster", str(tmp_path / "scheduler.json")], capsys, "error: no Dask scheduler file")
 
 
 def test_the_gpu_estimate_on_the_reproduce_page_and_in_the_readme_is_the_codes(capsys):
