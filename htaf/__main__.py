@@ -8,13 +8,15 @@ Examples::
     python -m htaf reproduce --profile cpu --dry-run
     python -m htaf reproduce --profile cpu --only snn,dhn
     python -m htaf reproduce --profile cpu --jobs 14        # 14 runs at once, one thread each
+    python -m htaf reproduce --profile gpu --cluster tcp://head:8786   # on a Dask cluster (htaf[cluster])
     python -m htaf migrate
     torchrun --nproc_per_node=2 -m htaf run mlp --profile cpu
 
 Every config is checked before any data loads. Bad input (unknown experiments, profiles, config keys or
 values), a damaged dataset file, an unwritable results folder or a run in progress elsewhere exit with
 status 2 and a one-line message; a missing dataset exits with status 1 and explains the expected layout, a
-missing optional package (torchvision, tonic) with status 1 and one line naming the extra that installs it.
+missing optional package (torchvision, tonic) with status 1 and one line naming the extra that installs it, and
+``reproduce --cluster`` with status 1 when a run failed (the others go on).
 """
 
 from __future__ import annotations
@@ -79,9 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--only", help="comma-separated experiments (default: all)")
     book.add_argument("--dry-run", action="store_true", help="only count cached and missing runs per chapter")
     book.add_argument("--results-dir", help=results_dir_help)
+    book.add_argument("--estimate-from", metavar="PROFILE",
+                      help="with --dry-run: estimate the training time from the times recorded under PROFILE "
+                           "(its seconds per epoch times this profile's epochs)")
     book.add_argument("--jobs", type=int, default=1,
                       help="train this many missing runs at once in worker processes (default 1)")
-    book.add_argument("--threads", type=int, default=None, help="torch threads per worker with --jobs (default 1)")
+    book.add_argument("--threads", type=int, default=None,
+                      help="torch threads per worker with --jobs or --cluster (default 1)")
+    book.add_argument("--cluster", metavar="ADDRESS",
+                      help="send every missing run to the Dask cluster at ADDRESS (tcp://host:8786, or a "
+                           "scheduler file *.json), one task per run; 'local' starts one on this machine with --jobs "
+                           "workers (needs htaf[cluster])")
+    book.add_argument("--device", choices=["cpu", "cuda"],
+                      help="device of every run with --cluster (default: cuda for the gpu profile, else cpu); "
+                           "a cuda run asks for one worker resource GPU")
     migrate = commands.add_parser("migrate", help="update results files to the current schema")
     migrate.add_argument("--results-dir", help=results_dir_help)
     return parser
@@ -119,11 +132,39 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
-def reproduce_book(args: argparse.Namespace) -> None:
+def _hours(seconds: float) -> str:
+    return _minutes(seconds) if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def print_estimate(profile: str, measured: str, only: list[str] | None, results_dir: str | None) -> None:
+    """The table of :func:`htaf.reproduction.estimate`: this profile's epochs at ``measured``'s seconds per epoch."""
+    from htaf.reproduction import estimate
+
+    found = estimate(profile, measured, only, results_dir)
+    print(f"estimate for profile {profile}: its epochs x the seconds per epoch recorded under profile {measured} "
+          "(not measured)")
+    print(f"{'experiment':<16} {'runs':>5} {'epochs':>7} {measured + ' runs':>9} {'s/epoch':>8} {'estimate':>9} "
+          f"{'longest run':>12}")
+    for name, entry in found.items():
+        if entry["estimate_s"] is None:
+            print(f"{name:<16} {entry['runs']:>5} {entry['epochs']:>7} {0:>9}  no finished {measured} run")
+            continue
+        print(f"{name:<16} {entry['runs']:>5} {entry['epochs']:>7} {entry['measured_runs']:>9} "
+              f"{entry['seconds_per_epoch']:>8.3f} {_hours(entry['estimate_s']):>9} {_hours(entry['longest_run_s']):>12}")
+    total = sum(entry["estimate_s"] or 0.0 for entry in found.values())
+    longest = max((entry["longest_run_s"] or 0.0 for entry in found.values()), default=0.0)
+    print(f"estimated total: {_hours(total)} on one device, {_hours(total / 8)} on 8 (the runs are independent; "
+          f"the longest one takes {_hours(longest)})")
+
+
+def reproduce_book(args: argparse.Namespace) -> int:
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     profile = experiments.resolve_profile(args.profile)
+    if args.estimate_from and not args.dry_run:
+        raise experiments.ConfigError("--estimate-from goes with --dry-run (an estimate trains nothing)")
     started = time.perf_counter()
-    summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads)
+    summary = reproduce(profile, only, args.results_dir, dry_run=args.dry_run, jobs=args.jobs, threads=args.threads,
+                        cluster=args.cluster, device=args.device)
     header = f"{'experiment':<16} {'runs':>5} {'cached':>7} {'missing':>8}"
     header += "  recorded training time" if args.dry_run else f" {'trained':>8} {'this call':>10}  recorded training time"
     print(f"profile {profile}{' (dry run: nothing trained)' if args.dry_run else ''}")
@@ -137,6 +178,18 @@ def reproduce_book(args: argparse.Namespace) -> None:
     print(f"total recorded training time: {_minutes(total)}; this call: {_minutes(time.perf_counter() - started)}")
     for name, entry in summary.items():
         print(f"results of {name}: {entry['folder']}")
+    if args.estimate_from:
+        print_estimate(profile, args.estimate_from, only, args.results_dir)
+    held = sum(entry["held"] for entry in summary.values())
+    if held:
+        print(f"{held} run(s) in progress elsewhere were skipped (listed above); run again when they finish",
+              file=sys.stderr)
+    failed = sum(entry["failed"] for entry in summary.values())
+    if failed:
+        print(f"error: {failed} run(s) failed (listed above, with their errors); the others are kept; "
+              "run again to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def migrate_results(args: argparse.Namespace) -> None:
@@ -161,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", results.ResultsWarning)
             warnings.showwarning = _show_warning
-            COMMANDS[args.command](args)
+            status = COMMANDS[args.command](args) or 0
     except (experiments.ConfigError, results.ResultsError, DatasetCorruptError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -170,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         distributed.shutdown()
-    return 0
+    return status
 
 
 if __name__ == "__main__":

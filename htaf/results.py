@@ -379,11 +379,30 @@ def _try_lock(lock: Path) -> tuple[int | None, str]:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             return None, holder
+        except OSError as error:  # ENOLCK, ENOSYS, EOPNOTSUPP: a filesystem without locks (NFS nolock, Lustre noflock)
+            os.close(fd)
+            raise ResultsError(f"the filesystem of {lock.parent} refuses file locks ({error.strerror}); use a results "
+                               "folder whose filesystem supports flock (see the README: supported filesystems)") from None
         if _same_file(lock, fd):
             os.ftruncate(fd, 0)
-            os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+            since = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {since}".encode())
             return fd, ""
         os.close(fd)  # the holder removed the file after we opened it: lock the new one
+
+
+def lock_is_free(lock: Path) -> bool | None:
+    """Whether this process could take the lock ``lock`` now (taken and released at once), or ``None`` when the file
+    does not exist (it is never created here). A process on another machine asks this about a lock that one process
+    holds, to find out whether the results folder's locks are seen across machines
+    (:func:`htaf.reproduction.reproduce` with a cluster)."""
+    if not os.path.lexists(lock):
+        return None
+    fd, _ = _try_lock(lock)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def _same_file(path: Path, fd: int) -> bool:
@@ -432,7 +451,8 @@ def run_lock(result: Path, timeout: float | None = None, poll_s: float = 0.5) ->
     """Hold the lock of the run whose results file is ``result`` (one process trains a run at a time).
 
     The lock is an ``flock`` on :func:`lock_path`; the kernel releases it when its process dies, so a lock
-    file left by a killed process is stale and simply taken over. A second process waits (warning once)
+    file left by a killed process is stale and simply taken over (on NFS the server releases the locks of a
+    machine that died when its lease ends). The file names its holder: ``process PID on HOST since TIME``. A second process waits (warning once)
     until the first finishes, then reads its result; with ``timeout`` (seconds, also
     ``$HTAF_LOCK_TIMEOUT``) it gives up with :class:`RunInProgressError`. Yields a :class:`HeldLock`, whose
     ``check`` notices a results folder replaced during the run. Without ``fcntl`` (Windows) no lock is taken
