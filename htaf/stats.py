@@ -1,14 +1,22 @@
-r"""Comparisons over seeds: the rule every chapter uses to call a method ahead of, tied with or behind another.
+r"""Comparisons over seeds: how a chapter decides that one method is better than, worse than or equivalent to another.
 
-A chapter sentence such as "HTAF ties with STE" is backed by an ``assert`` on :func:`verdict` of the two
-methods' per-seed results. Two methods are **tied** when their means differ by no more than twice the
-standard error of the difference,
+**The rule** (:func:`compare`, :func:`compare_family`): a paired test over seeds (the seeds of two methods share the
+initialisation and the batches), with a margin declared before the results are read, at least :data:`MIN_SEEDS`
+seeds, four outcomes (``better`` or ``worse`` when a paired t-test finds a difference, ``equivalent`` when two one-sided
+tests put the difference inside the margin, ``inconclusive`` otherwise: "not different" is not "as good as"), and
+Holm's correction over a chapter's family of comparisons (:func:`adjust`). Under equal means its false ``better`` /
+``worse`` rate is at most the level (``tests/test_stats.py`` checks it by simulation).
+
+>>> compare([98.1, 98.3, 98.0, 98.4, 98.2], [97.5, 97.9, 97.6, 97.8, 97.7], margin=0.2).verdict
+'better'
+
+**The older rule** (:func:`verdict`), still behind the chapters whose comparisons rest on three seeds until they move
+to five: two methods are **tied** when their means differ by no more than twice the standard error of the difference,
 
 .. math:: |\bar a - \bar b| \le 2\sqrt{s_a^2/n_a + s_b^2/n_b},
 
-with :math:`s` the sample standard deviation over seeds (each side needs at least two seeds); otherwise the
-one with the better mean is **ahead**. With three seeds this is a lenient test: it calls a difference real
-only when it is large against the seed-to-seed spread, which is the claim the book wants to make.
+otherwise the better mean is **ahead**. It is unpaired and uncorrected: at three seeds it calls about one pair of
+equal methods in nine different, and "tied" says nothing about "as good as". A chapter that uses it says so.
 
 >>> verdict([97.9, 98.0, 98.1], [97.5, 97.6, 97.5])
 'ahead'
@@ -16,13 +24,6 @@ only when it is large against the seed-to-seed spread, which is the claim the bo
 'tied'
 >>> verdict([0.02, 0.03, 0.02], [0.01, 0.01, 0.01], higher_is_better=False)
 'behind'
-
-That rule is lenient in the wrong direction: unpaired, with no correction for a chapter's many comparisons, it calls
-about one in nine pairs of equal methods different at three seeds, and "tied" says nothing about "as good as".
-:func:`compare` is the rule the chapters move to: a paired test over seeds (they share initialisation and batches)
-with a margin declared before looking, four outcomes (``better``, ``worse``, ``equivalent`` when the two one-sided
-tests show the difference inside the margin, ``inconclusive``), at least :data:`MIN_SEEDS` seeds, and Holm's
-correction over a chapter's family of comparisons (:func:`compare_family`).
 """
 
 from __future__ import annotations
