@@ -164,3 +164,17 @@ def test_theory_verdicts_follow_the_parameters():
 def test_missing_runs_are_an_error_not_a_verdict(tmp_path):
     with pytest.raises(findings.MissingRunsError, match=r"(\d+) of \1 runs of snn \(main\).*never train"):
         findings.sweep_runs("snn", ["main"], tmp_path / "results")
+
+
+def test_the_landing_page_and_the_readme_give_the_short_answer_and_link_to_the_page():
+    import re
+
+    index = (ROOT / "book" / "index.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for text, link in ((index, "{doc}`findings`"), (readme, "book/findings.html")):
+        section = text.split("## What holds, in short", 1)[1].split("\n## ", 1)[0]
+        assert link in section and "no claim of the paper holds in full and none fails outright" in section
+        assert HOLDS not in STATED.values() and DOES_NOT_HOLD not in STATED.values()  # what that sentence says
+        assert not re.search(r"\d", section.replace("book/findings", "")), "numbers there only if a test checks them"
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert toc.index("book/findings") < toc.index("book/theory/01_definition")
