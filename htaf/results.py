@@ -512,6 +512,12 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_capability() -> str | None:
+    """``torch.backends.cpu.get_cpu_capability()`` (e.g. ``"AVX2"``, ``"AVX512"``), None where torch lacks it."""
+    getter = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return getter() if getter is not None else None
+
+
 def environment(device: torch.device, world_size: int = 1) -> dict[str, Any]:
     """Where a run happened: device, process count, CPU threads and library versions."""
     try:
@@ -523,6 +529,9 @@ def environment(device: torch.device, world_size: int = 1) -> dict[str, Any]:
         "device_type": device.type,
         "world_size": world_size,
         "cpu_threads": torch.get_num_threads(),
+        # the vector instructions torch's CPU kernels dispatch to (AVX2, AVX512, ...): two CPUs of one model name
+        # may differ here, and so may the last digits of a run
+        "cpu_capability": cpu_capability(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,

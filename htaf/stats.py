@@ -129,7 +129,7 @@ OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
 MIN_SEEDS = 5
 
 __all__ += ["BETTER", "WORSE", "EQUIVALENT", "INCONCLUSIVE", "OUTCOMES", "MIN_SEEDS", "Comparison", "paired_values",
-            "compare", "compare_family", "holm"]
+            "compare", "compare_family", "adjust", "holm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,10 +234,12 @@ def _decide(mean: float, p_difference: float, p_equivalence: float, alpha: float
     return INCONCLUSIVE
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate at any level).
+def adjust(pvalues: Sequence[float], method: str = "holm") -> list[float]:
+    """A family of p-values adjusted for multiple comparisons by :func:`statsmodels.stats.multitest.multipletests`
+    (``method``: ``"holm"``, the default and the book's, controls the family-wise error rate; any of statsmodels'
+    methods, e.g. ``"bonferroni"`` or ``"fdr_bh"``, is accepted).
 
-    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03])]
     [0.03, 0.06, 0.06]
     """
     pvalues = [float(p) for p in pvalues]
@@ -247,7 +249,20 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         raise ValueError(f"p-values must lie in [0, 1], got {pvalues}")
     from statsmodels.stats.multitest import multipletests
 
-    return [float(p) for p in multipletests(pvalues, method="holm")[1]]
+    try:
+        return [float(p) for p in multipletests(pvalues, method=method)[1]]
+    except ValueError as error:
+        raise ValueError(f"unknown adjustment method {method!r}: use 'holm' (the book's) or another method of "
+                         "statsmodels.stats.multitest.multipletests") from error
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (controls the family-wise error rate at any level): ``adjust(pvalues, "holm")``.
+
+    >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+    [0.03, 0.06, 0.06]
+    """
+    return adjust(pvalues, "holm")
 
 
 def compare_family(pairs, margin: float, *, higher_is_better: bool = True, alpha: float = 0.05,

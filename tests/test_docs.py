@@ -68,3 +68,31 @@ def test_reproduce_page_shows_the_dry_run_of_the_committed_results(capsys):
     rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| (?:\{doc\}|\()", page, re.MULTILINE)
     covered = {name for names in rows for name in re.findall(r"`(\w+)`", names)}
     assert covered == set(counts), f"experiments without a row on the Reproduce page: {set(counts) ^ covered}"
+
+
+def test_reproduce_page_shows_the_provenance_of_the_committed_results():
+    """The Reproduce page's table of machines, thread counts and torch versions is htaf.results.provenance's output
+    on the committed results (so a retrained or added run on another setup changes the page or fails here)."""
+    import re
+
+    from htaf import results
+
+    page = (ROOT / "book" / "reproduce.md").read_text()
+    (block,) = re.findall(r"<!-- provenance: start -->\n(.*?)\n<!-- provenance: end -->", page, re.S)
+    assert block == results.provenance_markdown("cpu", results_dir=ROOT / "results")
+    table = results.provenance("cpu", results_dir=ROOT / "results")
+    assert table["runs"].sum() == sum(1 for _ in (ROOT / "results").glob("*/cpu/*.json"))
+
+
+def test_provenance_groups_runs_by_setup(tmp_path):
+    from htaf import results
+
+    for name, threads in (("a", 1), ("b", 1), ("c", 2)):
+        path = tmp_path / "exp" / "cpu" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"experiment": "exp", "profile": "cpu", "hash": "%s", "schema": 3, "config": {}, '
+                        '"history": [], "metrics": {}, "wall_time_s": 1.0, "environment": {"device": "X", '
+                        '"cpu_threads": %d, "torch": "2"}, "date": "2026-01-01T00:00:00+00:00"}' % (name, threads))
+    table = results.provenance("cpu", results_dir=tmp_path)
+    assert table[["cpu_threads", "runs"]].values.tolist() == [[1, 2], [2, 1]]
+    assert results.provenance_markdown("cpu", results_dir=tmp_path).splitlines()[2] == "| exp | X | 1 | 2 | 2 |"

@@ -186,3 +186,16 @@ def test_compare_family_adjusts_both_tests_and_keeps_the_order():
     single = stats.compare(*pairs["x"], 0.2)
     assert family.loc["x", "p_difference"] == pytest.approx(min(1.0, 2 * single.p_difference))
     assert stats.holm([]) == [] and stats.holm([0.2]) == [0.2]
+
+
+def test_adjust_is_statsmodels_multipletests_and_names_a_bad_method():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.001, 0.02, 0.03, 0.2]
+    assert stats.adjust(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert stats.adjust(p, "bonferroni") == pytest.approx([min(1.0, 4 * v) for v in p])
+    assert stats.holm(p) == stats.adjust(p, "holm") and stats.adjust([]) == []
+    with pytest.raises(ValueError, match="unknown adjustment method 'nope'"):
+        stats.adjust(p, "nope")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        stats.adjust([1.5])

@@ -94,7 +94,8 @@ def test_record_holds_config_history_metrics_and_environment(tmp_path):
     assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "grad_norm_fc1"} <= set(record["history"][0])
     assert record["metrics"]["test_accuracy"] == record["history"][-1]["test_accuracy"] > 0.5
     assert record["num_params"] == 64 * 32 + 32 + 32 * 10 + 10
-    assert {"device", "torch", "python", "numpy", "htaf"} <= set(record["environment"])
+    assert {"device", "cpu_threads", "cpu_capability", "torch", "python", "numpy", "htaf"} <= set(record["environment"])
+    assert record["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert record["wall_time_s"] >= sum(row["epoch_time_s"] for row in record["history"])
     assert record["profile"] == "smoke" and record["experiment"] == "mlp" and record["date"]
 
