@@ -155,6 +155,7 @@ LAYERS: list[set[str]] = [
     {"htaf.models", "htaf.models.*", "htaf.engine"},  # the model zoo; the experiment <-> training loop contract
     {"htaf.metrics", "htaf.results", "htaf.plotting"},  # measuring, storing and drawing runs
     {"htaf.experiments", "htaf.experiments.*"},  # the registry and every chapter's experiment
+    {"htaf.findings"},  # the Findings page's verdicts, read from the committed results (nothing imports it)
     {"htaf.train"},  # the training loop and cached runs
     {"htaf.reproduction", "htaf.__main__"},  # the book's reproduction, the command line
 ]
@@ -200,6 +201,14 @@ def test_imports_point_down_the_layers():
     assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
     upward = upward_imports(full)
     assert not upward, "imports against the layer order:\n" + "\n".join(upward)
+
+
+def test_nothing_imports_the_findings():
+    """``htaf.findings`` sits on top of the results, the statistics, the theory and the experiments' registry and
+    reads finished runs only: no module of the package imports it, and it never reaches the training loop."""
+    full = import_graph(functions=True)
+    assert not [name for name, targets in full.items() if "htaf.findings" in targets]
+    assert not {t for t in full["htaf.findings"] if t in {"htaf.train", "htaf.reproduction", "htaf.__main__"}}
 
 
 def test_the_lower_layers_never_reach_the_training_loop():

@@ -62,3 +62,21 @@ def test_experiment_notebook_asserts_the_committed_cpu_results(notebook, tmp_pat
            "HTAF_DOWNLOAD": "0", "HTAF_CHECKPOINTS": str(tmp_path / "checkpoints")}
     proc = run_nbval([notebook], "--nbval-lax", env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
+
+
+#: the Findings page: neither a theory nor an experiment chapter, so neither glob above collects it
+FINDINGS = [ROOT / "book" / "findings.ipynb"]
+
+
+def test_the_findings_page_is_not_collected_by_the_chapter_globs():
+    assert not set(FINDINGS) & set(THEORY + EXPERIMENTS) and all(p.is_file() for p in FINDINGS)
+
+
+@pytest.mark.parametrize("notebook", FINDINGS, ids=_ids(FINDINGS))
+def test_findings_page_asserts_the_committed_cpu_results(notebook, tmp_path):
+    """The Findings page, executed against the committed results as the experiment chapters are: its verdicts and
+    numbers are asserts on :mod:`htaf.findings`, which reads the ``cpu`` runs and never trains."""
+    env = {"HTAF_PROFILE": "cpu", "HTAF_RESULTS": str(ROOT / "results"), "HTAF_DATA": str(tmp_path / "no-data"),
+           "HTAF_DOWNLOAD": "0", "HTAF_CHECKPOINTS": str(tmp_path / "checkpoints")}
+    proc = run_nbval(FINDINGS, "--nbval-lax", env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]

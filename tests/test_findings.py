@@ -1,0 +1,180 @@
+"""The Findings page's verdicts (:mod:`htaf.findings`): on the committed results, and on synthetic runs where they flip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from htaf import findings, stats
+from htaf.findings import DOES_NOT_HOLD, HOLDS, IN_PART, INCONCLUSIVE
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+#: the verdict the Findings page states for each claim (book/findings.ipynb asserts the same)
+STATED = {
+    "snn": IN_PART,
+    "bnn": findings.not_yet(3),
+    "dhn": IN_PART,
+    "icbm_accuracy": findings.not_yet(3),
+    "icbm_concepts": IN_PART,
+    "gradient_mass": IN_PART,
+    "tail_decay": IN_PART,
+    "beyond_images": findings.not_yet(3),
+    "sensitivity": IN_PART,
+}
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return findings.findings(RESULTS)
+
+
+def test_every_claim_has_the_verdict_the_page_states(committed):
+    assert list(committed) == list(findings.CLAIMS) == list(STATED)
+    assert {key: f.verdict for key, f in committed.items()} == STATED
+
+
+def test_comparative_verdicts_rest_on_five_seeds(committed):
+    for f in committed.values():
+        if f.seeds is not None and f.seeds < stats.MIN_SEEDS:
+            # a row with fewer seeds states no comparison as a verdict, and says what would settle it
+            assert f.verdict.startswith(findings.NOT_YET) or f.key in ("dhn", "icbm_concepts"), f.key
+            assert f.settle
+        if f.comparisons is not None and len(f.comparisons):
+            assert (f.comparisons["n"] >= stats.MIN_SEEDS).all()
+
+
+def test_the_committed_numbers_the_page_states(committed):
+    dhn = committed["dhn"].numbers
+    assert dhn["smooth_reg_networks_worse"] == dhn["smooth_reg_networks"] == 17
+    assert committed["icbm_accuracy"].numbers["target_met"] == ["mnist"]
+    assert committed["icbm_concepts"].numbers["gap_target_met"] == ["mnist", "fashion_mnist", "shapes (xor)"]
+    assert committed["gradient_mass"].numbers["ratio_equal_peak"] < 1 < committed["gradient_mass"].numbers["ratio_equal_rate"]
+    assert round(committed["tail_decay"].numbers["tail_vs_sigmoid"]) == 57
+    sens = committed["sensitivity"].numbers
+    assert sens["n_comparisons"] == 16 and sens["n_better"] == 1 and sens["n_inconclusive"] == 15
+
+
+def test_table_has_one_row_per_claim_with_a_link(committed):
+    frame = findings.table(committed)
+    assert len(frame) == len(findings.CLAIMS)
+    assert list(frame.columns) == ["claim", "verdict", "seeds", "evidence", "chapter"]
+    for link in frame["chapter"]:
+        assert (ROOT / "book" / link).is_file(), link
+
+
+def test_the_family_holds_only_comparisons_with_enough_seeds():
+    family = findings.comparisons(RESULTS)
+    assert set(family["group"]) <= {"snn", "sensitivity"}
+    assert (family["n"] >= stats.MIN_SEEDS).all()
+    assert (family["margin"] == family["group"].map(findings.MARGINS)).all()
+
+
+# ---------------------------------------------------------------------------- the rule, on synthetic outcomes
+
+
+@pytest.mark.parametrize(("outcomes", "expected"), [
+    (["equivalent", "better", "equivalent"], HOLDS),
+    (["equivalent", "worse"], IN_PART),
+    (["better", "inconclusive"], IN_PART),
+    (["worse", "inconclusive"], DOES_NOT_HOLD),
+    (["worse", "worse"], DOES_NOT_HOLD),
+    (["inconclusive", "inconclusive"], INCONCLUSIVE),
+])
+def test_verdict_of(outcomes, expected):
+    assert findings.verdict_of(outcomes) == expected
+
+
+def test_verdict_of_refuses_nonsense():
+    with pytest.raises(ValueError, match="at least one"):
+        findings.verdict_of([])
+    with pytest.raises(ValueError, match="unknown outcomes"):
+        findings.verdict_of(["tied"])
+
+
+def _snn_frame(seeds: int, htaf_offset: float) -> pd.DataFrame:
+    """Synthetic SNN runs: every surrogate at a per-seed accuracy, HTAF shifted by ``htaf_offset`` points."""
+    base = [97.6, 97.9, 97.7, 97.8, 97.5, 97.65, 97.75][:seeds]
+    rows = []
+    for dataset in ("fashion_mnist", "mnist"):
+        for k, method in enumerate(["htaf", "atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle"]):
+            for seed, value in enumerate(base):
+                jitter = 0.01 * ((seed * 7 + k * 3) % 5 - 2)  # small, paired-seed noise
+                shift = htaf_offset if method == "htaf" else 0.0
+                rows.append({"dataset": dataset, "method": method, "seed": seed, "accuracy": value + shift + jitter})
+    return pd.DataFrame(rows)
+
+
+def _no_sensitivity():
+    """A sensitivity frame with too few seeds to enter the family."""
+    return pd.DataFrame({"init_gain": [1.0], "unit": ["htaf a=4"], "seed": [0], "accuracy": [50.0]})
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-1.5, DOES_NOT_HOLD), (1.5, HOLDS)])
+def test_snn_verdict_flips_with_the_runs(offset, expected):
+    frame = _snn_frame(5, offset)
+    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity())
+    assert set(family["group"]) == {"snn"} and len(family) == 10
+    found = findings.snn(frame=frame, family=family)
+    assert found.verdict == expected
+    assert found.numbers["n_comparisons"] == 10
+
+
+def test_snn_with_three_seeds_is_not_yet_testable():
+    frame = _snn_frame(3, 1.5)  # HTAF clearly ahead, but on three seeds
+    found = findings.snn(frame=frame, family=findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity()))
+    assert found.verdict == findings.not_yet(3)
+    assert "margin" in found.settle
+    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity()).empty
+
+
+def test_sensitivity_verdict_flips_with_the_runs():
+    rows = []
+    for gain in (1.0, 4.0):
+        for unit in ("htaf a=1", "htaf a=4", "htaf a=8", "sigmoid", "atan", "rectangle"):
+            for seed in range(5):
+                heavy = 30.0 if (unit == "htaf a=8" and gain == 4.0) else 0.0
+                rows.append({"init_gain": gain, "unit": unit, "seed": seed,
+                             "accuracy": 40.0 + heavy + 0.02 * ((seed * 5 + len(unit)) % 7)})
+    frame = pd.DataFrame(rows)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame)
+    found = findings.sensitivity(RESULTS, frame=frame, family=family)
+    assert found.numbers["heavy_vs_light"]["sensitivity: gain 4, htaf a=8 vs htaf a=1"] == stats.BETTER
+    assert found.numbers["heavy_vs_light"]["sensitivity: gain 1, htaf a=8 vs htaf a=1"] == stats.EQUIVALENT
+    assert found.verdict == HOLDS  # every heavy-against-light comparison supports the claim
+    flat = frame.assign(accuracy=[40.0 + 0.02 * ((s * 5 + len(u)) % 7) for s, u in zip(frame["seed"], frame["unit"])])
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat)
+    assert findings.sensitivity(RESULTS, frame=flat, family=family).verdict == HOLDS  # equivalent everywhere
+    worse = frame.assign(accuracy=[a - (30.0 if u == "htaf a=8" else 0.0) - (30.0 if u == "htaf a=8" and g == 4.0 else 0)
+                                   for a, u, g in zip(frame["accuracy"], frame["unit"], frame["init_gain"])])
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse)
+    assert findings.sensitivity(RESULTS, frame=worse, family=family).verdict == DOES_NOT_HOLD
+
+
+def test_theory_verdicts_follow_the_parameters():
+    # alpha <= 2: no more mass near zero than the equal-rate sigmoid either, and a lighter tail than the sigmoid's
+    assert findings.gradient_mass(alpha=2.0, beta=2.0).verdict == DOES_NOT_HOLD
+    assert findings.tail_decay(alpha=1.0, beta=4.0).verdict == DOES_NOT_HOLD
+    assert findings.tail_decay(alpha=4.0, beta=1.0).verdict == IN_PART
+
+
+def test_missing_runs_are_an_error_not_a_verdict(tmp_path):
+    with pytest.raises(findings.MissingRunsError, match=r"(\d+) of \1 runs of snn \(main\).*never train"):
+        findings.sweep_runs("snn", ["main"], tmp_path / "results")
+
+
+def test_the_landing_page_and_the_readme_give_the_short_answer_and_link_to_the_page():
+    import re
+
+    index = (ROOT / "book" / "index.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for text, link in ((index, "{doc}`findings`"), (readme, "book/findings.html")):
+        section = text.split("## What holds, in short", 1)[1].split("\n## ", 1)[0]
+        assert link in section and "no claim of the paper holds in full and none fails outright" in section
+        assert HOLDS not in STATED.values() and DOES_NOT_HOLD not in STATED.values()  # what that sentence says
+        assert not re.search(r"\d", section.replace("book/findings", "")), "numbers there only if a test checks them"
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert toc.index("book/findings") < toc.index("book/theory/01_definition")
