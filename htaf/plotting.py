@@ -32,7 +32,7 @@ from typing import Any
 from . import surrogates
 
 __all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "label", "color",
-           "setup_notebook", "figure", "table", "band", "errorbar", "chance_line", "alpha_beta_map"]
+           "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map"]
 
 #: the book's colours: Okabe-Ito (Okabe & Ito 2008) and Paul Tol's muted scheme, both readable with the common
 #: colour-vision deficiencies, plus neutral greys for reference curves. Every colour of :data:`METHOD_STYLES`,
@@ -66,15 +66,17 @@ SERIES: dict[str, tuple[str, str, str | None, str]] = {
 #: a continuous activation without a colour of its own
 _REAL_STYLE = ("#636363", ".", "-")
 
-#: the width of the book's text column in inches: 688 px at the figures' 100 dpi (:data:`RC`)
-COLUMN_WIDTH = 6.88
+#: the width of a figure of the book in inches: 670 px at the figures' 100 dpi (:data:`RC`), with its margins within the 688 px text column
+COLUMN_WIDTH = 6.7
 #: the matplotlib settings of the book's figures (applied by :func:`setup_notebook`). A figure :data:`COLUMN_WIDTH`
 #: wide is drawn at the column's own size, so a font of ``s`` points renders ``s * 100 / 72`` px: the smallest
 #: text (9 pt ticks and legends) is 12.5 px. Chapters draw text of at least 8 pt (11 px).
 RC = {"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (COLUMN_WIDTH, 3.2), "font.size": 10,
       "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
       "legend.title_fontsize": 9, "figure.titlesize": 10.5, "axes.grid": True, "grid.alpha": 0.3,
-      "lines.markersize": 5, "legend.framealpha": 0.85}
+      "lines.markersize": 5, "legend.framealpha": 0.85,
+      "axes.prop_cycle": "cycler('color', ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9', "
+                         "'#882255', '#999933'])"}  # curves without a method style: the palette, in order
 
 
 def methods() -> list[str]:
@@ -217,6 +219,23 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.9, width: float 
     if squeeze:
         axes = axes.item() if axes.size == 1 else axes.reshape(-1) if 1 in (nrows, ncols) else axes
     return fig, axes
+
+
+def legend_outside(ax, *args, ncol: int | None = None, **kwargs: Any):
+    """A legend for ``ax`` off its panels: in the free slot to the right of ``ax`` when :func:`figure` left one
+    there (a wrapped row of 3), else below the figure in up to ``ncol`` (default 3) columns. Returns the legend."""
+    fig = ax.get_figure()
+    handles, labels = args if args else ax.get_legend_handles_labels()
+    spec = ax.get_subplotspec()
+    grid = spec.get_gridspec()
+    col = spec.colspan.stop
+    taken = {(r, c) for other in fig.axes if other.get_subplotspec() is not None
+             for r in other.get_subplotspec().rowspan for c in other.get_subplotspec().colspan}
+    if col < grid.ncols and not any((r, col) in taken for r in spec.rowspan):
+        legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.06, 1.0), **kwargs)
+        legend.set_in_layout(False)
+        return legend
+    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(3, len(labels)), **kwargs)
 
 
 def _number(value: float, decimals: int) -> str:

@@ -79,7 +79,7 @@ def test_every_figure_fits_the_text_column_and_has_a_numbered_caption_and_alt_te
     for i, cell, image in found:
         dpi = image.info.get("dpi", (72,))[0]
         assert image.width / dpi <= 7.0, f"cell {i}: a figure {image.width / dpi:.1f} in wide is shrunk on the page"
-        assert dpi >= 100, f"cell {i}: drawn at {dpi} dpi"
+        assert round(dpi) >= 100, f"cell {i}: drawn at {dpi} dpi"
         meta = cell.metadata.get("mystnb", {})
         caption, name = meta.get("figure", {}).get("caption", ""), meta.get("figure", {}).get("name", "")
         assert len(caption) > 40 and name.startswith("fig-"), f"cell {i}: no caption or no fig- name"
