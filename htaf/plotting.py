@@ -247,7 +247,7 @@ def _number(value: float, decimals: int) -> str:
 def table(frame, *, decimals: int | dict = 2, na: str = "\u2013", params=(), caption: str | None = None):
     """``frame`` for display: numbers with ``decimals`` decimals, parameters as written, missing cells ``na``.
 
-    A float column whose values are all short numbers (integers, ``0.25``, ``1e-3``) or named in ``params`` is a
+    Anything but a ``DataFrame`` or ``Series`` with unique labels is returned as it is. A float column whose values are all short numbers (integers, ``0.25``, ``1e-3``) or named in ``params`` is a
     parameter and is written as given (``4``, ``0.25``); other float columns get ``decimals`` decimals (a dict: per
     column; values below 0.1 get two significant digits instead). Float index levels are written as given. The numbers
     of ``frame`` are untouched: asserts read ``frame``, the reader sees the returned ``Styler``.
@@ -256,6 +256,11 @@ def table(frame, *, decimals: int | dict = 2, na: str = "\u2013", params=(), cap
 
     import numpy as np
     import pandas as pd
+
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    if not isinstance(frame, pd.DataFrame) or not (frame.index.is_unique and frame.columns.is_unique):
+        return frame  # not a table this helper formats (a Styler, a number, a frame with repeated labels)
 
     def short(values) -> bool:
         finite = [float(v) for v in values if isinstance(v, (int, float, np.number)) and np.isfinite(v)]
