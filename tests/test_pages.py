@@ -84,6 +84,8 @@ def test_every_figure_fits_the_text_column_and_has_a_numbered_caption_and_alt_te
         caption, name = meta.get("figure", {}).get("caption", ""), meta.get("figure", {}).get("name", "")
         assert len(caption) > 40 and name.startswith("fig-"), f"cell {i}: no caption or no fig- name"
         assert len(meta.get("image", {}).get("alt", "")) > 40, f"cell {i}: no alt text"
+        shown = [o for o in cell.outputs if o.output_type != "stream"]
+        assert len(shown) == 1, f"cell {i}: the caption would wrap each of its {len(shown)} outputs (one label twice)"
         assert name not in names, name
         names.add(name)
         assert "plt.subplots(" not in cell.source, f"cell {i}: use plotting.figure (at most two panels a line)"
