@@ -1,7 +1,9 @@
-"""One look for every figure of the book: a style per method, the notebook set-up cell, shared plot helpers.
+"""One look for every figure of the book: a style per method, figures sized for the page, the notebook set-up cell.
 
-Every method the book plots has one colour, marker, line style and label, everywhere. HTAF is red
-(``#d62728``) and its variants are shades of red. Which unit methods exist and their labels come from the unit
+Every method the book plots has one colour, marker, line style and label, everywhere. The colours come from one
+colour-blind-safe palette (:data:`PALETTE`: Okabe-Ito and Paul Tol's muted scheme), and every method also has a marker
+and a line style of its own, so curves stay apart in grey print too. HTAF is vermillion (``#d55e00``); its variants
+are the palette's other warm colours (wine, orange, rose). Which unit methods exist and their labels come from the unit
 registry (:func:`htaf.nn.unit_registry`); surrogate families take their style from their class in
 :mod:`htaf.surrogates` (``label``, ``color``, ``marker``, ``linestyle``), so a newly registered family is
 styled too (its ``<family>_smooth`` unit in a lighter shade of its colour, dashed). :data:`METHOD_STYLES` holds the
@@ -10,15 +12,16 @@ colours the book chooses for the other unit methods (HTAF's variants, the smooth
 
 >>> from htaf import plotting
 >>> plotting.style("htaf")
-{'color': '#d62728', 'marker': 'o', 'label': 'HTAF', 'linestyle': '-'}
+{'color': '#d55e00', 'marker': 'o', 'label': 'HTAF', 'linestyle': '-'}
 >>> plotting.label("htaf_hard"), plotting.color("atan")
-('HTAF (hard)', '#2ca02c')
+('HTAF (hard)', '#009e73')
 >>> plotting.style("htaf", marker=None, label="HTAF, alpha=8")["label"]   # override any key
 'HTAF, alpha=8'
 
-``ax.plot(x, y, **style(m))`` draws method ``m``; :func:`band`, :func:`errorbar` and :func:`chance_line` are
-the helpers the chapters share. Matplotlib is imported by these helpers only (``import htaf`` does not load
-it); :func:`setup_notebook` is the first cell of every chapter.
+``ax.plot(x, y, **style(m))`` draws method ``m``; :func:`figure` makes a figure the width of the book's text column
+(at most two panels side by side, text at least 10 px on the page), :func:`table` formats a displayed table, and
+:func:`band`, :func:`errorbar` and :func:`chance_line` are the helpers the chapters share. Matplotlib is imported by
+these helpers only (``import htaf`` does not load it); :func:`setup_notebook` is the set-up cell of every chapter.
 """
 
 from __future__ import annotations
@@ -28,31 +31,52 @@ from typing import Any
 
 from . import surrogates
 
-__all__ = ["METHOD_STYLES", "SERIES", "methods", "style", "label", "color", "setup_notebook", "band", "errorbar",
-           "chance_line", "alpha_beta_map"]
+__all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "label", "color",
+           "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map"]
+
+#: the book's colours: Okabe-Ito (Okabe & Ito 2008) and Paul Tol's muted scheme, both readable with the common
+#: colour-vision deficiencies, plus neutral greys for reference curves. Every colour of :data:`METHOD_STYLES`,
+#: :data:`SERIES` and of the surrogate families (:mod:`htaf.surrogates`) is one of these.
+PALETTE: dict[str, str] = {
+    "vermillion": "#d55e00", "orange": "#e69f00", "sky_blue": "#56b4e9", "bluish_green": "#009e73",
+    "blue": "#0072b2", "reddish_purple": "#cc79a7", "yellow": "#f0e442",  # Okabe-Ito
+    "indigo": "#332288", "cyan": "#88ccee", "teal": "#44aa99", "green": "#117733", "olive": "#999933",
+    "sand": "#ddcc77", "rose": "#cc6677", "wine": "#882255", "purple": "#aa4499",  # Tol muted
+    "black": "#000000", "dark_grey": "#555555", "grey": "#999999", "light_grey": "#bbbbbb",
+}
 
 #: the book's colour, marker and line style of the unit methods that are not a surrogate family (those carry
-#: theirs in their class); their labels are the registry's. HTAF's variants are shades of HTAF's red.
+#: theirs in their class); their labels are the registry's. HTAF's variants take the palette's other warm colours.
 METHOD_STYLES: dict[str, tuple[str, str | None, str]] = {
-    "htaf_hard": ("#a50f15", "D", "-"),
-    "htaf_anneal": ("#fb6a4a", "p", "--"),
-    "full_precision": ("#525252", "x", "-"),
-    "relu": ("#393b79", "+", "-"),
-    "sigmoid_smooth": ("#6baed6", "2", "--"),
+    "htaf_hard": (PALETTE["wine"], "D", "-"),
+    "htaf_anneal": (PALETTE["orange"], "p", "--"),
+    "full_precision": (PALETTE["black"], "x", "-"),
+    "relu": (PALETTE["sky_blue"], "+", "-."),
+    "sigmoid_smooth": (PALETTE["cyan"], "2", "--"),
 }
-#: curves of the book that are not unit methods: name -> (label, colour, marker, line style)
+#: curves of the book that are not unit methods: name -> (label, colour, marker, line style). Reference curves are
+#: neutral (black, greys); they may share a colour with one another, never their colour, marker and line style.
 SERIES: dict[str, tuple[str, str, str | None, str]] = {
-    "htaf_default": ("HTAF (alpha=4, beta=1)", "#67000d", "8", "-."),
-    "continuous": ("continuous", "#637939", "1", "-"),
-    "supervised": ("supervised", "#e7ba52", "H", "-"),
-    "untrained": ("untrained", "#bdbdbd", ".", ":"),
-    "step": ("step $H$", "#000000", None, "--"),
+    "htaf_default": ("HTAF default", PALETTE["rose"], "8", "-."),
+    "continuous": ("continuous", PALETTE["grey"], "1", "-"),
+    "supervised": ("supervised", PALETTE["black"], "H", "-"),
+    "untrained": ("untrained", PALETTE["light_grey"], ".", ":"),
+    "step": ("step $H$", PALETTE["black"], None, "--"),
 }
 #: a continuous activation without a colour of its own
 _REAL_STYLE = ("#636363", ".", "-")
 
-#: the matplotlib settings of the book's figures (applied by :func:`setup_notebook`)
-RC = {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8}
+#: the width of a figure of the book in inches: 670 px at the figures' 100 dpi (:data:`RC`), with its margins within the 688 px text column
+COLUMN_WIDTH = 6.7
+#: the matplotlib settings of the book's figures (applied by :func:`setup_notebook`). A figure :data:`COLUMN_WIDTH`
+#: wide is drawn at the column's own size, so a font of ``s`` points renders ``s * 100 / 72`` px: the smallest
+#: text (9 pt ticks and legends) is 12.5 px. Chapters draw text of at least 8 pt (11 px).
+RC = {"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (COLUMN_WIDTH, 3.2), "font.size": 10,
+      "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
+      "legend.title_fontsize": 9, "figure.titlesize": 10.5, "axes.grid": True, "grid.alpha": 0.3,
+      "lines.markersize": 5, "legend.framealpha": 0.85,
+      "axes.prop_cycle": "cycler('color', ['#0072b2', '#d55e00', '#009e73', '#cc79a7', '#e69f00', '#56b4e9', "
+                         "'#882255', '#999933'])"}  # curves without a method style: the palette, in order
 
 
 def methods() -> list[str]:
@@ -106,7 +130,7 @@ def label(method: str) -> str:
 
 
 def color(method: str) -> str:
-    """The colour of ``method`` (HTAF: ``"#d62728"``)."""
+    """The colour of ``method`` (HTAF: ``"#d55e00"``)."""
     return _lookup(method)[1]
 
 
@@ -140,6 +164,130 @@ def setup_notebook(threads: int | None = 1, *, float_format: str = "{:.4g}", def
         torch.set_num_threads(int(threads))
     pd.set_option("display.float_format", float_format.format)
     return resolve_profile(os.environ.get("HTAF_PROFILE") or default_profile)
+
+
+def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.9, width: float | None = None, sharex=False,
+           sharey=False, squeeze: bool = True, max_cols: int = 2, height_ratios=None, layout: str | None = "constrained",
+           **kwargs: Any):
+    """A figure and its axes sized for the book's text column: at most ``max_cols`` panels side by side.
+
+    ``axes`` has the shape the chapter asks for (``nrows`` by ``ncols``, squeezed like ``plt.subplots``), so
+    ``axes[i, j]`` is panel ``j`` of row ``i``; a row wider than ``max_cols`` is wrapped onto several lines of
+    panels (1 x 4 becomes 2 x 2; a row of 3 leaves a free slot at its end, where a legend anchored to the right of
+    the row's last panel falls). The figure is :data:`COLUMN_WIDTH` wide (``width`` inches if given; one panel alone:
+    5 inches), and each line of panels ``height`` inches high.
+
+    Args:
+        sharex, sharey: as in ``plt.subplots`` (``True``/``"all"``, ``"row"``, ``"col"``; rows and columns of
+            ``axes``). Tick labels shared with a neighbour on the left are hidden.
+        height_ratios: one ratio per row of ``axes``.
+        layout: matplotlib's layout engine (constrained by default: do not call ``tight_layout`` on the figure).
+        kwargs: passed to ``plt.figure``.
+
+    Returns:
+        ``(fig, axes)``.
+    """
+    import math
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    wrap = max(1, math.ceil(ncols / max_cols))  # lines of panels per row of axes
+    cols = min(ncols, max_cols)
+    lines = nrows * wrap
+    if width is None:
+        width = COLUMN_WIDTH if cols > 1 else 5.0
+    ratios = None if height_ratios is None else [r for r in height_ratios for _ in range(wrap)]
+    fig = plt.figure(figsize=(width, height * lines), layout=layout, **kwargs)
+    grid = fig.add_gridspec(lines, cols, height_ratios=ratios)
+    axes = np.empty((nrows, ncols), dtype=object)
+    for i, j in np.ndindex(nrows, ncols):
+        axes[i, j] = fig.add_subplot(grid[i * wrap + j // cols, j % cols])
+    share = {"all": True, "none": False}
+    for which, how in (("x", share.get(sharex, sharex)), ("y", share.get(sharey, sharey))):
+        for i, j in np.ndindex(nrows, ncols):
+            ref = {True: axes[0, 0], "row": axes[i, 0], "col": axes[0, j]}.get(how)
+            if ref is not None and ref is not axes[i, j]:
+                getattr(axes[i, j], f"share{which}")(ref)
+    if share.get(sharey, sharey) in (True, "row"):
+        for i, j in np.ndindex(nrows, ncols):
+            if j % cols:
+                axes[i, j].tick_params(labelleft=False)
+    if share.get(sharex, sharex) in (True, "col") and wrap == 1:
+        for i, j in np.ndindex(nrows - 1, ncols):
+            axes[i, j].tick_params(labelbottom=False)
+    if squeeze:
+        axes = axes.item() if axes.size == 1 else axes.reshape(-1) if 1 in (nrows, ncols) else axes
+    return fig, axes
+
+
+def legend_outside(ax, *args, ncol: int | None = None, **kwargs: Any):
+    """A legend for ``ax`` off its panels: in the free slot to the right of ``ax`` when :func:`figure` left one
+    there (a wrapped row of 3), else below the figure in up to ``ncol`` (default 3) columns. Returns the legend."""
+    fig = ax.get_figure()
+    handles, labels = args if args else ax.get_legend_handles_labels()
+    spec = ax.get_subplotspec()
+    grid = spec.get_gridspec()
+    col = spec.colspan.stop
+    taken = {(r, c) for other in fig.axes if other.get_subplotspec() is not None
+             for r in other.get_subplotspec().rowspan for c in other.get_subplotspec().colspan}
+    if col < grid.ncols and not any((r, col) in taken for r in spec.rowspan):
+        legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.06, 1.0), **kwargs)
+        legend.set_in_layout(False)
+        return legend
+    return fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(3, len(labels)), **kwargs)
+
+
+def _number(value: float, decimals: int) -> str:
+    if value == 0 or abs(value) >= 0.1:
+        return f"{value:.{decimals}f}"
+    return f"{value:.2g}"  # a small value: two significant digits (0.0031, 4.2e-07)
+
+
+def table(frame, *, decimals: int | dict = 2, na: str = "\u2013", params=(), caption: str | None = None):
+    """``frame`` for display: numbers with ``decimals`` decimals, parameters as written, missing cells ``na``.
+
+    Anything but a ``DataFrame`` or ``Series`` with unique labels is returned as it is. A float column whose values are all short numbers (integers, ``0.25``, ``1e-3``) or named in ``params`` is a
+    parameter and is written as given (``4``, ``0.25``); other float columns get ``decimals`` decimals (a dict: per
+    column; values below 0.1 get two significant digits instead). Float index levels are written as given. The numbers
+    of ``frame`` are untouched: asserts read ``frame``, the reader sees the returned ``Styler``.
+    """
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    if not isinstance(frame, pd.DataFrame) or not (frame.index.is_unique and frame.columns.is_unique):
+        return frame  # not a table this helper formats (a Styler, a number, a frame with repeated labels)
+
+    def short(values) -> bool:
+        finite = [float(v) for v in values if isinstance(v, (int, float, np.number)) and np.isfinite(v)]
+        return bool(finite) and all(len(f"{v:g}") <= 5 and float(f"{v:g}") == v for v in finite)
+
+    def as_written(v):
+        return na if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:g}" if isinstance(
+            v, (float, np.floating)) else str(v)
+
+    formats = {}
+    for column in frame.columns:
+        values = frame[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        if column in params or short(values):
+            formats[column] = as_written
+        else:
+            places = decimals.get(column, 2) if isinstance(decimals, dict) else decimals
+            formats[column] = lambda v, places=places: na if np.isnan(v) else _number(float(v), places)
+    uuid = hashlib.sha1(frame.to_csv().encode()).hexdigest()[:10]  # stable: the stored HTML does not churn
+    styled = frame.style.set_uuid(uuid).format(formats, na_rep=na).set_table_attributes('class="dataframe"')
+    for level in range(frame.index.nlevels):
+        if pd.api.types.is_float_dtype(frame.index.get_level_values(level)):
+            styled = styled.format_index(as_written, axis=0, level=level)
+    if caption:
+        styled = styled.set_caption(caption)
+    return styled
 
 
 def band(ax, x, mean, std, method: str, *, alpha: float = 0.2, **overrides: Any):
@@ -191,7 +339,7 @@ def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: 
         if not math.isnan(grid[i, j]):
             r, g, b, _ = mesh.cmap(mesh.norm(grid[i, j]))
             light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5  # black text on light cells, white on dark
-            ax.text(la[j], lb[i], fmt.format(grid[i, j]), ha="center", va="center", fontsize=7,
+            ax.text(la[j], lb[i], fmt.format(grid[i, j]), ha="center", va="center", fontsize=8,
                     color="k" if light else "w")
     x = np.linspace(la[0] - 0.5, la[-1] + 0.5, 50)
     for k in range(-10, 11, 2):  # log2(alpha) + log2(beta) = log2(4 * slope), every factor 4 of peak slope
@@ -199,13 +347,13 @@ def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: 
         inside = (y >= lb[0] - 0.5) & (y <= lb[-1] + 0.5)
         if inside.sum() > 1:
             ax.plot(x[inside], y[inside], color="0.8", linestyle="--", linewidth=0.8)
-            ax.text(x[inside][-1], y[inside][-1], f"{2.0 ** k:g}", fontsize=6, color="0.3", ha="left", va="center")
+            ax.text(x[inside][-1], y[inside][-1], f"{2.0 ** k:g}", fontsize=8, color="0.3", ha="left", va="center")
     ax.axvline(1.0, color="k", linewidth=1.2)
     for a, b in good:
         ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
-            (math.log2(a) - 0.5, math.log2(b) - 0.5), 1, 1, fill=False, edgecolor="r", linewidth=1.5))
+            (math.log2(a) - 0.5, math.log2(b) - 0.5), 1, 1, fill=False, edgecolor=PALETTE["vermillion"], linewidth=1.8))
     if best is not None:
-        ax.plot(math.log2(best[0]), math.log2(best[1]) + 0.3, marker="*", color="r", markersize=8, linestyle="none")
+        ax.plot(math.log2(best[0]), math.log2(best[1]) + 0.3, marker="*", color=PALETTE["vermillion"], markersize=10, linestyle="none")
     ax.set_xticks(la, [f"{a:g}" for a in alphas])
     ax.set_yticks(lb, [f"{b:g}" for b in betas])
     ax.set_xlabel(r"$\alpha$ (black line: $\alpha = 2$)")

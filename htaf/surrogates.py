@@ -56,7 +56,7 @@ _REGISTRY: dict[str, type["Surrogate"]] = {}
 _DEFAULT_INSTANCES: dict[type["Surrogate"], "Surrogate"] = {}
 
 #: colours given, in order, to a registered family that does not choose its own (see :func:`register`)
-_SPARE_COLORS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+_SPARE_COLORS = ("#77aadd", "#ee8866", "#eedd88", "#ffaabb", "#99ddff", "#44bb99", "#bbcc33", "#aaaa00")  # Tol light
 
 
 class Surrogate:
@@ -303,7 +303,7 @@ class HTAF(Surrogate):
     defaults = {"alpha": _kernels.HTAF_ALPHA, "beta": _kernels.HTAF_BETA}
     origin = "this project (sigmoid-tanh composite)"
     slope_parameter = "beta"  # matching a peak slope keeps the sharpness alpha
-    label, color, marker = "HTAF", "#d62728", "o"
+    label, color, marker = "HTAF", "#d55e00", "o"
 
     def primitive(self, x):
         return _kernels.htaf_value(x, self.alpha, self.beta)
@@ -347,7 +347,7 @@ class Sigmoid(Surrogate):
     defaults = {"alpha": 4.0}
     origin = "SpikingJelly surrogate.Sigmoid; snnTorch sigmoid (slope)"
     slope_parameter = "alpha"
-    label, color, marker = "sigmoid", "#1f77b4", "s"
+    label, color, marker = "sigmoid", "#0072b2", "s"
 
     def primitive(self, x):
         return torch.sigmoid(self.alpha * x)
@@ -385,7 +385,7 @@ class Atan(Surrogate):
     defaults = {"alpha": 2.0}
     origin = "SpikingJelly surrogate.ATan; snnTorch atan (Fang et al. 2021)"
     slope_parameter = "alpha"
-    label, color, marker = "atan", "#2ca02c", "^"
+    label, color, marker = "atan", "#009e73", "^"
 
     def primitive(self, x):
         return 0.5 + torch.atan(0.5 * math.pi * self.alpha * x) / math.pi
@@ -425,7 +425,7 @@ class FastSigmoid(Surrogate):
     defaults = {"slope": 25.0}
     origin = "Zenke & Ganguli 2018 (SuperSpike); snnTorch fast_sigmoid"
     slope_parameter = "slope"
-    label, color, marker = "fast sigmoid", "#bcbd22", "v"
+    label, color, marker = "fast sigmoid", "#999933", "v"
 
     def primitive(self, x):
         # kx/(1+|kx|) would be inf/inf at x = +-inf: map +-inf to the largest finite value, where it is +-1
@@ -465,7 +465,7 @@ class Triangle(Surrogate):
     defaults = {"alpha": 1.0}
     origin = "Esser et al. 2016; Bellec et al. 2018; SpikingJelly PiecewiseQuadratic"
     slope_parameter = "alpha"
-    label, color, marker = "triangle", "#9467bd", "<"
+    label, color, marker = "triangle", "#aa4499", "<"
 
     def primitive(self, x):
         u = (self.alpha * x).clamp(-1.0, 1.0)
@@ -507,7 +507,7 @@ class Rectangle(Surrogate):
     defaults = {"alpha": 1.0}
     origin = "Wu et al. 2018 (STBP rectangular pseudo-derivative)"
     slope_parameter = "alpha"
-    label, color, marker = "rectangle", "#8c564b", ">"
+    label, color, marker = "rectangle", "#44aa99", ">"
 
     def primitive(self, x):
         return (self.alpha * x + 0.5).clamp(0.0, 1.0)
@@ -546,7 +546,7 @@ class Erf(Surrogate):
     defaults = {"alpha": 2.0}
     origin = "SpikingJelly surrogate.Erf"
     slope_parameter = "alpha"
-    label, color, marker = "erf (Gaussian)", "#17becf", "d"
+    label, color, marker = "erf (Gaussian)", "#332288", "d"
 
     def primitive(self, x):
         return 0.5 * torch.erfc(-self.alpha * x)
@@ -588,7 +588,7 @@ class STE(Surrogate):
     defaults: ClassVar[dict[str, float]] = {}
     origin = "Courbariaux et al. 2016 (BinaryNet); Hubara et al. 2016"
     slope_parameter = None  # peak slope 1/2, nothing to scale
-    label, color, marker = "STE", "#7f7f7f", "X"
+    label, color, marker = "STE", "#555555", "X"
 
     def primitive(self, x):
         return (0.5 * x + 0.5).clamp(0.0, 1.0)
@@ -626,7 +626,7 @@ class ApproxSign(Triangle):
     defaults = {"alpha": 1.0}
     origin = "Liu et al. 2018 (Bi-Real Net)"
     slope_parameter = "alpha"
-    label, color, marker = "ApproxSign", "#c5b0d5", "P"
+    label, color, marker = "ApproxSign", "#cc79a7", "P"
 
     @classmethod
     def symbolic(cls):
@@ -646,7 +646,7 @@ class SwishSign(Surrogate):
     defaults = {"beta": 5.0}
     origin = "Darabi et al. 2018 (BNN+)"
     slope_parameter = "beta"
-    label, color, marker = "SignSwish", "#e377c2", "*"
+    label, color, marker = "SignSwish", "#ddcc77", "*"
 
     # Beyond |y| = 1000 both y*sigma(-|y|) and the derivative are below the smallest float64 (e^-1000 ~ 1e-434):
     # clamping y there changes no value, and keeps y*exp(-|y|) from becoming inf*0 = NaN at y = +-inf.
@@ -706,7 +706,7 @@ class EDE(Surrogate):
     defaults = {"t": 1.0}
     origin = "Qin et al. 2020 (IR-Net)"
     slope_parameter = "t"  # peak slope max(t, 1)/2: reachable down to 1/2 only
-    label, color, marker = "EDE", "#ff7f0e", "h"
+    label, color, marker = "EDE", "#117733", "h"
 
     @property
     def k(self) -> float:

@@ -42,17 +42,57 @@ def test_every_method_of_the_book_has_a_style():
         assert plotting.label(method) == spec.label and matplotlib.colors.is_color_like(plotting.color(method))
 
 
-def test_one_colour_per_method_and_htaf_is_red():
-    # every method the book draws (and every surrogate family) has a colour of its own
-    chosen = [*surrogates.available(), *plotting.METHOD_STYLES, *plotting.SERIES]
+def test_one_colour_per_method_from_one_colour_blind_safe_palette():
+    # every unit method the book draws (and every surrogate family) has a colour of its own, from the palette
+    chosen = [*surrogates.available(), *plotting.METHOD_STYLES]
     colours = [plotting.color(m) for m in chosen]
     assert len(set(colours)) == len(colours)
+    palette = set(plotting.PALETTE.values())
+    assert set(colours) <= palette and {plotting.color(m) for m in plotting.SERIES} <= palette
+    # reference series may share a neutral colour, never the whole look: colour, marker and line style together
+    looks = [(s["color"], s["marker"], s["linestyle"]) for s in map(plotting.style, [*chosen, *plotting.SERIES])]
+    assert len(set(looks)) == len(looks)
     assert len({plotting.color(m) for m in plotting.methods() if m.endswith("_smooth")}) == len(
         [m for m in plotting.methods() if m.endswith("_smooth")])  # derived shades stay distinct
-    assert plotting.color("htaf") == "#d62728" == surrogates.HTAF.color
-    for variant in ("htaf_hard", "htaf_anneal", "htaf_default"):  # shades of red
+    assert plotting.color("htaf") == "#d55e00" == surrogates.HTAF.color
+    for variant in ("htaf_hard", "htaf_anneal", "htaf_default"):  # warm colours, each its own
         r, g, b = matplotlib.colors.to_rgb(plotting.color(variant))
         assert r > g and r > b and plotting.label(variant).startswith("HTAF")
+    assert len({plotting.color(v) for v in ("htaf", "htaf_hard", "htaf_anneal", "htaf_default")}) == 4
+    assert all(len(plotting.label(m)) <= 21 and "=" not in plotting.label(m) for m in [*chosen, *plotting.SERIES])  # short
+
+
+def test_figure_fits_the_column_with_at_most_two_panels_a_line():
+    fig, axes = plotting.figure(1, 4, height=2.5)
+    assert axes.shape == (4,) and tuple(fig.get_size_inches()) == (plotting.COLUMN_WIDTH, 5.0)
+    spans = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in axes}
+    assert spans == {(0, 0), (0, 1), (1, 0), (1, 1)}  # 1 x 4 becomes 2 x 2
+    plt.close(fig)
+    fig, axes = plotting.figure(2, 3, sharey="row", height_ratios=[1, 2])
+    assert axes.shape == (2, 3) and len(fig.axes) == 6  # a row of 3 wraps onto two lines, a free slot each
+    assert axes[1, 2].get_shared_y_axes().joined(axes[1, 2], axes[1, 0])
+    assert not axes[1, 2].get_shared_y_axes().joined(axes[1, 2], axes[0, 0])
+    plt.close(fig)
+    fig, ax = plotting.figure()
+    assert fig.get_size_inches()[0] == 5.0 and not isinstance(ax, np.ndarray)
+    plt.close(fig)
+    # the smallest text of the book's style renders at least 10 px in the 688 px column
+    assert plotting.RC["figure.dpi"] * plotting.COLUMN_WIDTH <= 700
+    sizes = [plotting.RC[k] for k in plotting.RC if k.endswith(("fontsize", "labelsize", "titlesize"))]
+    assert min([plotting.RC["font.size"], *sizes]) / 72 * 688 / plotting.COLUMN_WIDTH >= 10 * 1.2
+
+
+def test_table_formats_numbers_per_column_and_leaves_the_frame_alone():
+    import pandas as pd
+
+    frame = pd.DataFrame({"alpha": [1.0, 4.0, 0.25], "accuracy (%)": [97.95, 98.1234, np.nan], "p": [0.0031, 0.5, 1e-7]},
+                         index=pd.Index([0.5, 1.0, 2.0], name="beta"))
+    html = plotting.table(frame).to_html()
+    for shown in (">4<", ">0.25<", ">98.12<", ">97.95<", ">0.0031<", ">1e-07<", ">\u2013<", ">0.5<"):
+        assert shown in html, shown
+    assert "NaN" not in html and "nan" not in html and "1.0000" not in html
+    assert frame.loc[1.0, "accuracy (%)"] == 98.1234  # the numbers asserts read are untouched
+    assert plotting.table(frame).to_html() == html  # stable ids: stored outputs do not churn
 
 
 def test_surrogate_styles_come_from_their_class():
@@ -100,7 +140,7 @@ def test_setup_notebook(monkeypatch):
     try:
         assert plotting.setup_notebook(threads=1) == "cpu"
         assert torch.get_num_threads() == 1
-        assert plt.rcParams["figure.dpi"] == 90 and plt.rcParams["axes.grid"]
+        assert plt.rcParams["figure.dpi"] == 100 and plt.rcParams["axes.grid"]
         assert pd.get_option("display.float_format")(0.123456) == "0.1235"
         monkeypatch.setenv("HTAF_PROFILE", "smoke")
         assert plotting.setup_notebook(None, float_format="{:.2f}") == "smoke"
