@@ -26,6 +26,7 @@ import math
 from typing import Any, Callable, Iterable
 
 from htaf import experiments, results, stats, theory
+from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
            "MARGINS", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons",
@@ -408,7 +409,7 @@ def icbm_concepts(results_dir=None, frame=None) -> Finding:
                    settle="Semantic validation on data with known factors at a larger scale, and five seeds.")
 
 
-def gradient_mass(alpha: float = 4.0, beta: float = 1.0, epsilon: float = 0.25) -> Finding:
+def gradient_mass(alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA, epsilon: float = 0.25) -> Finding:
     """Gradient mass near zero: HTAF puts more gradient near the threshold than a sigmoid. Closed forms."""
     m_htaf = float(theory.mass_near_zero("htaf", epsilon, alpha=alpha, beta=beta))
     m_peak = float(theory.mass_near_zero("sigmoid", epsilon, alpha=alpha * beta))  # same peak slope
@@ -427,7 +428,7 @@ def gradient_mass(alpha: float = 4.0, beta: float = 1.0, epsilon: float = 0.25) 
                    evidence, numbers, "theory/02_gradient_mass")
 
 
-def tail_decay(alpha: float = 4.0, beta: float = 1.0, threshold: float = 3.0, scale: float = 3.0) -> Finding:
+def tail_decay(alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA, threshold: float = 3.0, scale: float = 3.0) -> Finding:
     """Tail decay: HTAF's gradient has heavy tails (the paper's name for it: the Heavy Tailed Activation Function), so
     units far from the threshold still receive gradient. Closed forms at peak slope ``alpha * beta / 4``."""
     peak = alpha * beta / 4

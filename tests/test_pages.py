@@ -21,6 +21,7 @@ LAUNCH = ROOT / "book" / "_launch_cell.py"
 NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
 NOT_YET_REDRAWN: set[str] = set()  # every chapter follows the launch cell and the figure rules
 IDS = [p.name for p in NOTEBOOKS]
+WITHOUT_FIGURES = {"findings.ipynb"}  # a table and prose: the chapters hold the figures
 
 
 def _read(path: Path):
@@ -74,6 +75,9 @@ def test_every_figure_fits_the_text_column_and_has_a_numbered_caption_and_alt_te
         pytest.xfail("the snn chapter is redrawn in its own branch")
     nb = _read(path)
     found = list(_figures(nb))
+    if path.name in WITHOUT_FIGURES:
+        assert not found, f"{path.name} has figures now: drop it from WITHOUT_FIGURES"
+        return
     assert found, "no stored figure"
     names = set()
     for i, cell, image in found:
