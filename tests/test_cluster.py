@@ -11,15 +11,7 @@ import torch
 
 from htaf import reproduction, results
 from htaf.__main__ import main
-
-
-def one_line_exit_2(argv, capsys, *fragments):
-    assert main(argv) == 2
-    error = capsys.readouterr().err
-    lines = [line for line in error.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in error, error
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from _helpers import one_line_exit_2
 
 
 @pytest.fixture

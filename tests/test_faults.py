@@ -12,21 +12,13 @@ import torch
 
 from htaf import data, experiments, results, train
 from htaf.__main__ import main
+from _helpers import one_line_exit_2
 
 
 @pytest.fixture
 def no_data(monkeypatch):
     """Fail if any dataset is loaded."""
     monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("a dataset was loaded"))
-
-
-def one_line_exit_2(argv, capsys, *fragments):
-    assert main(argv) == 2
-    error = capsys.readouterr().err
-    lines = [line for line in error.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in error, error
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # --------------------------------------------------------------------------------------------
