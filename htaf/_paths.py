@@ -47,17 +47,12 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
 
 
 def user_folder() -> Path:
-    """htaf's per-user data folder (as ``platformdirs.user_data_dir("htaf")``): ``%LOCALAPPDATA%\\htaf`` on
-    Windows, ``~/Library/Application Support/htaf`` on macOS, else ``$XDG_DATA_HOME/htaf`` (default
-    ``~/.local/share/htaf``)."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = str(Path.home() / "Library" / "Application Support")
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = xdg if os.path.isabs(xdg) else str(Path.home() / ".local" / "share")
-    return Path(base) / "htaf"
+    """htaf's per-user data folder, ``platformdirs.user_data_dir("htaf")``: ``$XDG_DATA_HOME/htaf`` (default
+    ``~/.local/share/htaf``) on Linux, ``~/Library/Application Support/htaf`` on macOS, ``%LOCALAPPDATA%\\htaf`` on
+    Windows."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("htaf", appauthor=False))
 
 
 def resolve_folder(explicit: str | os.PathLike | None, variable: str, name: str) -> Path:
