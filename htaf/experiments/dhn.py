@@ -130,7 +130,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
 
 CLASSIFICATION_PROFILES: dict[str, Config] = {
     # CI: sklearn digits (1440 train / 357 test), a few seconds per run
-    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 4, "lr": 3e-3, "seed": 0,
+    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
               **MODEL_DEFAULTS, "width": 32},
     # 2-core laptop: the first 5k training images (10k before three seeds per cell), full 10k test set; every
     # unit at STE's peak slope 1/2
@@ -143,7 +143,7 @@ CLASSIFICATION_PROFILES: dict[str, Config] = {
 }
 
 REGRESSION_PROFILES: dict[str, Config] = {
-    "smoke": {"dataset": "regression_product", "batch_size": 64, "epochs": 10, "lr": 3e-3, "seed": 0,
+    "smoke": {"dataset": "regression_product", "batch_size": 64, "epochs": 3, "lr": 3e-3, "seed": 0,
               "data_kwargs": {"d": 2, "n_train": 500, "n_test": 500, "noise": 0.1},
               **MODEL_DEFAULTS, "width": 16},
     "cpu": {"dataset": "regression_product", "batch_size": 64, "epochs": 20, "lr": 3e-3, "seed": 0,

@@ -186,7 +186,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
 
 PROFILES: dict[str, Config] = {
     # CI: a tiny Randman (4 classes, 10 channels, 10 steps), a small SNN, seconds per run
-    "smoke": {**MODEL_DEFAULTS, "dataset": "randman", "batch_size": 32, "epochs": 3, "lr": 3e-3, "seed": 0,
+    "smoke": {**MODEL_DEFAULTS, "dataset": "randman", "batch_size": 32, "epochs": 2, "lr": 3e-3, "seed": 0,
               "data_kwargs": {**RANDMAN, "channels": 10, "classes": 4, "dim": 1, "T": 10, "n_train": 200,
                               "n_test": 100},
               "hidden": [32], "rate_samples": 100},

@@ -229,7 +229,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
 
 PROFILES: dict[str, Config] = {
     # CI: a small concept_shapes set and a tiny CNN, a few seconds per run
-    "smoke": {**MODEL_DEFAULTS, "dataset": "concept_shapes", "batch_size": 64, "epochs": 3, "lr": 3e-3, "seed": 0,
+    "smoke": {**MODEL_DEFAULTS, "dataset": "concept_shapes", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
               "data_kwargs": {"n_train": 256, "n_test": 128, "image_size": 16}, "channels": [8, 16],
               "num_concepts": 8, "probe_images": 64},
     # 2-core CPU: a narrow CNN (8-16-32 channels), the first 8000 training images, 3 epochs, cosine schedule, scored
