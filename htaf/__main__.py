@@ -107,11 +107,10 @@ def list_experiments(args: argparse.Namespace) -> None:
 
 
 def run_experiment(args: argparse.Namespace) -> None:
-    record = run(args.experiment, args.profile, args.results_dir, **parse_assignments(args.assignments))
+    record = run(args.experiment, args.profile, args.results_dir, announce=False, **parse_assignments(args.assignments))
     if distributed.from_env().is_main:
-        path = results.result_path(record["experiment"], record["profile"], record["hash"], args.results_dir)
         print(json.dumps(record["metrics"], indent=1))
-        print(f"result: {path}")
+        print(f"result: {record.path}")
 
 
 def show_results(args: argparse.Namespace) -> None:

@@ -136,7 +136,7 @@ def _run_planned(experiment: str, profile: str, results_dir: str | os.PathLike |
     run that another process finished meanwhile is read, and neither counted as trained here nor timed twice)."""
     trained = []
     record = train.run(experiment, profile, results_dir, on_epoch_end=lambda epoch, row: trained.append(epoch),
-                       progress=progress, **overrides)
+                       progress=progress, announce=False, **overrides)
     return record, bool(trained)
 
 

@@ -406,9 +406,14 @@ def run(
     *,
     on_epoch_end: EpochCallback | None = None,
     progress: bool | None = None,
+    announce: bool = True,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Result of one run, training it only if no finished result has the same config hash.
+
+    With ``announce`` (the default; :func:`sweep` and ``reproduce`` turn it off and report once), one line on stderr
+    says where the result is: ``htaf: <experiment>/<profile>/<hash>: result written to <path>`` for a run trained
+    here, ``... read from <path>`` for a finished one (silent with ``HTAF_QUIET=1`` and on ranks other than 0).
 
     ``profile`` defaults to ``$HTAF_PROFILE``, else ``'smoke'``; ``overrides``
     replace profile defaults (known keys only); the whole config is checked before
@@ -434,7 +439,7 @@ def run(
     path = results.result_path(exp.name, profile, digest, results_dir)
     record = _finished(path, repair=ctx.is_main)
     if record is not None:
-        return results.RunRecord(record, path)
+        return _announced(results.RunRecord(record, path), announce and ctx.is_main, fresh=False)
     select_device(ctx.local_rank)  # a bad HTAF_DEVICE fails here, before any data loads
     if "dataset" in config:  # so does a missing optional package (torchvision, tonic): one line naming the extra
         data.check_dependencies(config["dataset"])
@@ -447,7 +452,7 @@ def run(
     with results.run_lock(path) if ctx.is_main else contextlib.nullcontext() as held:
         record = _finished(path, repair=ctx.is_main)  # another process may have finished it meanwhile
         if record is not None:
-            return results.RunRecord(record, path)
+            return _announced(results.RunRecord(record, path), announce and ctx.is_main, fresh=False)
         if ctx.is_main:  # temporary files of writes a kill interrupted (only the lock holder writes this run's files)
             for target in (path, checkpoint):
                 for orphan in target.parent.glob(f".{target.name}.*.tmp"):
@@ -474,7 +479,15 @@ def run(
             results.write_json(path, record)
             checkpoint.unlink(missing_ok=True)
             logger.info("%s/%s/%s: result written to %s", exp.name, profile, digest, path)
-    return results.RunRecord(record, path)
+    return _announced(results.RunRecord(record, path), announce and ctx.is_main, fresh=True)
+
+
+def _announced(record: results.RunRecord, announce: bool, fresh: bool) -> results.RunRecord:
+    """``record``, after one line on stderr saying where its file is (see :func:`run`'s ``announce``)."""
+    if announce and not quiet():
+        print(f"htaf: {record['experiment']}/{record['profile']}/{record['hash']}: result "
+              f"{'written to' if fresh else 'read from'} {record.path}", file=sys.stderr)
+    return record
 
 
 def _combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -488,7 +501,8 @@ def sweep(
     results_dir: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> pd.DataFrame:
-    """Run every combination of ``grid`` (training only missing runs); one row per run.
+    """Run every combination of ``grid`` (training only missing runs); one row per run. When any run trained, one
+    line on stderr says how many and where their results are.
 
     Columns: the grid keys, ``hash``, the final metrics and ``wall_time_s``.
 
@@ -503,13 +517,19 @@ def sweep(
     both = sorted(set(grid) & set(overrides))
     if both:
         raise experiments.ConfigError(f"{', '.join(both)} given both in grid and as an override; give each key once")
-    rows = []
+    rows, trained, folder = [], 0, None
     for varied in _combinations(grid):
-        record = run(experiment, profile, results_dir, **overrides, **varied)
+        epochs: list[int] = []
+        record = run(experiment, profile, results_dir, announce=False,
+                     on_epoch_end=lambda epoch, row, done=epochs: done.append(epoch), **overrides, **varied)
+        trained, folder = trained + bool(epochs), record.path.parent
         rows.append({
             **{key: results.cell(value) for key, value in varied.items()},
             "hash": record["hash"],
             **record["metrics"],
             "wall_time_s": record["wall_time_s"],
         })
+    if trained and not quiet() and distributed.from_env().is_main:  # one line for the sweep, not one per run
+        print(f"htaf: {experiments.get(experiment).name}: {trained} of {len(rows)} runs trained, results in {folder}",
+              file=sys.stderr)
     return pd.DataFrame(rows)

@@ -327,11 +327,12 @@ def test_in_a_notebook_a_run_shows_one_bar_instead_of_a_line_per_epoch(capsys, m
     bar carries what the lines did (run, epoch, losses and accuracies, epoch time) and is gone at the end."""
     monkeypatch.setattr(train, "in_notebook", lambda: True)
     record = train.run("mlp", "smoke", epochs=2, hidden=[8])
-    err = capsys.readouterr().err
+    err, announced = capsys.readouterr().err.rstrip("\n").rsplit("\r", 1)  # then one line says where the result is
+    assert announced == f"htaf: mlp/smoke/{record['hash']}: result written to {record.path}"
     assert f"{record['hash']} epoch" not in err  # no log line ("<run> epoch 1/2: ...")
-    assert "\n" not in err.rstrip("\n")  # one line, redrawn in place ("\r")
+    assert "\n" not in err  # one line, redrawn in place ("\r")
     assert f"mlp/smoke/{record['hash']}" in err and "epoch 2/2: train_loss" in err and "test_accuracy" in err
-    assert err.rstrip("\n").endswith("\r")  # leave=False: the bar is cleared when the run ends
+    assert err.rsplit("\r", 1)[1].strip() == ""  # leave=False: the bar is blanked when the run ends
 
 
 def test_without_a_terminal_every_epoch_logs_one_line(capsys, monkeypatch):

@@ -12,7 +12,7 @@ from torch import nn
 
 from htaf import experiments, results
 from htaf.experiments import Experiment
-from htaf.train import fit, run
+from htaf.train import fit, run, sweep
 
 TIMING_KEYS = {"epoch_time_s", "samples_per_s"}
 QUICK = {"epochs": 4, "subset": 512, "hidden": [16]}
@@ -149,3 +149,18 @@ def test_sgd_with_cosine_schedule_decays_the_learning_rate(tmp_path):
     record = run("mlp", "smoke", tmp_path, optimizer="sgd", momentum=0.9, lr=0.1, lr_schedule="cosine", epochs=2)
     assert [row["lr"] for row in record["history"]] == pytest.approx([0.1, 0.05])
     assert torch.isfinite(torch.tensor(record["metrics"]["test_loss"]))
+
+
+def test_run_says_where_its_result_is_and_a_sweep_says_it_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HTAF_QUIET", raising=False)
+    record = run("mlp", "smoke", tmp_path, epochs=1, progress=False)
+    err = capsys.readouterr().err
+    assert f"htaf: mlp/smoke/{record['hash']}: result written to {record.path}" in err
+    again = run("mlp", "smoke", tmp_path, epochs=1, progress=False)
+    assert capsys.readouterr().err.strip() == f"htaf: mlp/smoke/{again['hash']}: result read from {again.path}"
+    sweep("mlp", "smoke", grid={"seed": [0, 1]}, results_dir=tmp_path, epochs=1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("htaf:")]
+    assert lines == [f"htaf: mlp: 1 of 2 runs trained, results in {record.path.parent}"]
+    monkeypatch.setenv("HTAF_QUIET", "1")
+    run("mlp", "smoke", tmp_path, epochs=1)
+    assert capsys.readouterr().err == ""
