@@ -7,6 +7,7 @@ which is cheaper than any per-sample transform pipeline on a 2-core machine.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -182,19 +183,26 @@ def read_digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(target[chosen].astype(np.int64))
 
 
+@functools.lru_cache(maxsize=1)
 def _digits_table() -> tuple[np.ndarray, np.ndarray]:
     """The pixels (1797 x 64, 0..16) and labels of scikit-learn's bundled digits, as ``load_digits`` returns them.
 
     Read straight from scikit-learn's ``datasets/data/digits.csv.gz``, as ``load_digits`` reads it: importing
-    scikit-learn takes seconds, a large part of a short run."""
+    scikit-learn takes seconds, a large part of a short run. Read once per process (read-only arrays)."""
     spec = importlib.util.find_spec("sklearn")
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
         if path.is_file():
             with gzip.open(path, mode="rt", encoding="utf-8") as file:
                 table = np.loadtxt(file, delimiter=",")
-            return table[:, :-1], table[:, -1].astype(int)
+            return _read_only(table[:, :-1]), _read_only(table[:, -1].astype(int))
     from sklearn.datasets import load_digits  # a layout this reader does not know
 
     bunch = load_digits()
-    return bunch.data, bunch.target
+    return _read_only(bunch.data), _read_only(bunch.target)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """``array``, no longer writable: the cached table is shared by every run of a process."""
+    array.flags.writeable = False
+    return array
