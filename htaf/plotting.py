@@ -363,7 +363,7 @@ def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: 
     return mesh
 
 
-_INTERACTIVE_TEMPLATE = r"""<div class="htaf-explorer" id="__UID__" style="max-width:100%;font-size:0.95em">
+_INTERACTIVE_TEMPLATE = r"""<div class="htaf-explorer" id="__UID__" style="max-width:100%;font-size:0.95em;text-align:left">
 <div style="display:flex;flex-wrap:wrap;gap:0.4em 1.4em;align-items:center;margin-bottom:0.4em">
 <label>&alpha; <input type="range" id="__UID__-alpha" min="__AMIN__" max="__AMAX__" step="__ASTEP__" value="__ALPHA__" aria-label="alpha"> <output id="__UID__-alpha-out">__ALPHA__</output></label>
 <label>&beta; <input type="range" id="__UID__-beta" min="__BMIN__" max="__BMAX__" step="__BSTEP__" value="__BETA__" aria-label="beta"> <output id="__UID__-beta-out">__BETA__</output></label>
