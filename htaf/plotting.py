@@ -32,7 +32,8 @@ from typing import Any
 from . import surrogates
 
 __all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "label", "color",
-           "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map"]
+           "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map",
+           "interactive_htaf"]
 
 #: the book's colours: Okabe-Ito (Okabe & Ito 2008) and Paul Tol's muted scheme, both readable with the common
 #: colour-vision deficiencies, plus neutral greys for reference curves. Every colour of :data:`METHOD_STYLES`,
@@ -360,3 +361,128 @@ def alpha_beta_map(ax, means, *, good=(), best=None, fmt: str = "{:.1f}", cmap: 
     ax.set_ylabel(r"$\beta$ (dashed: equal peak slope $\alpha\beta/4$)")
     ax.grid(False)
     return mesh
+
+
+_INTERACTIVE_TEMPLATE = r"""<div class="htaf-explorer" id="__UID__" style="max-width:100%;font-size:0.95em;text-align:left">
+<div style="display:flex;flex-wrap:wrap;gap:0.4em 1.4em;align-items:center;margin-bottom:0.4em">
+<label>&alpha; <input type="range" id="__UID__-alpha" min="__AMIN__" max="__AMAX__" step="__ASTEP__" value="__ALPHA__" aria-label="alpha"> <output id="__UID__-alpha-out">__ALPHA__</output></label>
+<label>&beta; <input type="range" id="__UID__-beta" min="__BMIN__" max="__BMAX__" step="__BSTEP__" value="__BETA__" aria-label="beta"> <output id="__UID__-beta-out">__BETA__</output></label>
+<label><input type="checkbox" id="__UID__-log"> derivative on a log scale</label>
+</div>
+<div id="__UID__-info" style="font-variant-numeric:tabular-nums">peak slope s = &alpha;&beta;/4</div>
+<canvas id="__UID__-canvas" role="img" aria-label="HTAF, its derivative and the sigmoid of equal peak slope, redrawn for the chosen alpha and beta" style="display:block;width:100%;height:__HEIGHT__px;touch-action:pan-y"></canvas>
+<div style="font-size:0.9em"><span style="color:__CHTAF__">&#9473;&#9473; HTAF f(x) = &sigma;(&alpha; tanh(&beta;x)) and f&prime;(x)</span> &nbsp;
+<span style="color:__CSIG__">&#9476;&#9476; sigmoid &sigma;(4sx) of equal peak slope s and its derivative</span></div>
+<noscript>This figure needs JavaScript in the browser.</noscript>
+<script>
+(function () {
+  "use strict";
+  var uid = "__UID__", X = __XMAX__, N = 400;
+  var root = document.getElementById(uid), canvas = document.getElementById(uid + "-canvas");
+  var ia = document.getElementById(uid + "-alpha"), ib = document.getElementById(uid + "-beta");
+  var oa = document.getElementById(uid + "-alpha-out"), ob = document.getElementById(uid + "-beta-out");
+  var logBox = document.getElementById(uid + "-log"), info = document.getElementById(uid + "-info");
+  if (!root || !canvas || !canvas.getContext) { return; }
+  function sig(z) { return 1 / (1 + Math.exp(-z)); }
+  // HTAF f(x) = sigma(alpha * tanh(beta * x)); f'(x) = alpha * beta * sigma(u) * sigma(-u) * sech^2(beta * x)
+  function htaf(x, a, b) { return sig(a * Math.tanh(b * x)); }
+  function htafGrad(x, a, b) {
+    var u = a * Math.tanh(b * x), c = Math.cosh(b * x);  // sech^2 as 1 / cosh^2: exact in the tails
+    return a * b * sig(u) * sig(-u) / (c * c);
+  }
+  // the sigmoid of equal peak slope s = alpha * beta / 4: sigma(4 * s * x), derivative 4 * s * sigma(z) * sigma(-z)
+  function sigm(x, s) { return sig(4 * s * x); }
+  function sigmGrad(x, s) { var z = 4 * s * x; return 4 * s * sig(z) * sig(-z); }
+  function draw() {
+    var a = parseFloat(ia.value), b = parseFloat(ib.value), s = a * b / 4, logScale = logBox.checked;
+    oa.textContent = String(Number(a.toFixed(2)));
+    ob.textContent = String(Number(b.toFixed(2)));
+    var tail = htafGrad(3, a, b) / Math.max(sigmGrad(3, s), 1e-300);
+    info.textContent = "peak slope s = \u03b1\u03b2/4 = " + s.toFixed(3) + "; at x = 3, f\u2032 is " +
+      (tail >= 1e4 ? tail.toExponential(1) : tail.toPrecision(3)) + " \u00d7 the sigmoid's derivative";
+    var dpr = window.devicePixelRatio || 1, w = Math.max(canvas.clientWidth, 200), h = __HEIGHT__;
+    canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr);
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = "12px sans-serif";
+    var left = 44, right = 12, gap = 30, ph = (h - gap - 2 * 20) / 2;
+    var panels = [
+      {top: 10, title: "f(x)", lo: 0, hi: 1, log: false, ticks: [0, 0.5, 1],
+       curves: [[function (x) { return htaf(x, a, b); }, "__CHTAF__", []],
+                [function (x) { return sigm(x, s); }, "__CSIG__", [5, 4]]]},
+      {top: 10 + ph + gap, title: logScale ? "f\u2032(x), log scale" : "f\u2032(x)", log: logScale,
+       lo: logScale ? -8 : 0, hi: logScale ? Math.log10(s) + 0.3 : s * 1.08,
+       ticks: logScale ? [-8, -6, -4, -2, 0, 2].filter(function (t) { return t <= Math.log10(s) + 0.3; }) : [0, s / 2, s],
+       curves: [[function (x) { return htafGrad(x, a, b); }, "__CHTAF__", []],
+                [function (x) { return sigmGrad(x, s); }, "__CSIG__", [5, 4]]]}
+    ];
+    panels.forEach(function (p) {
+      var pw = w - left - right;
+      function px(x) { return left + (x + X) / (2 * X) * pw; }
+      function py(y) {
+        var v = p.log ? Math.log10(Math.max(y, 1e-300)) : y;
+        v = Math.min(Math.max(v, p.lo), p.hi);
+        return p.top + ph - (v - p.lo) / (p.hi - p.lo) * ph;
+      }
+      ctx.strokeStyle = "#bbbbbb"; ctx.lineWidth = 1; ctx.setLineDash([]);
+      ctx.strokeRect(left, p.top, pw, ph);
+      ctx.fillStyle = "#555555"; ctx.textAlign = "right"; ctx.textBaseline = "middle";
+      p.ticks.forEach(function (t) {
+        var y = p.top + ph - (t - p.lo) / (p.hi - p.lo) * ph;
+        ctx.fillText(p.log ? "1e" + t : String(Number(t.toPrecision(2))), left - 4, y);
+      });
+      ctx.textAlign = "center"; ctx.textBaseline = "top";
+      for (var xt = -X; xt <= X; xt += X / 2) { ctx.fillText(String(xt), px(xt), p.top + ph + 3); }
+      ctx.textAlign = "left"; ctx.fillText(p.title, left + 6, p.top + 4);
+      p.curves.forEach(function (c) {
+        ctx.strokeStyle = c[1]; ctx.lineWidth = 2; ctx.setLineDash(c[2]);
+        ctx.beginPath();
+        for (var i = 0; i <= N; i++) {
+          var x = -X + 2 * X * i / N, y = py(c[0](x));
+          if (i === 0) { ctx.moveTo(px(x), y); } else { ctx.lineTo(px(x), y); }
+        }
+        ctx.stroke();
+      });
+      ctx.setLineDash([]);
+    });
+  }
+  [ia, ib].forEach(function (el) { el.addEventListener("input", draw); });
+  logBox.addEventListener("change", draw);
+  window.addEventListener("resize", draw);
+  draw();
+})();
+</script>
+</div>"""
+
+
+def interactive_htaf(alpha: float = 4.0, beta: float = 1.0, *, uid: str = "htaf-explorer",
+                     alpha_range: tuple[float, float, float] = (0.5, 16.0, 0.5),
+                     beta_range: tuple[float, float, float] = (0.25, 4.0, 0.25), x_max: float = 4.0,
+                     height: int = 420) -> str:
+    """A self-contained HTML snippet (vanilla JavaScript on a ``<canvas>``; no network, no kernel) in which the
+    reader moves ``alpha`` and ``beta`` sliders and sees HTAF :math:`\\sigma(\\alpha\\tanh(\\beta x))`, its derivative,
+    and the sigmoid of equal peak slope :math:`\\sigma(4sx)`, :math:`s = \\alpha\\beta/4`, with its derivative.
+
+    The functions are computed in the browser, so the figure works in the static book. The string is deterministic
+    (the same arguments give the same text), so a notebook cell ``IPython.display.HTML(interactive_htaf())`` is
+    reproduced exactly by nbval. ``uid`` prefixes the element ids: use another one for a second copy on a page.
+
+    >>> html = interactive_htaf()
+    >>> 'type="range"' in html and "a * b / 4" in html
+    True
+    """
+    import re
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", uid):
+        raise ValueError(f"uid must be an HTML id (a letter, then letters, digits, '-' or '_'); got {uid!r}")
+    (amin, amax, astep), (bmin, bmax, bstep) = alpha_range, beta_range
+    if not (0 < amin <= alpha <= amax and 0 < bmin <= beta <= bmax and astep > 0 and bstep > 0 and x_max > 0):
+        raise ValueError("need 0 < min <= value <= max for alpha and beta, positive steps and x_max > 0")
+    values = {"UID": uid, "ALPHA": alpha, "BETA": beta, "AMIN": amin, "AMAX": amax, "ASTEP": astep,
+              "BMIN": bmin, "BMAX": bmax, "BSTEP": bstep, "XMAX": x_max, "HEIGHT": int(height),
+              "CHTAF": color("htaf"), "CSIG": color("sigmoid")}
+    html = _INTERACTIVE_TEMPLATE
+    for key, value in values.items():
+        html = html.replace(f"__{key}__", value if isinstance(value, str) else f"{value:g}")
+    return html

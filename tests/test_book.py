@@ -209,3 +209,130 @@ def test_math_is_typeset_when_a_browser_opens_the_page_offline(built_book, tmp_p
                           "--window-size=1400,2000", page.as_uri()], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Navigation and layout as a reader sees them (issue 22): titles without raw TeX, no sideways scrolling on a
+# phone, no script error in the console.
+# ---------------------------------------------------------------------------------------------------------
+
+#: raw TeX that must not reach the navigation (sidebar, page contents, chapter list) or the browser tab
+RAW_TEX = ("\\(", "\\)", "\\[", "$", "\\alpha", "\\beta", "\\pm")
+#: a phone's viewport width in CSS pixels
+PHONE_WIDTH = 390
+#: headless chromium will not make its window narrower than 500 px, so a probe page shows the book's page in an iframe
+#: of a phone's width and records, once the page is loaded and MathJax has typeset it, how wide the page's document
+#: is and which elements reach past the viewport; --dump-dom then reads it from an attribute of the probe's <body>
+PROBE = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="page" src="__URL__" style="width:__WIDTH__px;height:2400px;border:0"></iframe>
+<script>
+document.getElementById("page").addEventListener("load", function () {
+  var w = this.contentWindow;
+  function measure() {
+    var out;
+    try {
+      var d = w.document.documentElement, vw = d.clientWidth, wide = [];
+      w.document.querySelectorAll("body *").forEach(function (el) {
+        var r = el.getBoundingClientRect();
+        if (r.right > vw + 1 && wide.length < 12) {
+          wide.push(el.tagName.toLowerCase() + "." + String(el.className).slice(0, 60) + " right=" + Math.round(r.right));
+        }
+      });
+      out = {scrollWidth: d.scrollWidth, clientWidth: vw, innerWidth: w.innerWidth,
+             typeset: w.document.querySelectorAll("mjx-container").length, wide: wide};
+    } catch (e) { out = {error: String(e)}; }
+    document.body.setAttribute("data-probe", JSON.stringify(out));
+  }
+  var done = (w.MathJax && w.MathJax.startup && w.MathJax.startup.promise) || Promise.resolve();
+  done.then(function () { setTimeout(measure, 500); });
+});
+</script></body></html>"""
+
+
+def _html_pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html")
+                  if "_static" not in p.parts and "_sources" not in p.parts and p.name not in {"genindex.html", "search.html"}
+                  and "http-equiv=\"Refresh\"" not in p.read_text(encoding="utf-8")[:2000])
+
+
+def _render(exe: str, url: str, profile: Path, width: int, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={max(width, 500)},2400",
+                           "--enable-logging=stderr", "--v=0", *extra, "--dump-dom", url],
+                          capture_output=True, text=True, timeout=180)
+
+
+@BOOK
+def test_titles_and_navigation_show_no_raw_tex(built_book):
+    """Titles with math showed ``\\((\\alpha, \\beta)\\)`` in the sidebar, the tab and the landing page's chapter list:
+    page and section titles are written in Unicode (alpha, beta, ±), math stays in the body."""
+    from bs4 import BeautifulSoup
+
+    proc, html = built_book
+    assert proc.returncode == 0
+    pages = _html_pages(html)
+    assert len(pages) >= len(toc_files())
+    found = []
+    for page in pages:
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        title = soup.title.get_text() if soup.title else ""
+        navs = [title]
+        # the left sidebar, the page's own contents (right), prev/next links and every toctree (the chapter list)
+        for selector in ("nav.bd-docs-nav", "nav.bd-links", ".bd-sidebar-primary", ".bd-sidebar-secondary",
+                         ".page-toc", ".prev-next-area", ".toctree-wrapper", "h1", "h2", "h3"):
+            navs += [el.get_text(" ") for el in soup.select(selector)]
+        for text in navs:
+            for raw in RAW_TEX:
+                if raw in text:
+                    found.append((page.relative_to(html).as_posix(), raw, " ".join(text.split())[:160]))
+    assert not found, found[:10]
+    sensitivity = (html / "book/experiments/sensitivity.html").read_text(encoding="utf-8")
+    assert "<title>Where the tail matters: HTAF’s (α, β) map" in sensitivity or \
+        "<title>Where the tail matters: HTAF's (α, β) map" in sensitivity
+
+
+@BOOK
+@pytest.mark.parametrize("page", ["book/experiments/sensitivity.html", "book/theory/03_tail_decay.html",
+                                  "book/theory/01_definition.html"])
+def test_no_page_is_wider_than_a_phone(built_book, tmp_path, page):
+    """At 390 px the page does not scroll sideways: display equations, tables and figures scroll or shrink inside
+    their own box (book/_static/htaf.css)."""
+    exe = chromium()
+    proc, html = built_book
+    assert proc.returncode == 0
+    probe = tmp_path / "probe.html"
+    probe.write_text(PROBE.replace("__URL__", (html / page).as_uri()).replace("__WIDTH__", str(PHONE_WIDTH)),
+                     encoding="utf-8")
+    # the probe reads the framed page's document: file pages count as one origin only with this flag
+    dom = _render(exe, probe.as_uri(), tmp_path / "profile", PHONE_WIDTH, "--allow-file-access-from-files")
+    assert dom.returncode == 0, dom.stderr[-3000:]
+    found = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert found, "the probe did not run: " + dom.stderr[-2000:]
+    import html as htmllib
+
+    measured = json.loads(htmllib.unescape(found.group(1)))
+    assert measured["innerWidth"] == PHONE_WIDTH, measured
+    assert measured["typeset"] > 0, measured  # MathJax ran before the measurement
+    assert measured["scrollWidth"] <= PHONE_WIDTH, measured
+
+
+@BOOK
+def test_no_script_error_in_the_console(built_book, tmp_path):
+    """Every page logged ``Identifier 'THEBE_JS_URL' has already been declared``: Sphinx 7.4 wrote sphinx-thebe's
+    inline script twice (book/_ext/htaf_dedupe_js.py keeps one). The built pages hold each inline script once and a
+    browser opening a page logs no error."""
+    from bs4 import BeautifulSoup
+
+    exe = chromium()
+    proc, html = built_book
+    assert proc.returncode == 0
+    for page in _html_pages(html):
+        soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+        inline = [s.get_text() for s in soup.head.find_all("script") if not s.get("src") and s.get_text().strip()]
+        assert len(inline) == len(set(inline)), (page.name, [s[:80] for s in inline if inline.count(s) > 1])
+    for page in ["book/theory/01_definition.html", "book/experiments/sensitivity.html"]:
+        dom = _render(exe, (html / page).as_uri(), tmp_path / "profile", 1200)
+        assert dom.returncode == 0, dom.stderr[-3000:]
+        console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+        errors = [line for line in console
+                  if ":ERROR:CONSOLE" in line or "Uncaught" in line or "Error:" in line or "already been declared" in line]
+        assert not errors, (page, errors)

@@ -178,3 +178,63 @@ def test_alpha_beta_map_draws_every_cell_the_lines_and_the_good_region():
     assert len(ax.patches) == 2 and [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
     assert any(line.get_xdata()[0] == 1.0 for line in ax.lines)  # alpha = 2 on the log2 axis
     plt.close(fig)
+
+
+def test_interactive_htaf_is_a_self_contained_deterministic_snippet_with_sliders_and_the_formulas():
+    html = plotting.interactive_htaf()
+    assert html == plotting.interactive_htaf()  # deterministic: nbval reproduces the notebook's output exactly
+    assert html.count('type="range"') == 2
+    assert 'id="htaf-explorer-alpha" min="0.5" max="16" step="0.5" value="4"' in html
+    assert 'id="htaf-explorer-beta" min="0.25" max="4" step="0.25" value="1"' in html
+    assert "<canvas" in html and "<script>" in html and html.count("<script") == 1
+    # the formulas, computed in the browser: HTAF, its derivative, the sigmoid of equal peak slope s = alpha*beta/4
+    for piece in ("sig(a * Math.tanh(b * x))", "a * b * sig(u) * sig(-u) / (c * c)", "s = a * b / 4",
+                  "sig(4 * s * x)", "4 * s * sig(z) * sig(-z)"):
+        assert piece in html, piece
+    assert plotting.color("htaf") in html and plotting.color("sigmoid") in html
+    # nothing is fetched: no URL, no external script, no CDN
+    for remote in ("http:", "https:", "src=", "//cdn", "import("):
+        assert remote not in html, remote
+    other = plotting.interactive_htaf(8, 2, uid="second")
+    assert 'id="second-alpha"' in other and 'value="8"' in other and 'id="htaf-explorer' not in other
+    with pytest.raises(ValueError):
+        plotting.interactive_htaf(uid="not an id")
+    with pytest.raises(ValueError):
+        plotting.interactive_htaf(alpha=100.0)
+
+
+def test_interactive_htaf_computes_the_book_s_functions_in_javascript():
+    """The snippet's JavaScript functions, run by node, agree with :mod:`htaf.functional` (skipped without node)."""
+    import json
+    import re
+    import shutil
+
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        pytest.skip("node is not on PATH: the snippet's JavaScript cannot be run here")
+    from htaf import functional as F
+
+    html = plotting.interactive_htaf()
+    functions = re.search(r"(  function sig\(z\).*?)  function draw\(\)", html, re.S).group(1)
+    xs = [-6.0, -3.0, -1.0, -0.25, 0.0, 0.4, 2.0, 5.0]
+    cases = [(4.0, 1.0), (8.0, 2.0), (0.5, 0.25)]
+    script = functions + f"""
+var out = [];
+{json.dumps(cases)}.forEach(function (ab) {{
+  var a = ab[0], b = ab[1], s = a * b / 4;
+  {json.dumps(xs)}.forEach(function (x) {{
+    out.push([htaf(x, a, b), htafGrad(x, a, b), sigm(x, s), sigmGrad(x, s)]);
+  }});
+}});
+console.log(JSON.stringify(out));
+"""
+    run = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    got = iter(json.loads(run.stdout))
+    for a, b in cases:
+        x = torch.tensor(xs, dtype=torch.float64)
+        s = a * b / 4
+        expected = torch.stack([F.htaf(x, a, b), F.htaf_grad(x, a, b), torch.sigmoid(4 * s * x),
+                                4 * s * torch.sigmoid(4 * s * x) * torch.sigmoid(-4 * s * x)], dim=1)
+        for row in expected.tolist():
+            np.testing.assert_allclose(next(got), row, rtol=1e-12, atol=1e-300)
