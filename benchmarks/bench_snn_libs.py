@@ -23,9 +23,8 @@ Contestants:
   ``snntorch_folded_hoisted``: folded; ``spikingjelly_hoisted``: multi-step mode (``step_mode='m'``) with a
   single-step ``Conv2d -> BatchNorm2d`` stem whose output is broadcast over ``T``). Same function as htaf's
   (batch-norm statistics over ``B`` equal those over ``T`` identical copies).
-* ``floor``: not a spiking library: htaf's network with every LIF replaced by a ReLU (an elementwise op with
-  a one-pass forward and backward), i.e. the convolutions, batch norm, pooling, linear layers, loss and Adam
-  alone. No spiking library can train this network faster than this on the same machine (the LIF
+* ``floor``: not a spiking library: htaf's network with every LIF replaced by the identity, i.e. the
+  convolutions, batch norm, pooling, linear layers, loss and Adam alone (with the stem hoisted as in htaf). No spiking library can train this network faster than this on the same machine (the LIF
   recurrence can only add to it); ``ms(htaf) / ms(floor)`` is how far htaf's step is from the floor.
 
 snnTorch's ``Leaky`` integrates ``U_t = beta U_{t-1} + I_t`` (no ``1/tau`` on the input) and detaches its
@@ -86,14 +85,14 @@ def htaf_net(T: int, channels: int, backend: str | None = None) -> nn.Module:
 
 
 def floor_net(T: int, channels: int) -> nn.Module:
-    """htaf's network with every LIF replaced by a ReLU: the cost of the non-spiking layers alone."""
+    """htaf's network with every LIF replaced by the identity: the cost of the non-spiking layers alone."""
     from htaf.models import snn
 
     net = htaf_net(T, channels)
     for parent in net.modules():
         for name, child in list(parent.named_children()):
             if isinstance(child, snn.LIF):
-                setattr(parent, name, nn.ReLU())
+                setattr(parent, name, nn.Identity())
     return net
 
 
