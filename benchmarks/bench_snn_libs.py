@@ -16,7 +16,16 @@ Contestants:
 * ``snntorch``: the snnTorch tutorial idiom, every layer called once per time step with ``snn.Leaky``
   (``beta=0.5, reset_mechanism="zero", spike_grad=surrogate.atan(alpha=2)``).
 * ``snntorch_folded``: the stateless layers folded over ``[T*B]`` as in the other two and only ``snn.Leaky``
-  looped over ``T`` (the fastest way to write this network in snnTorch).
+  looped over ``T``.
+* ``*_hoisted``: the same three networks written the way a careful user writes them for static images: the
+  first conv-BN runs once on ``[B]`` (its input is the same at every step), outside the time loop, and its
+  output is repeated over ``T`` (``snntorch_hoisted``: per-step idiom, the first conv-BN before the loop;
+  ``snntorch_folded_hoisted``: folded; ``spikingjelly_hoisted``: multi-step mode (``step_mode='m'``) with a
+  single-step ``Conv2d -> BatchNorm2d`` stem whose output is broadcast over ``T``). Same function as htaf's
+  (batch-norm statistics over ``B`` equal those over ``T`` identical copies).
+* ``floor``: not a spiking library: htaf's network with every LIF replaced by the identity, i.e. the
+  convolutions, batch norm, pooling, linear layers, loss and Adam alone (with the stem hoisted as in htaf). No spiking library can train this network faster than this on the same machine (the LIF
+  recurrence can only add to it); ``ms(htaf) / ms(floor)`` is how far htaf's step is from the floor.
 
 snnTorch's ``Leaky`` integrates ``U_t = beta U_{t-1} + I_t`` (no ``1/tau`` on the input) and detaches its
 (one-step delayed) reset; the factor ``1/2`` is folded into the weights of the layer before every ``Leaky``
@@ -54,7 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LIBS = ("htaf", "snntorch", "snntorch_folded", "spikingjelly")
+LIBS = ("htaf", "snntorch", "snntorch_folded", "spikingjelly", "snntorch_hoisted", "snntorch_folded_hoisted",
+        "spikingjelly_hoisted", "floor")
 NUM_CLASSES = 10
 
 
@@ -72,6 +82,18 @@ def htaf_net(T: int, channels: int, backend: str | None = None) -> nn.Module:
         lif["backend"] = backend
     torch.manual_seed(0)
     return snn.csnn(1, NUM_CLASSES, 28, channels=channels, T=T, readout="rate", **lif)
+
+
+def floor_net(T: int, channels: int) -> nn.Module:
+    """htaf's network with every LIF replaced by the identity: the cost of the non-spiking layers alone."""
+    from htaf.models import snn
+
+    net = htaf_net(T, channels)
+    for parent in net.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, snn.LIF):
+                setattr(parent, name, nn.Identity())
+    return net
 
 
 def _reference_weights(T: int, channels: int) -> list[torch.Tensor]:
@@ -102,7 +124,7 @@ def _load(modules: list[nn.Module], weights: list[torch.Tensor], scale: float = 
 class SJNet(nn.Module):
     """SpikingJelly's example CSNN with LIF neurons (the example itself uses IF neurons)."""
 
-    def __init__(self, T: int, channels: int):
+    def __init__(self, T: int, channels: int, hoisted: bool = False):
         super().__init__()
         from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
@@ -125,8 +147,16 @@ class SJNet(nn.Module):
         s = self.conv_fc
         _load([s[0], s[1], s[4], s[5], s[9], s[11]], _reference_weights(T, channels))
         self._reset = functional.reset_net
+        self.hoisted = hoisted
+        if hoisted:  # the static stem once on [B] (single-step layers), the rest multi-step on [T, B, ...]
+            self.stem = nn.Sequential(s[0], s[1])
+            functional.set_step_mode(self.stem, step_mode="s")
+            self.conv_fc = s[2:]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hoisted:
+            h = self.stem(x)
+            return self.conv_fc(h.unsqueeze(0).expand(self.T, *h.shape)).mean(0)
         x_seq = x.unsqueeze(0).expand(self.T, -1, -1, -1, -1)
         return self.conv_fc(x_seq).mean(0)
 
@@ -137,7 +167,7 @@ class SJNet(nn.Module):
 class SnnTorchNet(nn.Module):
     """The same CSNN in snnTorch: per-step layers (tutorial idiom) or folded stateless layers."""
 
-    def __init__(self, T: int, channels: int, folded: bool):
+    def __init__(self, T: int, channels: int, folded: bool, hoisted: bool = False):
         super().__init__()
         import snntorch
         from snntorch import surrogate
@@ -146,7 +176,7 @@ class SnnTorchNet(nn.Module):
             return snntorch.Leaky(beta=0.5, threshold=1.0, reset_mechanism="zero",
                                   spike_grad=surrogate.atan(alpha=2.0))
 
-        self.T, self.folded = T, folded
+        self.T, self.folded, self.hoisted = T, folded, hoisted
         c = channels
         self.conv1 = nn.Conv2d(1, c, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c)
@@ -173,8 +203,12 @@ class SnnTorchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.folded:
             T, B = self.T, x.shape[0]
-            h = self.bn1(self.conv1(x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1)))
-            s = self._loop(self.lif1, h.unflatten(0, (T, B))).flatten(0, 1)
+            if self.hoisted:  # the first conv-BN once on [B], repeated over T
+                h = self.bn1(self.conv1(x))
+                s = self._loop(self.lif1, h.unsqueeze(0).expand(T, *h.shape)).flatten(0, 1)
+            else:
+                h = self.bn1(self.conv1(x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1)))
+                s = self._loop(self.lif1, h.unflatten(0, (T, B))).flatten(0, 1)
             h = self.bn2(self.conv2(F.max_pool2d(s, 2)))
             s = self._loop(self.lif2, h.unflatten(0, (T, B))).flatten(0, 1)
             h = self.fc1(F.max_pool2d(s, 2).flatten(1))
@@ -183,8 +217,9 @@ class SnnTorchNet(nn.Module):
             return self._loop(self.lif4, h.unflatten(0, (T, B))).mean(0)
         mem1, mem2, mem3, mem4 = (lif.reset_mem() for lif in (self.lif1, self.lif2, self.lif3, self.lif4))
         out = []
+        stem = self.bn1(self.conv1(x)) if self.hoisted else None  # hoisted: once, before the time loop
         for _ in range(self.T):
-            s, mem1 = self.lif1(self.bn1(self.conv1(x)), mem1)
+            s, mem1 = self.lif1(self.bn1(self.conv1(x)) if stem is None else stem, mem1)
             s, mem2 = self.lif2(self.bn2(self.conv2(F.max_pool2d(s, 2))), mem2)
             s, mem3 = self.lif3(self.fc1(F.max_pool2d(s, 2).flatten(1)), mem3)
             s, mem4 = self.lif4(self.fc2(s), mem4)
@@ -195,17 +230,19 @@ class SnnTorchNet(nn.Module):
 def build(lib: str, T: int, channels: int, device: torch.device) -> nn.Module:
     if lib == "htaf":
         return htaf_net(T, channels).to(device)
-    if lib == "spikingjelly":
-        return SJNet(T, channels).to(device)
-    if lib in ("snntorch", "snntorch_folded"):
-        return SnnTorchNet(T, channels, folded=lib == "snntorch_folded").to(device)
+    if lib == "floor":
+        return floor_net(T, channels).to(device)
+    if lib in ("spikingjelly", "spikingjelly_hoisted"):
+        return SJNet(T, channels, hoisted=lib.endswith("_hoisted")).to(device)
+    if lib in ("snntorch", "snntorch_folded", "snntorch_hoisted", "snntorch_folded_hoisted"):
+        return SnnTorchNet(T, channels, folded="folded" in lib, hoisted=lib.endswith("_hoisted")).to(device)
     raise ValueError(f"unknown library {lib!r}; choose from {', '.join(LIBS)}")
 
 
 def available(lib: str) -> str | None:
     """The library's version, or None when it cannot be imported."""
     try:
-        if lib == "htaf":
+        if lib in ("htaf", "floor"):
             import htaf as mod
         elif lib.startswith("snntorch"):
             import snntorch as mod
@@ -318,7 +355,7 @@ def memory_in_subprocess(lib: str, T: int, channels: int, batch: int, device: st
 
 
 def _first_conv(model: nn.Module) -> nn.Conv2d:
-    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 1)
 
 
 def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> dict[str, float]:
@@ -339,7 +376,7 @@ def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> d
         return _first_conv(model).weight.grad
 
     ref = grad("htaf")
-    return {lib: float((grad(lib) - ref).norm() / ref.norm()) for lib in libs if lib != "htaf"}
+    return {lib: float((grad(lib) - ref).norm() / ref.norm()) for lib in libs if lib not in ("htaf", "floor")}
 
 
 def machine() -> dict[str, str]:
@@ -415,6 +452,7 @@ def main() -> None:
         for T in Ts:
             print(f"T={T}: |conv1 grad - htaf's| / |htaf's| = {check_same_function(T, args.channels, 8, libs)}")
 
+    load_before = os.getloadavg()
     rows = []
     print(f"{'device':6} {'T':>3} {'library':16} {'ms/step':>9} {'htaf speed-up':>13} {'peak MiB':>9}")
     for device in devices:
@@ -429,11 +467,17 @@ def main() -> None:
                              "htaf_speedup": ratio, "peak_mib": mem})
                 mem_s = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
                 print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s}", flush=True)
+    load_after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_after}; cores: {os.cpu_count()}")
     if args.json:
+        info = {**info, "cores": str(os.cpu_count()),
+                "load_average_before": " ".join(f"{v:.2f}" for v in load_before),
+                "load_average_after": " ".join(f"{v:.2f}" for v in load_after)}
         with open(args.json, "w") as f:
             json.dump({"machine": info, "config": {"channels": args.channels, "batch": args.batch,
                                                    "threads": args.threads, "rounds": args.rounds,
-                                                   "steps": args.steps}, "results": rows}, f, indent=2)
+                                                   "steps": args.steps, "warmup": args.warmup},
+                       "results": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
