@@ -30,6 +30,7 @@ import os
 from typing import Any
 
 from . import surrogates
+from ._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "label", "color",
            "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map",
@@ -456,7 +457,7 @@ _INTERACTIVE_TEMPLATE = r"""<div class="htaf-explorer" id="__UID__" style="max-w
 </div>"""
 
 
-def interactive_htaf(alpha: float = 4.0, beta: float = 1.0, *, uid: str = "htaf-explorer",
+def interactive_htaf(alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA, *, uid: str = "htaf-explorer",
                      alpha_range: tuple[float, float, float] = (0.5, 16.0, 0.5),
                      beta_range: tuple[float, float, float] = (0.25, 4.0, 0.25), x_max: float = 4.0,
                      height: int = 420) -> str:
