@@ -175,3 +175,17 @@ class _SpikeFunction(torch.autograd.Function):
         if ctx.signed:
             grad = 2.0 * grad
         return grad.to(x.dtype), None, None
+
+
+def sync_inductor_determinism(load: bool = False) -> None:
+    """Copy torch's deterministic flag into ``torch._inductor.config.deterministic`` (what
+    ``torch.use_deterministic_algorithms`` does as well): when inductor is loaded already, or with ``load``, before
+    compiling. :func:`htaf.engine.set_deterministic` sets torch's flag without importing inductor (seconds)."""
+    import importlib
+    import sys
+
+    if load:
+        importlib.import_module("torch._inductor.config")
+    inductor_config = sys.modules.get("torch._inductor.config")
+    if inductor_config is not None:
+        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()

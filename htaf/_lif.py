@@ -37,6 +37,7 @@ from typing import Sequence
 
 import torch
 
+from . import _kernels
 from . import functional as HF
 from . import surrogates
 from ._validation import check_float_tensor, compute_dtype
@@ -225,10 +226,7 @@ def _compiled_kernels(key: tuple):
         return _COMPILED[key]
     if len(_COMPILED) >= _MAX_COMPILED or not compiled_available():
         return None
-    import torch._inductor.config as inductor_config
-
-    # torch.use_deterministic_algorithms sets this too; htaf.engine.set_deterministic leaves it to here
-    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
+    _kernels.sync_inductor_determinism(load=True)  # htaf.engine.set_deterministic leaves inductor's flag to here
     fwd_graph = torch.compile(_lif_forward_unrolled, fullgraph=True)
     bwd_graph = torch.compile(_lif_backward_unrolled, fullgraph=True)
     mark = getattr(torch._dynamo, "maybe_mark_dynamic", None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import data
+from htaf import _kernels, data
 
 __all__ = [
     "Batch",
@@ -152,23 +151,15 @@ def set_deterministic(mode: bool) -> None:
 
     torch's function imports inductor (about 4 s, a large part of a short run's process) only to copy ``mode``
     into ``torch._inductor.config.deterministic``. The same two settings here: torch's flag now, inductor's when
-    inductor is loaded already, and otherwise by :func:`sync_inductor_determinism` before anything compiles
-    (:mod:`htaf._lif`, the only compiling code of the package).
+    inductor is loaded already, and otherwise before anything compiles
+    (:func:`htaf._kernels.sync_inductor_determinism`, called by :mod:`htaf._lif`, the only compiling code).
     """
     setter = getattr(torch._C, "_set_deterministic_algorithms", None)
     if setter is None:  # a torch without the private setter: the public function
         torch.use_deterministic_algorithms(mode, warn_only=True)
         return
     setter(mode, warn_only=True)
-    sync_inductor_determinism()
-
-
-def sync_inductor_determinism() -> None:
-    """Copy torch's deterministic flag into ``torch._inductor.config`` when inductor is loaded (see
-    :func:`set_deterministic`)."""
-    inductor_config = sys.modules.get("torch._inductor.config")
-    if inductor_config is not None:
-        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
+    _kernels.sync_inductor_determinism()
 
 
 def start(experiment: Hooks, config: Config, device: torch.device, rank: int = 0,

@@ -46,7 +46,7 @@ VERDICTS = (HOLDS, IN_PART, DOES_NOT_HOLD, NOT_TESTABLE, NOT_YET, INCONCLUSIVE)
 
 #: the equivalence margins of the page's comparisons, in percentage points of test accuracy, declared before the
 #: comparisons were computed: ``snn``, half a point (a difference below it does not change which surrogate to use on
-#: MNIST-scale tasks; the SNN chapter declares the same margin); ``sensitivity``, two points (deep threshold
+#: MNIST-scale tasks; the SNN chapter reads it from here); ``sensitivity``, two points (deep threshold
 #: networks on digits whose accuracy lies between 20 and 60 % and varies by several points between seeds; the
 #: chapter's results had been seen with the two-standard-error rule, the paired tests had not)
 MARGINS = {"snn": 0.5, "sensitivity": 2.0}

@@ -360,3 +360,20 @@ def test_old_names_of_the_unit_key_still_work_loudly():
         assert experiments.resolve_config("mlp", "smoke", activation="tanh")["method"] == "tanh"
     with pytest.warns(FutureWarning), pytest.raises(experiments.ConfigError, match="same key"):
         experiments.resolve_config("mlp", "smoke", activation="tanh", method="relu")
+
+
+def test_deterministic_mode_reaches_inductor_without_importing_it_early():
+    """seed_everything sets torch's flag without importing inductor (seconds); whatever compiles later (the LIF
+    kernels) copies the flag into inductor's config first, as torch.use_deterministic_algorithms would have."""
+    import sys
+
+    from htaf import _kernels, engine
+
+    engine.seed_everything(0)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    _kernels.sync_inductor_determinism()  # not loaded: nothing to do, nothing imported
+    _kernels.sync_inductor_determinism(load=True)
+    assert sys.modules["torch._inductor.config"].deterministic is True
+    engine.seed_everything(0, deterministic=False)
+    assert sys.modules["torch._inductor.config"].deterministic is False  # loaded now: kept in step
+    engine.seed_everything(0)
