@@ -421,6 +421,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-libs", default=None, metavar="LIBS",
+                        help="measure memory for these contestants only, comma-separated (default: every one; each "
+                             "measurement is a fresh subprocess, which pays the imports again)")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
     parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
                         "htaf/benchmarks/<name>.json, read by htaf.benchmarks.load)")
@@ -443,6 +446,10 @@ def main() -> None:
         devices = args.devices.split(",")
     libs = [lib for lib in args.libs.split(",") if available(lib)]
     missing = [lib for lib in args.libs.split(",") if lib not in libs]
+    memory_libs = libs if args.memory_libs is None else args.memory_libs.split(",")
+    unknown = sorted(set(memory_libs) - set(args.libs.split(",")))
+    if unknown:
+        parser.error(f"--memory-libs names contestants that --libs does not: {', '.join(unknown)}")
     info = machine()
     print(" ".join(f"{k} {v};" for k, v in info.items()))
     if missing:
@@ -460,8 +467,8 @@ def main() -> None:
         for T in Ts:
             ms = time_steps(libs, T, args.channels, args.batch, dev, args.rounds, args.steps, args.warmup)
             for lib in libs:
-                mem = None if args.no_memory else memory_in_subprocess(lib, T, args.channels, args.batch, device,
-                                                                       args.threads)
+                mem = None if args.no_memory or lib not in memory_libs else memory_in_subprocess(
+                    lib, T, args.channels, args.batch, device, args.threads)
                 ratio = ms[lib] / ms["htaf"] if "htaf" in ms else float("nan")
                 rows.append({"device": device, "T": T, "library": lib, "ms_per_step": ms[lib],
                              "htaf_speedup": ratio, "peak_mib": mem})
