@@ -299,21 +299,24 @@ def test_relu_reference_network_trains_and_records_gradient_norms(tmp_path, monk
     assert all(record["history"][0][f"grad_norm_fc{k}"] > 0 for k in range(1, 6))
 
 
-def test_cpu_grids_have_three_seeds_per_cell_and_train_depth_one_once():
+def test_cpu_grids_have_five_seeds_per_cell_and_train_depth_one_once():
+    """Every network of the chapter has the seeds its paired comparisons need (htaf.stats.MIN_SEEDS)."""
+    from htaf import stats
     from htaf.experiments import grids, resolve_config
     from htaf.results import config_hash
 
+    assert len(range(5)) >= stats.MIN_SEEDS
     for experiment in ("dhn", "dhn_regression"):
         cells: dict[str, set[int]] = {}
         for grid in grids(experiment, "cpu").values():
-            assert grid["seed"] == [0, 1, 2]
+            assert grid["seed"] == [0, 1, 2, 3, 4]
             keys = list(grid)
             for values in __import__("itertools").product(*grid.values()):
                 config = resolve_config(experiment, "cpu", **dict(zip(keys, values)))
                 assert not (config["variant"] == "skip" and config["depth"] == 1)  # the plain DHN of depth 1
                 cell = config_hash(experiment, {**config, "seed": None})
                 cells.setdefault(cell, set()).add(config["seed"])
-        assert all(seeds == {0, 1, 2} for seeds in cells.values())
+        assert all(seeds == {0, 1, 2, 3, 4} for seeds in cells.values())
 
 
 def test_skip_dhn_of_depth_one_is_the_plain_one():

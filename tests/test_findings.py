@@ -50,6 +50,7 @@ def test_comparative_verdicts_rest_on_five_seeds(committed):
 def test_the_committed_numbers_the_page_states(committed):
     dhn = committed["dhn"].numbers
     assert dhn["smooth_reg_networks_worse"] == dhn["smooth_reg_networks"] == 17
+    assert dhn["seeds"] == 5 and dhn["n_comparisons"] == 219 and dhn["worse"]["htaf_hard"] == 0
     assert committed["icbm_accuracy"].numbers["target_met"] == ["mnist"]
     assert committed["icbm_concepts"].numbers["gap_target_met"] == ["mnist", "fashion_mnist", "shapes (xor)"]
     assert committed["gradient_mass"].numbers["ratio_equal_peak"] < 1 < committed["gradient_mass"].numbers["ratio_equal_rate"]
@@ -68,9 +69,11 @@ def test_table_has_one_row_per_claim_with_a_link(committed):
 
 def test_the_family_holds_only_comparisons_with_enough_seeds():
     family = findings.comparisons(RESULTS)
-    assert set(family["group"]) <= {"snn", "sensitivity"}
+    assert set(family["group"]) <= {"snn", "sensitivity", "dhn"}
     assert (family["n"] >= stats.MIN_SEEDS).all()
-    assert (family["margin"] == family["group"].map(findings.MARGINS)).all()
+    regression = family.index.str.startswith("dhn regression")
+    margin = family["group"].map(findings.MARGINS).where(~regression, findings.MARGINS["dhn_regression"])
+    assert (family["margin"] == margin).all()
 
 
 # ---------------------------------------------------------------------------- the rule, on synthetic outcomes
@@ -108,6 +111,50 @@ def _snn_frame(seeds: int, htaf_offset: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _no_dhn():
+    """DHN frames with too few seeds to enter the family."""
+    cls = pd.DataFrame({"dataset": ["mnist"], "variant": ["plain"], "depth": [1], "method": ["htaf"], "seed": [0],
+                        "accuracy": [90.0]})
+    reg = pd.DataFrame({"variant": ["plain"], "width": [8], "depth": [2], "method": ["htaf"], "seed": [0],
+                        "log_error": [1.0]})
+    return cls, reg
+
+
+def _dhn_frames(hard_offset: float, seeds: int = 5):
+    """One classification and one regression network with every method of the DHN family; ``htaf_hard`` shifted by
+    ``hard_offset`` (accuracy points; the same in log10 error units for regression), small paired-seed noise."""
+    cls_rows, reg_rows = [], []
+    for k, method in enumerate(["htaf", "htaf_anneal", "htaf_hard", "ste", "atan", "relu"]):
+        for seed in range(seeds):
+            jitter = 0.01 * ((seed * 7 + k * 3) % 5 - 2)
+            shift = hard_offset if method == "htaf_hard" else 0.0
+            for variant in ("plain", "skip"):
+                cls_rows.append({"dataset": "mnist", "variant": variant if method != "relu" else "plain", "depth": 2,
+                                 "method": method, "seed": seed, "accuracy": 90.0 + shift + jitter})
+            if method != "atan":
+                reg_rows.append({"variant": "plain", "width": 8, "depth": 2, "method": method, "seed": seed,
+                                 "log_error": 1.0 + shift / 10 + jitter})
+    reg = pd.DataFrame(reg_rows)
+    return pd.DataFrame(cls_rows).drop_duplicates(["variant", "method", "seed"]), reg.assign(mse_step=10 ** -reg["log_error"])
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-5.0, IN_PART), (5.0, HOLDS)])
+def test_dhn_family_and_verdict_follow_the_runs(offset, expected):
+    frames = _dhn_frames(offset)
+    pairs, margins = findings.dhn_comparisons(*frames)
+    # 2 networks x 3 HTAF methods x (STE, atan) + htaf_hard's skip DHN against the ReLU MLP; regression: 3 + 1
+    assert len(pairs) == 2 * 3 * 2 + 1 + 4 and set(margins.values()) == {findings.MARGINS["dhn"],
+                                                                          findings.MARGINS["dhn_regression"]}
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=frames)
+    assert set(family["group"]) == {"dhn"} and len(family) == len(pairs)
+    hard = family[family.index.str.contains("htaf_hard vs ste")]["verdict"]
+    assert set(hard) == {stats.EQUIVALENT if offset == 0 else stats.WORSE if offset < 0 else stats.BETTER}
+    found = findings.dhn(RESULTS, frames=frames, family=family)
+    # the verdict rests on HTAF against STE and atan only, not on the comparisons with the ReLU reference
+    assert found.verdict == expected and found.numbers["n_comparisons"] == len(pairs) - 2
+    assert findings.dhn(RESULTS, frames=_dhn_frames(0.0, seeds=3)).verdict == HOLDS  # the levels only, no family
+
+
 def _no_sensitivity():
     """A sensitivity frame with too few seeds to enter the family."""
     return pd.DataFrame({"init_gain": [1.0], "unit": ["htaf a=4"], "seed": [0], "accuracy": [50.0]})
@@ -116,7 +163,7 @@ def _no_sensitivity():
 @pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-1.5, DOES_NOT_HOLD), (1.5, HOLDS)])
 def test_snn_verdict_flips_with_the_runs(offset, expected):
     frame = _snn_frame(5, offset)
-    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity())
+    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn())
     assert set(family["group"]) == {"snn"} and len(family) == 30  # the chapter's family: 15 pairs x 2 datasets
     found = findings.snn(frame=frame, family=family)
     assert found.verdict == expected
@@ -125,10 +172,11 @@ def test_snn_verdict_flips_with_the_runs(offset, expected):
 
 def test_snn_with_three_seeds_is_not_yet_testable():
     frame = _snn_frame(3, 1.5)  # HTAF clearly ahead, but on three seeds
-    found = findings.snn(frame=frame, family=findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity()))
+    found = findings.snn(frame=frame, family=findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(),
+                                                                  dhn_frames=_no_dhn()))
     assert found.verdict == findings.not_yet(3)
     assert "margin" in found.settle
-    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity()).empty
+    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn()).empty
 
 
 def test_sensitivity_verdict_flips_with_the_runs():
@@ -140,17 +188,17 @@ def test_sensitivity_verdict_flips_with_the_runs():
                 rows.append({"init_gain": gain, "unit": unit, "seed": seed,
                              "accuracy": 40.0 + heavy + 0.02 * ((seed * 5 + len(unit)) % 7)})
     frame = pd.DataFrame(rows)
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame, dhn_frames=_no_dhn())
     found = findings.sensitivity(RESULTS, frame=frame, family=family)
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 4, htaf a=8 vs htaf a=1"] == stats.BETTER
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 1, htaf a=8 vs htaf a=1"] == stats.EQUIVALENT
     assert found.verdict == HOLDS  # every heavy-against-light comparison supports the claim
     flat = frame.assign(accuracy=[40.0 + 0.02 * ((s * 5 + len(u)) % 7) for s, u in zip(frame["seed"], frame["unit"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat, dhn_frames=_no_dhn())
     assert findings.sensitivity(RESULTS, frame=flat, family=family).verdict == HOLDS  # equivalent everywhere
     worse = frame.assign(accuracy=[a - (30.0 if u == "htaf a=8" else 0.0) - (30.0 if u == "htaf a=8" and g == 4.0 else 0)
                                    for a, u, g in zip(frame["accuracy"], frame["unit"], frame["init_gain"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse, dhn_frames=_no_dhn())
     assert findings.sensitivity(RESULTS, frame=worse, family=family).verdict == DOES_NOT_HOLD
 
 
