@@ -238,8 +238,13 @@ document.getElementById("page").addEventListener("load", function () {
           wide.push(el.tagName.toLowerCase() + "." + String(el.className).slice(0, 60) + " right=" + Math.round(r.right));
         }
       });
+      var figures = [];
+      w.document.querySelectorAll("div.cell_output img, figure img").forEach(function (img) {
+        figures.push({src: img.getAttribute("src").split("/").pop(), natural: img.naturalWidth,
+                      shown: Math.round(img.getBoundingClientRect().width)});
+      });
       out = {scrollWidth: d.scrollWidth, clientWidth: vw, innerWidth: w.innerWidth,
-             typeset: w.document.querySelectorAll("mjx-container").length, wide: wide};
+             typeset: w.document.querySelectorAll("mjx-container").length, wide: wide, figures: figures};
     } catch (e) { out = {error: String(e)}; }
     document.body.setAttribute("data-probe", JSON.stringify(out));
   }
@@ -294,8 +299,9 @@ def test_titles_and_navigation_show_no_raw_tex(built_book):
 @pytest.mark.parametrize("page", ["book/experiments/sensitivity.html", "book/theory/03_tail_decay.html",
                                   "book/theory/01_definition.html"])
 def test_no_page_is_wider_than_a_phone(built_book, tmp_path, page):
-    """At 390 px the page does not scroll sideways: display equations, tables and figures scroll or shrink inside
-    their own box (book/_static/htaf.css)."""
+    """At 390 px the page does not scroll sideways: display equations, tables and figures scroll inside their own
+    box (book/_static/htaf.css). Figures keep the size they were drawn at, so their text stays at least 10 px tall
+    (the smallest is 8 pt at 100 dpi, 11 px): shrunk to the phone's column it would be about 6 px."""
     exe = chromium()
     proc, html = built_book
     assert proc.returncode == 0
@@ -313,6 +319,9 @@ def test_no_page_is_wider_than_a_phone(built_book, tmp_path, page):
     assert measured["innerWidth"] == PHONE_WIDTH, measured
     assert measured["typeset"] > 0, measured  # MathJax ran before the measurement
     assert measured["scrollWidth"] <= PHONE_WIDTH, measured
+    assert measured["figures"], measured  # the page has figures, and the probe saw them
+    shrunk = [f for f in measured["figures"] if f["shown"] < f["natural"] - 1]
+    assert not shrunk, shrunk
 
 
 @BOOK
