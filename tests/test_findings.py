@@ -120,6 +120,12 @@ def _no_dhn():
     return cls, reg
 
 
+def _no_domains():
+    """A domains frame with too few seeds to enter the family."""
+    return pd.DataFrame({"dataset": ["randman"], "family": [None], "backbone": [None], "dim": [2], "T": [50],
+                         "method": ["htaf"], "seed": [0], "accuracy": [90.0]})
+
+
 def _dhn_frames(hard_offset: float, seeds: int = 5):
     """One classification and one regression network with every method of the DHN family; ``htaf_hard`` shifted by
     ``hard_offset`` (accuracy points; the same in log10 error units for regression), small paired-seed noise."""
@@ -145,7 +151,8 @@ def test_dhn_family_and_verdict_follow_the_runs(offset, expected):
     # 2 networks x 3 HTAF methods x (STE, atan) + htaf_hard's skip DHN against the ReLU MLP; regression: 3 + 1
     assert len(pairs) == 2 * 3 * 2 + 1 + 4 and set(margins.values()) == {findings.MARGINS["dhn"],
                                                                           findings.MARGINS["dhn_regression"]}
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=frames)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=frames,
+                                  domains_frame=_no_domains())
     assert set(family["group"]) == {"dhn"} and len(family) == len(pairs)
     hard = family[family.index.str.contains("htaf_hard vs ste")]["verdict"]
     assert set(hard) == {stats.EQUIVALENT if offset == 0 else stats.WORSE if offset < 0 else stats.BETTER}
@@ -163,7 +170,7 @@ def _no_sensitivity():
 @pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-1.5, DOES_NOT_HOLD), (1.5, HOLDS)])
 def test_snn_verdict_flips_with_the_runs(offset, expected):
     frame = _snn_frame(5, offset)
-    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn())
+    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains())
     assert set(family["group"]) == {"snn"} and len(family) == 30  # the chapter's family: 15 pairs x 2 datasets
     found = findings.snn(frame=frame, family=family)
     assert found.verdict == expected
@@ -173,10 +180,10 @@ def test_snn_verdict_flips_with_the_runs(offset, expected):
 def test_snn_with_three_seeds_is_not_yet_testable():
     frame = _snn_frame(3, 1.5)  # HTAF clearly ahead, but on three seeds
     found = findings.snn(frame=frame, family=findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(),
-                                                                  dhn_frames=_no_dhn()))
+                                                                  dhn_frames=_no_dhn(), domains_frame=_no_domains()))
     assert found.verdict == findings.not_yet(3)
     assert "margin" in found.settle
-    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn()).empty
+    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains()).empty
 
 
 def test_sensitivity_verdict_flips_with_the_runs():
@@ -188,17 +195,17 @@ def test_sensitivity_verdict_flips_with_the_runs():
                 rows.append({"init_gain": gain, "unit": unit, "seed": seed,
                              "accuracy": 40.0 + heavy + 0.02 * ((seed * 5 + len(unit)) % 7)})
     frame = pd.DataFrame(rows)
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame, dhn_frames=_no_dhn())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame, dhn_frames=_no_dhn(), domains_frame=_no_domains())
     found = findings.sensitivity(RESULTS, frame=frame, family=family)
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 4, htaf a=8 vs htaf a=1"] == stats.BETTER
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 1, htaf a=8 vs htaf a=1"] == stats.EQUIVALENT
     assert found.verdict == HOLDS  # every heavy-against-light comparison supports the claim
     flat = frame.assign(accuracy=[40.0 + 0.02 * ((s * 5 + len(u)) % 7) for s, u in zip(frame["seed"], frame["unit"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat, dhn_frames=_no_dhn())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat, dhn_frames=_no_dhn(), domains_frame=_no_domains())
     assert findings.sensitivity(RESULTS, frame=flat, family=family).verdict == HOLDS  # equivalent everywhere
     worse = frame.assign(accuracy=[a - (30.0 if u == "htaf a=8" else 0.0) - (30.0 if u == "htaf a=8" and g == 4.0 else 0)
                                    for a, u, g in zip(frame["accuracy"], frame["unit"], frame["init_gain"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse, dhn_frames=_no_dhn())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse, dhn_frames=_no_dhn(), domains_frame=_no_domains())
     assert findings.sensitivity(RESULTS, frame=worse, family=family).verdict == DOES_NOT_HOLD
 
 
