@@ -239,7 +239,7 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "domains": {
         "smoke": _grids([0, 1], PROFILES["smoke"]["data_kwargs"], [2], [5], 2, ["htaf", "atan"], ["htaf"],
                         {"n_train": 300, "n_test": 100, "seed": 42}),
-        "cpu": _grids([0, 1, 2], RANDMAN, [1, 3], [10, 25, 100], 30, SURROGATES, SWEEP_SURROGATES, MNIST1D),
+        "cpu": _grids([0, 1, 2, 3, 4], RANDMAN, [1, 3], [10, 25, 100], 30, SURROGATES, SWEEP_SURROGATES, MNIST1D),
         "gpu": {
             # the Spiking Heidelberg Digits: every surrogate at peak slope 1 (needs the shd extra and the data)
             "shd": {"dataset": ["shd"], "method": SURROGATES, "seed": [0, 1, 2]},
