@@ -245,7 +245,7 @@ PROFILES: dict[str, Config] = {
 
 #: the concept units compared at matched peak slope 1, STE at its own (1/2), and the continuous standard model
 MATCHED = ["htaf", "htaf_hard", "sigmoid_smooth"]
-SEEDS = [0, 1, 2]
+SEEDS = [0, 1, 2, 3, 4]
 SHAPES = {"n_train": 2000, "n_test": 1000}
 
 
