@@ -133,6 +133,37 @@ def _no_domains():
                          "method": ["htaf"], "seed": [0], "accuracy": [90.0]})
 
 
+def _no_bnn():
+    """A BNN frame with too few seeds to enter the family."""
+    return pd.DataFrame({"sweep": ["matched"], "dataset": ["mnist"], "method": ["htaf"], "seed": [0], "accuracy": [97.0]})
+
+
+def _bnn_frame(htaf_offset: float, seeds: int = 5):
+    """The BNN family's MLP sweeps on two datasets; HTAF shifted by ``htaf_offset`` points, small paired-seed noise."""
+    from htaf.experiments.bnn import DEFAULTS, MATCHED
+
+    rows = []
+    for d in ("mnist", "fashion_mnist"):
+        for sweep, methods in (("matched", MATCHED), ("defaults", DEFAULTS), ("reference", ["full_precision"])):
+            for k, m in enumerate(methods):
+                for seed in range(seeds):
+                    jitter = 0.01 * ((seed * 7 + k * 3) % 5 - 2)
+                    rows.append({"sweep": sweep, "dataset": d, "method": m, "seed": seed,
+                                 "accuracy": 95.0 + (htaf_offset if m == "htaf" else 0.0) + jitter})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-3.0, DOES_NOT_HOLD), (3.0, HOLDS)])
+def test_bnn_verdict_follows_the_runs(offset, expected):
+    frame = _bnn_frame(offset)
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(),
+                                  domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=frame)
+    assert set(family["group"]) == {"bnn"} and len(family) == 12  # 2 datasets x (3 matched + 3 default) comparisons
+    found = findings.bnn(frame=frame, family=family)
+    assert found.verdict == expected and found.numbers["n_comparisons"] == 12
+    assert findings.bnn(frame=_bnn_frame(0.0, seeds=3)).verdict == findings.not_yet(3)
+
+
 def _no_icbm():
     """An ICBM frame with too few seeds to enter the family."""
     return pd.DataFrame({"dataset": ["mnist"], "variant": ["htaf"], "seed": [0], "accuracy": [97.0], "gap": [0.1]})
@@ -155,7 +186,7 @@ def _icbm_frame(standard_offset: float, seeds: int = 5):
 def test_icbm_accuracy_verdict_follows_the_runs(offset, expected):
     frame = _icbm_frame(offset)
     family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(),
-                                  domains_frame=_no_domains(), icbm_frame=frame)
+                                  domains_frame=_no_domains(), icbm_frame=frame, bnn_frame=_no_bnn())
     assert set(family["group"]) == {"icbm"} and len(family) == 3 * len(findings.ICBM_DATASETS)
     found = findings.icbm_accuracy(frame=frame, family=family)
     assert found.verdict == expected and found.numbers["seeds"] == 5
@@ -188,7 +219,7 @@ def test_dhn_family_and_verdict_follow_the_runs(offset, expected):
     assert len(pairs) == 2 * 3 * 2 + 1 + 4 and set(margins.values()) == {findings.MARGINS["dhn"],
                                                                           findings.MARGINS["dhn_regression"]}
     family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=_no_sensitivity(), dhn_frames=frames,
-                                  domains_frame=_no_domains(), icbm_frame=_no_icbm())
+                                  domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
     assert set(family["group"]) == {"dhn"} and len(family) == len(pairs)
     hard = family[family.index.str.contains("htaf_hard vs ste")]["verdict"]
     assert set(hard) == {stats.EQUIVALENT if offset == 0 else stats.WORSE if offset < 0 else stats.BETTER}
@@ -206,7 +237,7 @@ def _no_sensitivity():
 @pytest.mark.parametrize(("offset", "expected"), [(0.0, HOLDS), (-1.5, DOES_NOT_HOLD), (1.5, HOLDS)])
 def test_snn_verdict_flips_with_the_runs(offset, expected):
     frame = _snn_frame(5, offset)
-    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm())
+    family = findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
     assert set(family["group"]) == {"snn"} and len(family) == 30  # the chapter's family: 15 pairs x 2 datasets
     found = findings.snn(frame=frame, family=family)
     assert found.verdict == expected
@@ -216,10 +247,10 @@ def test_snn_verdict_flips_with_the_runs(offset, expected):
 def test_snn_with_three_seeds_is_not_yet_testable():
     frame = _snn_frame(3, 1.5)  # HTAF clearly ahead, but on three seeds
     found = findings.snn(frame=frame, family=findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(),
-                                                                  dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm()))
+                                                                  dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn()))
     assert found.verdict == findings.not_yet(3)
     assert "margin" in found.settle
-    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm()).empty
+    assert findings.comparisons(snn_frame=frame, sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn()).empty
 
 
 def test_sensitivity_verdict_flips_with_the_runs():
@@ -231,17 +262,17 @@ def test_sensitivity_verdict_flips_with_the_runs():
                 rows.append({"init_gain": gain, "unit": unit, "seed": seed,
                              "accuracy": 40.0 + heavy + 0.02 * ((seed * 5 + len(unit)) % 7)})
     frame = pd.DataFrame(rows)
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=frame, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
     found = findings.sensitivity(RESULTS, frame=frame, family=family)
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 4, htaf a=8 vs htaf a=1"] == stats.BETTER
     assert found.numbers["heavy_vs_light"]["sensitivity: gain 1, htaf a=8 vs htaf a=1"] == stats.EQUIVALENT
     assert found.verdict == HOLDS  # every heavy-against-light comparison supports the claim
     flat = frame.assign(accuracy=[40.0 + 0.02 * ((s * 5 + len(u)) % 7) for s, u in zip(frame["seed"], frame["unit"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=flat, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
     assert findings.sensitivity(RESULTS, frame=flat, family=family).verdict == HOLDS  # equivalent everywhere
     worse = frame.assign(accuracy=[a - (30.0 if u == "htaf a=8" else 0.0) - (30.0 if u == "htaf a=8" and g == 4.0 else 0)
                                    for a, u, g in zip(frame["accuracy"], frame["unit"], frame["init_gain"])])
-    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm())
+    family = findings.comparisons(snn_frame=_snn_frame(3, 0.0), sensitivity_frame=worse, dhn_frames=_no_dhn(), domains_frame=_no_domains(), icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
     assert findings.sensitivity(RESULTS, frame=worse, family=family).verdict == DOES_NOT_HOLD
 
 
