@@ -157,6 +157,14 @@ def _mean(values) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def _tally(rows) -> tuple[dict[str, int], str]:
+    """The outcomes of a claim's comparisons: ``{"n_comparisons": ..., "n_<outcome>": ...}`` and the phrase the evidence
+    states (``"2 better, 4 equivalent"``, in the order of :data:`htaf.stats.OUTCOMES`)."""
+    counts = rows["verdict"].value_counts().to_dict()
+    numbers = {"n_comparisons": len(rows), **{f"n_{o}": int(counts.get(o, 0)) for o in stats.OUTCOMES}}
+    return numbers, ", ".join(f"{counts[o]} {o}" for o in stats.OUTCOMES if counts.get(o))
+
+
 def verdict_of(outcomes: Iterable[str]) -> str:
     """The verdict on a claim that HTAF does *as well as or better than* the methods it is compared with, from the
     outcomes of those comparisons (:func:`htaf.stats.compare`, HTAF first):
@@ -436,11 +444,9 @@ def snn(results_dir=None, frame=None, family=None) -> Finding:
     family = family if family is not None else comparisons(results_dir, snn_frame=frame)
     chapter = family[family["group"] == "snn"]  # the chapter's 30 comparisons, Holm over all of them
     rows = chapter[chapter.index.str.contains(", htaf vs ")]  # HTAF's ten
-    counts = rows["verdict"].value_counts().to_dict()
-    numbers.update({f"n_{o}": int(counts.get(o, 0)) for o in stats.OUTCOMES})
-    numbers["n_comparisons"] = len(rows)
-    told = ", ".join(f"{counts[o]} {o}" for o in stats.OUTCOMES if counts.get(o))
-    better = int(counts.get(stats.BETTER, 0))
+    tally, told = _tally(rows)
+    numbers.update(tally)
+    better = tally[f"n_{stats.BETTER}"]
     evidence = (f"{level[:-1]}; against the five surrogates on two datasets ({len(rows)} paired comparisons, margin "
                 f"{MARGINS['snn']} points, Holm over the chapter's {len(chapter)}): {told}; better than none"
                 + ("." if better == 0 else f" but {better}."))
@@ -475,10 +481,8 @@ def bnn(results_dir=None, frame=None, family=None) -> Finding:
                               "declared in advance.")
     family = family if family is not None else comparisons(results_dir, bnn_frame=frame)
     rows = family[family["group"] == "bnn"]
-    counts = rows["verdict"].value_counts().to_dict()
-    numbers.update({"n_comparisons": len(rows), **{f"n_{o}": int(counts.get(o, 0)) for o in stats.OUTCOMES},
-                    "not_supporting": sorted(rows.index[~rows["verdict"].isin([stats.BETTER, stats.EQUIVALENT])])})
-    told = ", ".join(f"{counts[o]} {o}" for o in stats.OUTCOMES if counts.get(o))
+    tally, told = _tally(rows)
+    numbers.update(tally, not_supporting=sorted(rows.index[~rows["verdict"].isin([stats.BETTER, stats.EQUIVALENT])]))
     evidence = (f"{level} Against STE, ApproxSign and SignSwish at matched peak slope and against ApproxSign, "
                 f"SignSwish and EDE at their defaults, on MNIST and Fashion-MNIST ({seeds} paired seeds, margin "
                 f"{MARGINS['bnn']:g} point, Holm over the {len(rows)}): {told}. The CIFAR-10 subset's small CNN has "
@@ -727,11 +731,9 @@ def beyond_images(results_dir=None, frame=None, family=None) -> Finding:
     family = family if family is not None else comparisons(results_dir, domains_frame=frame)
     chapter = family[family["group"] == "domains"]
     rows = chapter[~chapter.index.str.endswith(", htaf vs htaf_hard")]  # HTAF against the other units
-    counts = rows["verdict"].value_counts().to_dict()
-    numbers.update({"n_comparisons": len(rows), **{f"n_{o}": int(counts.get(o, 0)) for o in stats.OUTCOMES},
-                    "better": sorted(rows.index[rows["verdict"] == stats.BETTER]),
-                    "worse": sorted(rows.index[rows["verdict"] == stats.WORSE])})
-    told = ", ".join(f"{counts[o]} {o}" for o in stats.OUTCOMES if counts.get(o))
+    tally, told = _tally(rows)
+    numbers.update(tally, better=sorted(rows.index[rows["verdict"] == stats.BETTER]),
+                   worse=sorted(rows.index[rows["verdict"] == stats.WORSE]))
     evidence = (f"{level} Against the other units ({seeds} seeds, {len(rows)} paired comparisons, margins "
                 f"{MARGINS['domains_spikes']:g} point on Randman and {MARGINS['domains_signals']:g} on MNIST-1D, Holm "
                 f"over the chapter's {len(chapter)}): {told}."
@@ -758,16 +760,13 @@ def sensitivity(results_dir=None, frame=None, family=None) -> Finding:
         means = maps.groupby("surrogate_params")[metric].mean()
         cells = {(p["alpha"], p["beta"]): v for p, v in ((json.loads(k), v) for k, v in means.items())}
         shares[experiment.removeprefix("sensitivity_")] = stats.slope_share(cells)
-    counts = rows["verdict"].value_counts().to_dict()
     heavy = rows[rows.index.str.contains("a=8 vs htaf a=1")]
     versus = rows[~rows.index.str.contains("a=8 vs htaf a=1")]
-    numbers = {"slope_share_min": min(shares.values()), "slope_share": shares, "seeds": seeds,
-               "n_comparisons": len(rows), **{f"n_{o}": int(counts.get(o, 0)) for o in stats.OUTCOMES},
+    numbers = {"slope_share_min": min(shares.values()), "slope_share": shares, "seeds": seeds, **_tally(rows)[0],
                "heavy_vs_light": heavy["verdict"].to_dict(), "htaf_vs_surrogates": versus["verdict"].to_dict()}
 
     def told(part):
-        c = part["verdict"].value_counts()
-        return ", ".join(f"{c[o]} {o}" for o in stats.OUTCOMES if o in c)
+        return _tally(part)[1]
 
     evidence = (f"In the two-layer maps of the DHN, BNN and SNN the peak slope αβ/4 alone explains "
                 f"{100 * min(shares.values()):.0f} % or more of the variance of the cell means (3 seeds, descriptive). "
