@@ -199,8 +199,9 @@ def _autocast(device: torch.device, config: Config) -> torch.autocast:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader | Iterable, device: torch.device, config: Config,
-             experiment: Hooks | None = None) -> dict[str, float]:
-    """Mean test loss (and accuracy for classification) of ``model`` in eval mode over ``loader``.
+             experiment: Hooks | None = None, prefix: str = "test") -> dict[str, float]:
+    """Mean loss (and accuracy for classification) of ``model`` in eval mode over ``loader``, as
+    ``<prefix>_loss`` and ``<prefix>_accuracy`` (``prefix``: ``"test"``, or ``"val"`` for a validation set).
 
     Batches and loss come from ``experiment``'s hooks (the engine's defaults when ``None``). The model
     is left in eval mode.
@@ -214,4 +215,4 @@ def evaluate(model: nn.Module, loader: DataLoader | Iterable, device: torch.devi
         with _autocast(device, config):
             outputs = model(batch.inputs)
         totals += _sums(outputs, batch, loss_fn(outputs, batch, config), config["task"])
-    return _summarise(totals, "test", config["task"])
+    return _summarise(totals, prefix, config["task"])

@@ -128,6 +128,11 @@ def checkpoints_root(results_dir: str | os.PathLike | None = None) -> Path:
     return Path(override) if override else results_root(results_dir) / ".checkpoints"
 
 
+#: config keys added after schema 3 with the value that changes nothing about a run: at that value they are left
+#: out of the hash, so that every run trained before the key existed keeps its name (and is found in the cache)
+HASH_NEUTRAL: dict[str, Any] = {"validation": None}
+
+
 def config_hash(experiment: str, config: dict[str, Any], world_size: int = 1) -> str:
     """Stable hash of an experiment name and its config (key order and ``1e-3`` vs ``0.001`` do not matter).
 
@@ -136,7 +141,10 @@ def config_hash(experiment: str, config: dict[str, Any], world_size: int = 1) ->
 
     >>> config_hash("mlp", {"seed": 0}) != config_hash("mlp", {"seed": 0}, world_size=2)
     True
+    >>> config_hash("mlp", {"seed": 0, "validation": None}) == config_hash("mlp", {"seed": 0})  # HASH_NEUTRAL
+    True
     """
+    config = {key: value for key, value in config.items() if (key, value) not in HASH_NEUTRAL.items()}
     keyed: dict[str, Any] = {"experiment": experiment, "config": config}
     if world_size > 1:
         keyed["world_size"] = world_size

@@ -155,6 +155,7 @@ class Session:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     train_loader: DataLoader
     test_loader: DataLoader
+    val_loader: DataLoader | None = None  # the config's validation set (``validation``), else None
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
     label: str = ""
@@ -180,7 +181,7 @@ def set_up(experiment: Experiment, config: Config, label: str = "") -> Session:
     optimizer = build_optimizer(network.parameters(), config)
     scheduler = build_scheduler(optimizer, config)
     return Session(experiment, config, device, ctx, network, distributed.wrap(network, ctx, device), optimizer,
-                   scheduler, train_loader, test_loader, label=label or experiment.name)
+                   scheduler, train_loader, test_loader, data.validation_loader(config), label=label or experiment.name)
 
 
 def resume(session: Session, checkpoint: Path) -> Session:
@@ -260,6 +261,8 @@ def train_epoch(session: Session, epoch: int, bar: Any = False) -> dict[str, flo
     tested = evaluate(s.model, s.test_loader, s.device, config, exp)
     if exp.evaluate is not None:
         tested.update({f"test_{key}": value for key, value in exp.evaluate(s.model, s.test_loader, s.device, config).items()})
+    if s.val_loader is not None:  # after the test set, so that a run's test metrics do not depend on it
+        tested.update(evaluate(s.model, s.val_loader, s.device, config, exp, prefix="val"))
     return {
         "epoch": epoch + 1,
         "lr": lr,
@@ -272,12 +275,12 @@ def train_epoch(session: Session, epoch: int, bar: Any = False) -> dict[str, flo
 
 
 def finish(session: Session) -> dict[str, Any]:
-    """The outcome of a trained session: history, final metrics (the last epoch's ``train_*`` and ``test_*``
+    """The outcome of a trained session: history, final metrics (the last epoch's ``train_*``, ``test_*`` and ``val_*``
     metrics, the ``evaluate`` hook's among them, and the ``eval_metrics`` hook's), parameter count, wall
     time, environment."""
     s = session
     started = time.perf_counter()
-    metrics = {key: value for key, value in s.history[-1].items() if key.startswith(("train_", "test_"))}
+    metrics = {key: value for key, value in s.history[-1].items() if key.startswith(("train_", "test_", "val_"))}
     if s.experiment.eval_metrics is not None:
         metrics.update(s.experiment.eval_metrics(s.network, s.test_loader, s.device, s.config))
     return {
@@ -292,7 +295,7 @@ def finish(session: Session) -> dict[str, Any]:
 
 #: the per-epoch log line shows the engine's own loss and accuracy; hook metrics (per-layer statistics and the
 #: like, possibly hundreds) stay in the history only
-LOGGED = tuple(f"{prefix}_{metric}" for prefix in ("train", "test") for metric in ("loss", "accuracy"))
+LOGGED = tuple(f"{prefix}_{metric}" for prefix in ("train", "val", "test") for metric in ("loss", "accuracy"))
 
 
 def _epoch_summary(session: Session, row: dict[str, float]) -> str:

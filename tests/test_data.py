@@ -165,3 +165,25 @@ def test_get_loaders_applies_subset_and_batch_size():
     assert sum(len(y) for _, y in test) == 357
     with pytest.raises(ValueError, match="divisible"):
         data.get_loaders({"dataset": "digits", "batch_size": 51, "seed": 0}, rank=0, world_size=2)
+
+
+def test_a_validation_set_is_held_out_of_training_and_never_touches_the_test_set():
+    full = data.load("digits", "train")
+    train, held_out = data.split_validation(full, 288)
+    assert (len(train), len(held_out)) == (1152, 288)
+    assert torch.equal(torch.cat([train.tensors[0], held_out.tensors[0]]), full.tensors[0])  # disjoint, nothing lost
+    config = {"dataset": "digits", "batch_size": 64, "seed": 0, "validation": 288}
+    train_loader, test_loader = data.get_loaders(config)
+    seen = torch.cat([x for x, _ in train_loader])
+    assert len(seen) == 1152 and not any(torch.equal(seen[i], held_out.tensors[0][0]) for i in range(len(seen)))
+    val = torch.cat([x for x, _ in data.validation_loader(config)])
+    assert torch.equal(val, held_out.tensors[0])
+    plain_test = torch.cat([x for x, _ in data.get_loaders({**config, "validation": None})[1]])
+    assert torch.equal(torch.cat([x for x, _ in test_loader]), plain_test)
+    assert data.validation_loader({**config, "validation": None}) is None
+    # subset applies to what is left for training
+    sub, _ = data.get_loaders({**config, "subset": 100})
+    assert sum(len(y) for _, y in sub) == 100
+    for bad in (0, 1440, True, 2.5):
+        with pytest.raises(ValueError, match="validation must be a number of training samples from 1 to 1439"):
+            data.split_validation(full, bad)

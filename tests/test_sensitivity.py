@@ -251,3 +251,26 @@ def test_bnn_records_the_gradient_health_of_its_sign_units(tmp_path):
 def test_initial_gradient_health_rejects_a_config_that_is_not_a_dhn():
     with pytest.raises((ConfigError, KeyError)):
         sens.initial_gradient_health({**resolve_config("sensitivity_dhn", "smoke"), "variant": "resnet"})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_every_map_has_a_selection_twin_that_holds_a_validation_set_out(profile):
+    for name in NAMES:
+        sweeps = grids(name, profile)
+        maps = [sweep for sweep in sweeps if sweep in ("map", "map_smooth")]
+        assert maps and all(sweeps[f"{m}_selection"] == {**sweeps[m], "validation": [sens.VALIDATION[profile]]}
+                            for m in maps)
+
+
+def test_select_chooses_on_validation_accuracy_and_refuses_the_maps_own_runs():
+    import pandas as pd
+
+    runs = pd.DataFrame({"alpha": [1.0] * 3 + [8.0] * 3 + [16.0] * 3, "beta": [0.5] * 9, "seed": [0, 1, 2] * 3,
+                         "val_accuracy": [0.80, 0.81, 0.79, 0.95, 0.96, 0.94, 0.95, 0.97, 0.93],
+                         "test_accuracy": [0.99, 0.99, 0.99, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]})
+    best, good = sens.select(runs)
+    assert best in {(8.0, 0.5), (16.0, 0.5)} and good == [(8.0, 0.5), (16.0, 0.5)]  # the test column plays no part
+    with pytest.raises(ValueError, match="selection runs"):
+        sens.select(runs.drop(columns="val_accuracy"))
+    with pytest.raises(ValueError, match="selection runs"):
+        sens.select(runs.assign(val_accuracy=float("nan")))

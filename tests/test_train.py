@@ -100,6 +100,18 @@ def test_record_holds_config_history_metrics_and_environment(tmp_path):
     assert record["profile"] == "smoke" and record["experiment"] == "mlp" and record["date"]
 
 
+def test_a_validation_set_is_scored_every_epoch_and_the_test_set_is_scored_as_before(tmp_path):
+    record = run("mlp", "smoke", tmp_path, **QUICK, validation=300)
+    assert record["config"]["validation"] == 300
+    assert all({"val_loss", "val_accuracy", "test_accuracy"} <= set(row) for row in record["history"])
+    assert record["metrics"]["val_accuracy"] == record["history"][-1]["val_accuracy"]
+    assert 0.3 < record["metrics"]["val_accuracy"] <= 1 and record["metrics"]["val_accuracy"] != record["metrics"]["test_accuracy"]
+    plain = run("mlp", "smoke", tmp_path, **QUICK)  # no validation set: no val_* metrics, and its name has no new key
+    assert not any(key.startswith("val_") for key in plain["metrics"])
+    assert plain["hash"] == results.config_hash("mlp", {k: v for k, v in plain["config"].items() if k != "validation"})
+    assert plain["hash"] != record["hash"]
+
+
 class FlatLinear(nn.Linear):
     def __init__(self):
         super().__init__(64, 10)

@@ -59,6 +59,8 @@ __all__ = [
     "describe",
     "get_loaders",
     "load",
+    "split_validation",
+    "validation_loader",
 ]
 
 IMAGE_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
@@ -108,8 +110,37 @@ class AttributeDataset(TensorDataset):
 
     def head(self, n: int) -> "AttributeDataset":
         """The first ``n`` samples, attributes included."""
-        images, labels = (tensor[:n] for tensor in self.tensors)
-        return AttributeDataset(images, labels, self.attributes[:n], self.attribute_names)
+        return self.part(slice(None, n))
+
+    def part(self, rows: slice) -> "AttributeDataset":
+        """The samples in ``rows``, attributes included."""
+        images, labels = (tensor[rows] for tensor in self.tensors)
+        return AttributeDataset(images, labels, self.attributes[rows], self.attribute_names)
+
+
+def _part(dataset: TensorDataset, rows: slice) -> TensorDataset:
+    """The samples of ``dataset`` in ``rows`` (attributes included)."""
+    if isinstance(dataset, AttributeDataset):
+        return dataset.part(rows)
+    return TensorDataset(*(tensor[rows] for tensor in dataset.tensors))
+
+
+def split_validation(train: TensorDataset, validation: int | None) -> tuple[TensorDataset, TensorDataset | None]:
+    """``train`` without its last ``validation`` samples, and those samples (the validation set; ``None`` when
+    ``validation`` is ``None``). The training splits here are in a fixed random order, so the last samples are a
+    random sample of the split; the test split is never touched.
+
+    >>> train, held_out = split_validation(load("digits", "train"), 288)
+    >>> len(train), len(held_out)
+    (1152, 288)
+    """
+    if validation is None:
+        return train, None
+    if isinstance(validation, bool) or not isinstance(validation, int) or not 1 <= validation < len(train):
+        raise ValueError(f"validation must be a number of training samples from 1 to {len(train) - 1} (the training "
+                         f"split has {len(train)}), or None for no validation set; got {validation!r}")
+    cut = len(train) - validation
+    return _part(train, slice(None, cut)), _part(train, slice(cut, None))
 
 
 def available() -> list[str]:
@@ -327,7 +358,8 @@ def get_loaders(config: dict[str, Any], rank: int = 0, world_size: int = 1) -> t
     """Train and test loaders for a run config.
 
     Uses ``dataset``, ``batch_size`` (global, split evenly across ranks),
-    ``seed``, optional ``subset`` (train on the first N samples) and optional
+    ``seed``, optional ``validation`` (hold the last N training samples out, :func:`split_validation`; they are
+    :func:`validation_loader`'s), optional ``subset`` (train on the first N of the remaining samples) and optional
     ``data_kwargs``. Batches are gathered by tensor indexing (no per-sample
     collation), in the main process. Batches are ``(x, y)``, or
     ``(x, y, attributes)`` for an :class:`AttributeDataset`.
@@ -341,16 +373,27 @@ def get_loaders(config: dict[str, Any], rank: int = 0, world_size: int = 1) -> t
     if batch_size % world_size:
         raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}")
     data_kwargs = config.get("data_kwargs") or {}
-    train = load(config["dataset"], "train", **data_kwargs)
+    train, _ = split_validation(load(config["dataset"], "train", **data_kwargs), config.get("validation"))
     test = load(config["dataset"], "test", **data_kwargs)
     subset = config.get("subset")
     if subset is not None:
         if isinstance(subset, bool) or not isinstance(subset, int) or subset < 1:
             raise ValueError(f"subset must be a number of samples >= 1 (or None for all), got {subset!r}")
-        train = train.head(subset) if isinstance(train, AttributeDataset) else TensorDataset(
-            *(tensor[:subset] for tensor in train.tensors))
+        train = _part(train, slice(None, subset))
     sampler = EpochBatchSampler(train, batch_size // world_size, config["seed"], rank, world_size)
     train_loader = DataLoader(train, batch_size=None, sampler=sampler)
-    test_batches = [list(range(i, min(i + batch_size, len(test)))) for i in range(0, len(test), batch_size)]
-    test_loader = DataLoader(test, batch_size=None, sampler=test_batches)
-    return train_loader, test_loader
+    return train_loader, _ordered_loader(test, batch_size)
+
+
+def validation_loader(config: dict[str, Any]) -> DataLoader | None:
+    """The loader of the run's validation set (the ``validation`` training samples that :func:`get_loaders` holds
+    out), in order, in batches of ``batch_size``; ``None`` when the config has no validation set."""
+    if config.get("validation") is None:
+        return None
+    train = load(config["dataset"], "train", **(config.get("data_kwargs") or {}))
+    return _ordered_loader(split_validation(train, config["validation"])[1], config["batch_size"])
+
+
+def _ordered_loader(dataset: TensorDataset, batch_size: int) -> DataLoader:
+    batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+    return DataLoader(dataset, batch_size=None, sampler=batches)

@@ -94,6 +94,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "lr_schedule": "constant",  # 'constant' | 'cosine' (per epoch)
     "task": None,  # 'classification' | 'regression'; None: the dataset's task
     "subset": None,  # train on the first N training samples
+    "validation": None,  # hold the last N training samples out as a validation set (val_* metrics)
     "data_kwargs": {},  # passed to htaf.data.load (generated datasets)
     "deterministic": True,
     "amp": True,  # bf16 autocast when on CUDA
@@ -379,6 +380,7 @@ def _check_engine_keys(config: Config) -> None:
     check_number(config, "momentum", strict=False, below=1.0)
     check_int(config, "seed", 0, MAX_SEED)
     check_int(config, "subset", 1, nullable=True)
+    check_int(config, "validation", 1, nullable=True)
     if not isinstance(config["data_kwargs"], dict):
         raise ConfigError(f"config key 'data_kwargs' must be a dict, got {config['data_kwargs']!r}")
     try:

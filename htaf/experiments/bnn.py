@@ -185,7 +185,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
 
 PROFILES: dict[str, Config] = {
     # CI: sklearn digits, a small MLP, a few seconds per run
-    "smoke": {**MODEL_DEFAULTS, "dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
+    "smoke": {**MODEL_DEFAULTS, "dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
               "hidden": [64, 64, 64]},
     # 2-core CPU: BinaryNet's MLP shape with Brevitas' SFC widths (3x256), all 60k training images, 10 epochs
     "cpu": {**MODEL_DEFAULTS, "dataset": "mnist", "batch_size": 128, "epochs": 10, "lr": 3e-3, "seed": 0,

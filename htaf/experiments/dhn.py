@@ -130,7 +130,7 @@ def eval_metrics(model: nn.Module, loader: DataLoader, device: torch.device, con
 
 CLASSIFICATION_PROFILES: dict[str, Config] = {
     # CI: sklearn digits (1440 train / 357 test), a few seconds per run
-    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
+    "smoke": {"dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
               **MODEL_DEFAULTS, "width": 32},
     # 2-core laptop: the first 5k training images (10k before three seeds per cell), full 10k test set; every
     # unit at STE's peak slope 1/2

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from htaf import engine, metrics
+from htaf import engine, metrics, stats
 from htaf.experiments import Config, Experiment, check_number, default_loss, default_prepare_batch, register, resolve_config
 from htaf.experiments import get as get_experiment
 from htaf.experiments import bnn as bnn_experiment
@@ -56,9 +56,9 @@ from htaf.nn import unit_family, unit_surrogate
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS",
+__all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "VALIDATION",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
-           "initial_gradient_health"]
+           "initial_gradient_health", "select"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -72,6 +72,9 @@ SCALE_SEEDS = [0, 1, 2, 3, 4]
 #: a pre-activation is gradient-dead when the unit's derivative there is below ``KAPPA`` times its peak
 #: (the theory chapter's threshold, :func:`htaf.theory.dead_fraction`)
 KAPPA = 1e-3
+#: training samples each map's selection runs hold out as a validation set, per profile (a fifth of digits' 1440
+#: training images; 10,000 of the 60,000 of MNIST and Fashion-MNIST)
+VALIDATION = {"smoke": 288, "cpu": 288, "gpu": 10_000}
 #: test batches (of the profile's batch size) over which :func:`gradient_health` measures the backward signal
 HEALTH_BATCHES = 4
 #: the surrogates HTAF meets in the stress regime, all at the same peak slope
@@ -90,6 +93,28 @@ def cells(alphas: list[float] = ALPHAS, betas: list[float] = BETAS) -> list[tupl
 # --------------------------------------------------------------------------------------------
 # DHN
 # --------------------------------------------------------------------------------------------
+
+
+def select(selection: "pd.DataFrame", metric: str = "val_accuracy") -> tuple[tuple[float, float], list[tuple[float, float]]]:
+    """A map's best cell and its good region, chosen on validation data: ``selection`` holds the map's selection runs
+    (sweep ``<map>_selection``, with ``alpha`` and ``beta`` columns, :func:`htaf_params`), which trained without the
+    last :data:`VALIDATION` training samples and scored them as ``metric``. Returns ``(best, good)`` as
+    :func:`htaf.stats.best_and_tied` does on the per-seed values of each ``(alpha, beta)`` cell (the best mean, and
+    every cell the two-standard-error rule does not put behind it). The test set plays no part; report the chosen
+    cells with the test accuracy of the map's own runs, which trained on every training sample.
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"alpha": [1.0, 1.0, 8.0, 8.0], "beta": [0.5, 0.5, 0.5, 0.5],
+    ...                      "val_accuracy": [0.90, 0.92, 0.95, 0.96]})
+    >>> select(runs)
+    ((8.0, 0.5), [(8.0, 0.5)])
+    """
+    if metric not in selection or selection[metric].isna().any():
+        raise ValueError(f"select needs every run's {metric!r}: give the map's selection runs (sweep "
+                         f"'<map>_selection', trained with a validation set), not the map's own")
+    values = {(float(a), float(b)): part[metric].tolist() for (a, b), part in selection.groupby(["alpha", "beta"])}
+    best, good = stats.best_and_tied(values)
+    return best, sorted(good)
 
 
 def hidden_linears(model: nn.Module) -> list[nn.Linear]:
@@ -203,7 +228,7 @@ def validate_dhn(config: Config) -> None:
 DHN_MODEL = {**dhn_experiment.MODEL_DEFAULTS, "method": "htaf_hard", "width": 32, "depth": 2, "init_gain": 1.0}
 
 DHN_PROFILES: dict[str, Config] = {
-    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **DHN_MODEL, "width": 16},
+    "smoke": {"dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **DHN_MODEL, "width": 16},
     "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **DHN_MODEL},
     "gpu": {"dataset": "mnist", "batch_size": 256, "epochs": 20, "lr": 1e-3, "seed": 0, "amp": False,
             **DHN_MODEL, "width": 128},
@@ -217,7 +242,7 @@ DHN_PROFILES: dict[str, Config] = {
 BNN_MODEL = {**bnn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None}
 
 BNN_PROFILES: dict[str, Config] = {
-    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **BNN_MODEL,
+    "smoke": {"dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **BNN_MODEL,
               "hidden": [32, 32]},
     "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **BNN_MODEL},
     "gpu": {"dataset": "mnist", "batch_size": 128, "epochs": 10, "lr": 3e-3, "seed": 0, "lr_schedule": "cosine",
@@ -232,7 +257,7 @@ BNN_PROFILES: dict[str, Config] = {
 SNN_MODEL = {**snn_experiment.MODEL_DEFAULTS, "hidden": [64, 64], "peak_slope": None, "rate_samples": 357}
 
 SNN_PROFILES: dict[str, Config] = {
-    "smoke": {"dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **SNN_MODEL,
+    "smoke": {"dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0, **SNN_MODEL,
               "hidden": [32, 32]},
     "cpu": {"dataset": "digits", "batch_size": 64, "epochs": 8, "lr": 3e-3, "seed": 0, **SNN_MODEL},
     "gpu": {"dataset": "fashion_mnist", "batch_size": 128, "epochs": 10, "lr": 1e-3, "seed": 0,
@@ -246,6 +271,18 @@ SNN_PROFILES: dict[str, Config] = {
 
 def _map(alphas: list[float], betas: list[float], seeds: list[int], **fixed: list[Any]) -> dict[str, list[Any]]:
     return {"surrogate_params": [{"alpha": a, "beta": b} for a, b in cells(alphas, betas)], "seed": seeds, **fixed}
+
+
+def _maps(alphas: list[float], betas: list[float], seeds: list[int], validation: int, smooth: bool = False
+          ) -> dict[str, dict[str, list[Any]]]:
+    """The map (``map``; with ``smooth``, also ``map_smooth``: HTAF's smooth forward) and, for each, its selection
+    twin (``<map>_selection``): the same cells and seeds trained without the last ``validation`` training samples,
+    which score them (``val_accuracy``). The best cell and the good region are chosen on the twins' validation
+    accuracy, and the chosen cells are reported with the map's test accuracy (:func:`select`)."""
+    maps = {"map": _map(alphas, betas, seeds)}
+    if smooth:
+        maps["map_smooth"] = _map(alphas, betas, seeds, method=["htaf"])
+    return {**maps, **{f"{name}_selection": {**grid, "validation": [validation]} for name, grid in maps.items()}}
 
 
 def _alphas(alphas: list[float]) -> list[dict[str, float]]:
@@ -292,18 +329,16 @@ SNN_DEEP = [[64] * 4, [64] * 8]
 #: the chapter's sweeps: ``GRIDS[experiment][profile][sweep] = grid``
 GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "sensitivity_dhn": {
-        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
-                  "map_smooth": _map([1.0, 4.0], [0.5, 2.0], [0, 1], method=["htaf"]),
+        "smoke": {**_maps([1.0, 4.0], [0.5, 2.0], [0, 1], VALIDATION["smoke"], smooth=True),
                   **_stress([4.0], [0, 1], [1.0], ["sigmoid"], depth=[3]),
                   **_scale([4.0], [0, 1], 1.0, [2.0], ["sigmoid"], depth=[3]),
                   **_versus("plain_deep", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["plain"], depth=[4]),
                   **_versus("skip", "htaf_hard", [4.0], [0, 1], 1.0, ["sigmoid"], variant=["skip"], depth=[3, 4]),
                   **_stress([4.0], [0, 1], [1.0], ["sigmoid"], prefix="skip_optimiser", variant=["skip"], depth=[4])},
-        # maps: 2 x 25 cells x 3 seeds = 150 runs; stress at depths 8 and 12: (5 alphas + 3 surrogates) x 3 slopes
+        # maps: 2 x 25 cells x 3 seeds = 150 runs, and as many selection runs; stress at depths 8 and 12: (5 alphas + 3 surrogates) x 3 slopes
         # x 2 depths x 2 optimisers x 3 seeds = 288 runs; scale at depth 8: (5 + 3) x 4 gains x 5 seeds = 160 runs,
         # 24 of them the stress runs at gain 1
-        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
-                "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
+        "cpu": {**_maps(ALPHAS, BETAS, SEEDS, VALIDATION["cpu"], smooth=True),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 12]),
                 # init_gain 1 with seeds 0-2 are the stress runs above (same configs, trained once)
                 **_scale(ALPHAS, SCALE_SEEDS, 1.0, GAINS, depth=[8]),
@@ -314,33 +349,32 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
                 # the skip DHN of 16 layers at every peak slope under Adam and SGD: (5 + 3) x 3 slopes x 2 optimisers
                 # x 3 seeds = 144 runs, 24 of them (Adam, slope 1) the skip runs above
                 **_stress(ALPHAS, SEEDS, PEAKS, prefix="skip_optimiser", variant=["skip"], depth=[16])},
-        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
-                "map_smooth": _map(ALPHAS, BETAS, SEEDS, method=["htaf"]),
+        "gpu": {**_maps(ALPHAS, BETAS, SEEDS, VALIDATION["gpu"], smooth=True),
                 **_stress(ALPHAS, SEEDS, PEAKS, depth=[8, 16, 32]),
                 **_scale(ALPHAS, SCALE_SEEDS, 1.0, GAINS, depth=[8, 16]),
                 **_versus("skip", "htaf_hard", ALPHAS, SEEDS, 1.0, variant=["skip"], depth=[8, 16, 32]),
                 **_stress(ALPHAS, SEEDS, PEAKS, prefix="skip_optimiser", variant=["skip"], depth=[16, 32])},
     },
     "sensitivity_bnn": {
-        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1])},
-        # 25 cells x 3 seeds = 75 runs
-        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
-        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS)},
+        "smoke": _maps([1.0, 4.0], [0.5, 2.0], [0, 1], VALIDATION["smoke"]),
+        # 25 cells x 3 seeds = 75 runs, and as many selection runs
+        "cpu": _maps(ALPHAS, BETAS, SEEDS, VALIDATION["cpu"]),
+        "gpu": _maps(ALPHAS, BETAS, SEEDS, VALIDATION["gpu"]),
     },
     "sensitivity_snn": {
-        "smoke": {"map": _map([1.0, 4.0], [0.5, 2.0], [0, 1]),
+        "smoke": {**_maps([1.0, 4.0], [0.5, 2.0], [0, 1], VALIDATION["smoke"]),
                   **_versus("steps", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], T=[2, 4]),
                   **_versus("deep", "htaf", [4.0], [0, 1], 1.0, ["sigmoid"], hidden=[[32] * 4]),
                   **_stress([4.0], [0, 1], [1.0], ["sigmoid"], prefix="steps_optimiser", htaf_method="htaf", T=[4])},
         # map: 25 cells x 3 seeds = 75 runs; at peak slope 1, HTAF (5 alphas) and the 3 surrogates: time steps
         # T in {4, 8, 16, 32} (2 hidden layers) and 4 or 8 hidden layers (T = 4): 8 x (4 + 2) x 3 seeds = 144 runs
-        "cpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+        "cpu": {**_maps(ALPHAS, BETAS, SEEDS, VALIDATION["cpu"]),
                 **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
                 **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=SNN_DEEP),
                 # T = 16 at every peak slope under Adam and SGD: 8 x 3 slopes x 2 optimisers x 3 seeds = 144 runs,
                 # 24 of them (Adam, slope 1) the time-step runs above
                 **_stress(ALPHAS, SEEDS, PEAKS, prefix="steps_optimiser", htaf_method="htaf", T=[16])},
-        "gpu": {"map": _map(ALPHAS, BETAS, SEEDS),
+        "gpu": {**_maps(ALPHAS, BETAS, SEEDS, VALIDATION["gpu"]),
                 **_versus("steps", "htaf", ALPHAS, SEEDS, 1.0, T=[4, 8, 16, 32]),
                 **_versus("deep", "htaf", ALPHAS, SEEDS, 1.0, hidden=[[256] * 4, [256] * 8]),
                 **_stress(ALPHAS, SEEDS, PEAKS, prefix="steps_optimiser", htaf_method="htaf", T=[16])},

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -306,16 +307,30 @@ def bits_to_hex(bits: torch.Tensor) -> list[str]:
 
 
 def hex_to_bits(rows: Iterable[str], num_concepts: int) -> torch.Tensor:
-    """The inverse of :func:`bits_to_hex`: an ``(N, K)`` float tensor of 0/1.
+    """The inverse of :func:`bits_to_hex`: an ``(N, K)`` float tensor of 0/1 (decoded in one vectorised pass).
 
     >>> hex_to_bits(bits_to_hex(torch.tensor([[1, 0, 1, 1, 0]])), 5)
     tensor([[1., 0., 1., 1., 0.]])
+    >>> hex_to_bits(["3f"], 5)
+    Traceback (most recent call last):
+    ...
+    ValueError: row 0 ('3f') has more than 5 bits
     """
     rows = list(rows)
-    out = torch.zeros(len(rows), num_concepts)
-    for i, row in enumerate(rows):
-        value = int(row, 16)
-        if value >> num_concepts:
-            raise ValueError(f"row {i} ({row!r}) has more than {num_concepts} bits")
-        out[i] = torch.tensor([(value >> (num_concepts - 1 - k)) & 1 for k in range(num_concepts)], dtype=torch.float32)
-    return out
+    digits = max([len(row) for row in rows] + [-(-num_concepts // 4)])
+    digits += digits % 2  # whole bytes
+    try:
+        raw = bytes.fromhex("".join(row.rjust(digits, "0") if row.isascii() and row.isalnum() else "?" for row in rows))
+    except ValueError:
+        bad = next(i for i, row in enumerate(rows) if not _is_hex(row))
+        raise ValueError(f"row {bad} ({rows[bad]!r}) is not a hexadecimal number") from None
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(rows), digits // 2), axis=1)
+    extra = bits.shape[1] - num_concepts
+    overflow = np.flatnonzero(bits[:, :extra].any(axis=1)) if extra > 0 else []
+    if len(overflow):
+        raise ValueError(f"row {overflow[0]} ({rows[overflow[0]]!r}) has more than {num_concepts} bits")
+    return torch.from_numpy(bits[:, max(extra, 0):].astype(np.float32))
+
+
+def _is_hex(row: str) -> bool:
+    return bool(row) and all(c in "0123456789abcdefABCDEF" for c in row)
