@@ -550,12 +550,12 @@ def dhn(results_dir=None, frames=None, family=None) -> Finding:
 
 
 def icbm_runs(results_dir=None, gaps: bool = False):
-    """The ICBM chapter's runs (its maps apart), one row each: ``dataset`` (``shapes (<rule>)`` for ``concept_shapes``),
+    """The ICBM chapter's runs (its map and the map's selection twin apart), one row each: ``dataset`` (``shapes (<rule>)`` for ``concept_shapes``),
     ``variant`` (the concept unit, ``standard``, ``supervised`` or ``untrained``), ``accuracy`` and ``gap`` (switch
     gap) in percent. With ``gaps``, also the runs of the gap-closing sweeps, whose ``variant`` is ``htaf K=128``,
     ``standard K=128`` or ``htaf sharpen``."""
     closing = ("more_concepts", "more_concepts_standard", "sharpen")
-    sweeps = [s for s in experiments.grids("icbm", PROFILE) if not s.endswith("_map")
+    sweeps = [s for s in experiments.grids("icbm", PROFILE) if not s.endswith(("_map", "_map_selection"))
               and (gaps or not s.endswith(closing))]
     frame = sweep_runs("icbm", sweeps, results_dir)
     rule = [json.loads(k).get("label_rule", "xor") if isinstance(k, str) else "xor"

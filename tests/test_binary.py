@@ -196,7 +196,7 @@ def test_sign_convention_matches_functional():
 def test_bnn_run_records_flips_clipping_and_exact_packing():
     import htaf
 
-    record = htaf.run("bnn", "smoke", epochs=2, lr=0.05)
+    record = htaf.run("bnn", "smoke", epochs=2, lr=0.05, subset=None)  # every training image: enough steps to clip
     history = record["history"]
     assert all(0.0 < row["flip_ratio"] < 1.0 for row in history)
     assert history[-1]["clip_share"] > 0.0  # a large learning rate pushes latent weights to the bound

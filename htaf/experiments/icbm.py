@@ -275,6 +275,16 @@ def _gaps(**fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
                         "alpha_end": [16.0], **fixed}}
 
 
+#: training samples the map's selection runs hold out as a validation set (a fifth of concept_shapes' training set)
+VALIDATION = {"smoke": 51, "cpu": 400}
+
+
+def _with_selection(name: str, grid: dict[str, list[Any]], validation: int) -> dict[str, dict[str, list[Any]]]:
+    """The sweep ``name`` and its selection twin ``<name>_selection``: the same runs without the last ``validation``
+    training samples, which score them (``val_accuracy``), so that the map's best cell is chosen on validation data."""
+    return {name: grid, f"{name}_selection": {**grid, "validation": [validation]}}
+
+
 def _named(prefix: str, grids: dict[str, dict[str, list[Any]]]) -> dict[str, dict[str, list[Any]]]:
     return {f"{prefix}_{name}": grid for name, grid in grids.items()}
 
@@ -285,7 +295,7 @@ GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
         **_named("shapes", _methods(seed=SEEDS)),
         "shapes_ceiling": {"method": ["htaf"], "seed": SEEDS, "concept_supervision": [1.0]},
         "shapes_floor": {"method": ["htaf"], "seed": SEEDS, "freeze_backbone": [True]},
-        "shapes_map": _map([1.0, 16.0], [0.25, 4.0], seed=[0, 1]),
+        **_with_selection("shapes_map", _map([1.0, 16.0], [0.25, 4.0], seed=[0, 1]), VALIDATION["smoke"]),
     },
     "cpu": {
         **_named("images", _methods(dataset=["mnist", "fashion_mnist"], seed=SEEDS)),
@@ -310,8 +320,8 @@ GRIDS: dict[str, dict[str, dict[str, list[Any]]]] = {
         **_named("fmnist", _gaps(dataset=["fashion_mnist"], seed=SEEDS)),
         **_named("cifar", _gaps(dataset=["cifar10_subset"], subset=[None], data_kwargs=[{}], epochs=[6], seed=SEEDS)),
         # HTAF's (alpha, beta) map on concept_shapes (xor rule): step accuracy and switch gap per cell
-        "shapes_map": _map(MAP_ALPHAS, MAP_BETAS, dataset=["concept_shapes"], subset=[None], epochs=[10], seed=[0, 1],
-                           data_kwargs=[SHAPES]),
+        **_with_selection("shapes_map", _map(MAP_ALPHAS, MAP_BETAS, dataset=["concept_shapes"], subset=[None],
+                                             epochs=[10], seed=[0, 1], data_kwargs=[SHAPES]), VALIDATION["cpu"]),
     },
     "gpu": {
         **_named("cifar", _methods(seed=SEEDS)),

@@ -154,7 +154,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
 
 PROFILES: dict[str, Config] = {
     # CI: sklearn digits (8x8), a small FC-SNN; a few seconds per run
-    "smoke": {**MODEL_DEFAULTS, "dataset": "digits", "subset": 512, "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
+    "smoke": {**MODEL_DEFAULTS, "dataset": "digits", "batch_size": 64, "epochs": 2, "lr": 3e-3, "seed": 0,
               "hidden": [64, 64], "rate_samples": 360},
     # 2-core CPU: FC-SNN 784-256-256-10 (BN), T=4, 4 epochs over the first 30k training images, full test set
     "cpu": {**MODEL_DEFAULTS, "dataset": "fashion_mnist", "batch_size": 128, "epochs": 4, "lr": 1e-3, "seed": 0,
