@@ -29,7 +29,7 @@ from htaf import experiments, results, stats, theory
 from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
-           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons",
+           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
            "sensitivity_comparisons", "comparisons", "snn", "bnn", "dhn", "icbm_accuracy", "icbm_concepts",
            "gradient_mass", "tail_decay", "beyond_images", "sensitivity", "CLAIMS", "findings", "table"]
 
@@ -204,18 +204,72 @@ def _snn_methods() -> list[str]:
 
 
 def snn_runs(results_dir=None):
-    """The SNN chapter's main comparison (direct encoding), test accuracy in percent as ``accuracy``."""
-    frame = sweep_runs("snn", ["main"], results_dir)
-    return frame.assign(accuracy=100 * frame["test_accuracy"])
+    """The SNN chapter's main comparison (direct encoding) and its tuned comparison, one row per run and sweep, test
+    accuracy in percent as ``accuracy`` and a ``setting`` column: ``default`` (the sweep ``main``: every surrogate at
+    peak slope 1 and the profile's learning rate) or ``tuned`` (the sweeps ``tuned_<surrogate>``: each surrogate at the
+    peak slope and learning rate its validation accuracy chose, :data:`htaf.experiments.snn.TUNED`; a tuned setting
+    that is the default is the same run, listed under both)."""
+    tuned = [sweep for sweep in experiments.grids("snn", PROFILE) if sweep.startswith("tuned_")]
+    frame = sweep_runs("snn", ["main", *tuned], results_dir)
+    return frame.assign(accuracy=100 * frame["test_accuracy"],
+                        setting=["tuned" if sweep.startswith("tuned_") else "default" for sweep in frame["sweep"]])
+
+
+def _setting(frame, setting: str):
+    """The rows of ``frame`` with ``setting`` (a frame without the column holds default runs only)."""
+    if "setting" not in frame:
+        return frame if setting == "default" else frame.iloc[:0]
+    return frame[frame["setting"] == setting]
 
 
 def snn_comparisons(frame) -> dict[str, tuple[dict, dict]]:
-    """The SNN chapter's family: every pair of its surrogates on each dataset, ``{"snn: <dataset>, <a> vs <b>": (a, b)}``
-    with per-seed accuracies (percent), from a frame of :func:`snn_runs` (HTAF first, as in the chapter's grid)."""
+    """The SNN chapter's family, ``{name: (a, b)}`` with per-seed accuracies (percent), from a frame of
+    :func:`snn_runs` (HTAF first, as in the chapter's grid): every pair of its surrogates at the default setting on
+    each dataset (``"snn: <dataset>, <a> vs <b>"``) and, where the frame has tuned runs, HTAF against every other
+    surrogate, each at its own tuned setting (``"snn tuned: <dataset>, htaf vs <b>"``)."""
     methods = [m for m in _snn_methods() if m in set(frame["method"])]
-    return {f"snn: {d}, {a} vs {b}": (_seed_values(frame, dataset=d, method=a, metric="accuracy"),
-                                      _seed_values(frame, dataset=d, method=b, metric="accuracy"))
-            for d in dict.fromkeys(frame["dataset"]) for i, a in enumerate(methods) for b in methods[i + 1:]}
+    default, tuned = _setting(frame, "default"), _setting(frame, "tuned")
+    pairs = {f"snn: {d}, {a} vs {b}": (_seed_values(default, dataset=d, method=a, metric="accuracy"),
+                                       _seed_values(default, dataset=d, method=b, metric="accuracy"))
+             for d in dict.fromkeys(default["dataset"]) for i, a in enumerate(methods) for b in methods[i + 1:]}
+    for d in dict.fromkeys(tuned["dataset"]):
+        present = [m for m in methods if m in set(tuned.loc[tuned["dataset"] == d, "method"])]
+        if "htaf" in present:
+            pairs.update({f"snn tuned: {d}, htaf vs {b}": (_seed_values(tuned, dataset=d, method="htaf", metric="accuracy"),
+                                                           _seed_values(tuned, dataset=d, method=b, metric="accuracy"))
+                          for b in present if b != "htaf"})
+    return pairs
+
+
+def snn_tuning(frame=None, results_dir=None):
+    """The SNN chapter's tuning sweep (``frame``: its runs, as :func:`htaf.sweep` returns them; default: read from
+    ``results_dir``) as a table: the mean validation accuracy (percent, over the tuning seeds) of every surrogate
+    (rows) at every peak slope and learning rate (columns); and :func:`tuned_settings` of it."""
+    frame = frame if frame is not None else sweep_runs("snn", ["tuning"], results_dir)
+    table = (100 * frame.groupby(["method", "peak_slope", "lr"])["val_accuracy"].mean()).unstack(["peak_slope", "lr"])
+    return table.reindex([m for m in _snn_methods() if m in table.index]), tuned_settings(frame)
+
+
+def tuned_settings(frame, keys=("peak_slope", "lr"), metric: str = "val_accuracy") -> dict[str, dict[str, float]]:
+    """Each method's setting (the values of ``keys``) with the best mean ``metric`` over seeds, from the runs of a
+    tuning sweep (``frame``: one row per run with ``method``, ``keys``, ``seed`` and ``metric``). The choice reads
+    validation accuracy only; the test set plays no part. Ties go to the first setting in sorted order.
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"method": ["a"] * 4, "peak_slope": [0.5, 0.5, 1.0, 1.0], "lr": [1e-3] * 4,
+    ...                      "seed": [0, 1, 0, 1], "val_accuracy": [0.8, 0.9, 0.9, 0.95]})
+    >>> tuned_settings(runs)
+    {'a': {'peak_slope': 1.0, 'lr': 0.001}}
+    """
+    if metric not in frame or frame[metric].isna().any():
+        raise ValueError(f"tuned_settings needs every run's {metric!r}: give the runs of a tuning sweep (trained with "
+                         f"a validation set)")
+    means = frame.groupby(["method", *keys])[metric].mean()
+    chosen = {}
+    for method, part in means.groupby(level="method", sort=False):
+        best = part.droplevel("method").idxmax()
+        chosen[method] = {k: float(v) for k, v in zip(keys, best if isinstance(best, tuple) else (best,))}
+    return chosen
 
 
 def sensitivity_runs(results_dir=None):
@@ -380,7 +434,7 @@ def bnn_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, floa
 def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_frames=None, domains_frame=None,
                 icbm_frame=None, bnn_frame=None):
     """Every comparison a verdict of the page rests on (:func:`htaf.stats.compare_family`), Holm-adjusted within its
-    claim's family, the family of the chapter it comes from (the SNN chapter's 30 comparisons; the sensitivity
+    claim's family, the family of the chapter it comes from (the SNN chapter's 35 comparisons; the sensitivity
     chapter's fixed comparisons; the DHN chapter's, :func:`dhn_comparisons`; the domains chapter's,
     :func:`domains_comparisons`; the ICBM chapter's, :func:`icbm_comparisons`; the binary-network chapter's on its
     MLP datasets, :func:`bnn_comparisons`), so that the page and the chapter agree. A group enters only when every one
@@ -430,7 +484,7 @@ def snn(results_dir=None, frame=None, family=None) -> Finding:
     (atan, sigmoid, fast sigmoid, triangle, rectangle at equal peak slope), on MNIST and Fashion-MNIST."""
     frame = frame if frame is not None else snn_runs(results_dir)
     seeds = _min_seeds(frame, ["dataset", "method"])
-    htaf_mean = {d: _mean(_seed_values(frame, dataset=d, method="htaf", metric="accuracy"))
+    htaf_mean = {d: _mean(_seed_values(_setting(frame, "default"), dataset=d, method="htaf", metric="accuracy"))
                  for d in ("mnist", "fashion_mnist")}
     numbers = {"htaf_mnist": htaf_mean["mnist"], "htaf_fashion_mnist": htaf_mean["fashion_mnist"], "seeds": seeds}
     level = (f"HTAF reaches {htaf_mean['mnist']:.1f} % on MNIST and {htaf_mean['fashion_mnist']:.1f} % on "
@@ -442,14 +496,18 @@ def snn(results_dir=None, frame=None, family=None) -> Finding:
                        settle=f"{stats.MIN_SEEDS} paired seeds per surrogate and dataset (being trained), compared "
                               f"with a margin of {MARGINS['snn']} points, Holm over the chapter's family.")
     family = family if family is not None else comparisons(results_dir, snn_frame=frame)
-    chapter = family[family["group"] == "snn"]  # the chapter's 30 comparisons, Holm over all of them
-    rows = chapter[chapter.index.str.contains(", htaf vs ")]  # HTAF's ten
-    tally, told = _tally(rows)
+    chapter = family[family["group"] == "snn"]  # the chapter's comparisons, Holm over all of them
+    rows = chapter[chapter.index.str.contains(", htaf vs ")]  # HTAF's: ten at equal peak slope, and the tuned ones
+    matched, tuned = rows[rows.index.str.startswith("snn: ")], rows[rows.index.str.startswith("snn tuned: ")]
+    tally, _ = _tally(rows)
     numbers.update(tally)
     better = tally[f"n_{stats.BETTER}"]
-    evidence = (f"{level[:-1]}; against the five surrogates on two datasets ({len(rows)} paired comparisons, margin "
-                f"{MARGINS['snn']} points, Holm over the chapter's {len(chapter)}): {told}; better than none"
-                + ("." if better == 0 else f" but {better}."))
+    evidence = (f"{level[:-1]}; against the five surrogates on two datasets at equal peak slope ({len(matched)} paired "
+                f"comparisons, margin {MARGINS['snn']} points, Holm over the chapter's {len(chapter)}): "
+                f"{_tally(matched)[1]}"
+                + (f"; each surrogate at its own peak slope and learning rate, tuned on validation data (Fashion-MNIST, "
+                   f"{len(tuned)} comparisons): {_tally(tuned)[1]}" if len(tuned) else "")
+                + "; better than none" + ("." if better == 0 else f" but {better}."))
     return Finding("snn", claim, verdict_of(rows["verdict"]), evidence, numbers, "experiments/snn", seeds,
                    comparisons=rows)
 

@@ -303,3 +303,30 @@ def test_the_landing_page_and_the_readme_give_the_short_answer_and_link_to_the_p
         assert not re.search(r"\d", section.replace("book/findings", "")), "numbers there only if a test checks them"
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     assert toc.index("book/findings") < toc.index("book/theory/01_definition")
+
+
+def test_tuned_snn_runs_add_htaf_against_each_tuned_surrogate_to_the_chapter_family():
+    default = _snn_frame(5, 0.0).assign(setting="default")
+    tuned = _snn_frame(5, -3.0).assign(setting="tuned")
+    tuned = tuned[tuned["dataset"] == "fashion_mnist"]
+    pairs = findings.snn_comparisons(pd.concat([default, tuned], ignore_index=True))
+    tuned_names = [name for name in pairs if name.startswith("snn tuned: ")]
+    assert len(pairs) == 30 + 5 and tuned_names == [f"snn tuned: fashion_mnist, htaf vs {m}" for m in
+                                                    ("atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle")]
+    assert pairs == {**findings.snn_comparisons(default.drop(columns="setting")),
+                     **{n: pairs[n] for n in tuned_names}}  # the default pairs read the default runs only
+    family = findings.comparisons(snn_frame=pd.concat([default, tuned], ignore_index=True),
+                                  sensitivity_frame=_no_sensitivity(), dhn_frames=_no_dhn(), domains_frame=_no_domains(),
+                                  icbm_frame=_no_icbm(), bnn_frame=_no_bnn())
+    assert (family.loc[tuned_names, "verdict"] == stats.WORSE).all() and len(family) == 35
+    found = findings.snn(frame=pd.concat([default, tuned], ignore_index=True), family=family)
+    assert found.verdict != findings.HOLDS and "tuned on validation data" in found.evidence
+
+
+def test_tuned_settings_choose_on_validation_accuracy_only():
+    runs = pd.DataFrame({"method": ["a"] * 4 + ["b"] * 4, "peak_slope": [0.5, 0.5, 2.0, 2.0] * 2, "lr": [1e-3] * 8,
+                         "seed": [0, 1] * 4, "val_accuracy": [0.8, 0.8, 0.9, 0.9, 0.7, 0.7, 0.6, 0.6],
+                         "test_accuracy": [0.99, 0.99, 0.1, 0.1, 0.1, 0.1, 0.99, 0.99]})
+    assert findings.tuned_settings(runs) == {"a": {"peak_slope": 2.0, "lr": 1e-3}, "b": {"peak_slope": 0.5, "lr": 1e-3}}
+    with pytest.raises(ValueError, match="tuning sweep"):
+        findings.tuned_settings(runs.drop(columns="val_accuracy"))

@@ -354,3 +354,29 @@ def test_lif_surrogate_input_is_the_membrane_minus_threshold_the_backward_sees()
         assert torch.equal(fired, layer(currents))
     stats = surrogate_gradient_statistics(torch.nn.Sequential(layer), [currents])["0"]
     assert stats["preact_rms"] == pytest.approx(float(z.double().square().mean().sqrt()), rel=1e-9)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_the_tuned_comparison_tunes_on_a_validation_set_and_trains_each_tuned_setting(profile):
+    from htaf.experiments.snn import GRIDS, SURROGATES, TUNED, TUNING, VALIDATION
+
+    grids = GRIDS["snn"][profile]
+    assert grids["tuning"]["validation"] == [VALIDATION[profile]] and grids["tuning"]["method"] == SURROGATES
+    assert set(TUNED) == set(SURROGATES)
+    for method, setting in TUNED.items():
+        tuned = grids[f"tuned_{method}"]
+        assert tuned["method"] == [method] and "validation" not in tuned
+        assert (tuned["peak_slope"], tuned["lr"]) == ([setting["peak_slope"]], [setting["lr"]])
+        assert setting["peak_slope"] in TUNING["cpu"]["peak_slope"] and setting["lr"] in TUNING["cpu"]["lr"]
+
+
+def test_tuned_is_the_validation_choice_of_the_committed_tuning_runs():
+    """TUNED is not typed by hand: it is what the committed ``cpu`` tuning runs' validation accuracy chooses."""
+    from pathlib import Path
+
+    from htaf import findings
+    from htaf.experiments.snn import TUNED
+
+    table, chosen = findings.snn_tuning(results_dir=Path(__file__).resolve().parents[1] / "results")
+    assert chosen == TUNED
+    assert table.notna().all().all() and table.shape == (6, 12)

@@ -54,6 +54,10 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
         )
         self.name = name
         self.root = root
+        self._args = (name, root, reason)
+
+    def __reduce__(self):  # picklable, so that a worker of ``reproduce --jobs`` can report it
+        return type(self), self._args
 
 
 class DatasetCorruptError(DatasetError):
@@ -63,6 +67,10 @@ class DatasetCorruptError(DatasetError):
         super().__init__(f"dataset {name!r} is damaged: {path} {reason}; delete or replace that file")
         self.name = name
         self.path = Path(path)
+        self._args = (name, path, reason)
+
+    def __reduce__(self):  # picklable, so that a worker of ``reproduce --jobs`` can report it
+        return type(self), self._args
 
 
 def downloads_allowed() -> bool:

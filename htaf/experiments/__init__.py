@@ -224,8 +224,8 @@ def get(name: str | Experiment) -> Experiment:
 def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str, dict[str, list[Any]]]:
     """The sweeps of an experiment's chapter under ``profile``: ``{sweep name: grid}`` (empty if none).
 
-    >>> sorted(grids("snn", "smoke"))
-    ['main', 'rate']
+    >>> sorted(grids("bnn", "smoke"))
+    ['defaults', 'matched', 'reference']
     """
     return {name: dict(grid) for name, grid in get(experiment).grids.get(resolve_profile(profile), {}).items()}
 
