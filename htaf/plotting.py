@@ -32,7 +32,7 @@ from typing import Any
 from . import surrogates
 from ._kernels import HTAF_ALPHA, HTAF_BETA
 
-__all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "label", "color",
+__all__ = ["PALETTE", "METHOD_STYLES", "SERIES", "RC", "COLUMN_WIDTH", "methods", "style", "unit_style", "label", "color",
            "setup_notebook", "figure", "legend_outside", "table", "band", "errorbar", "chance_line", "alpha_beta_map",
            "interactive_htaf"]
 
@@ -124,6 +124,25 @@ def style(method: str, **overrides: Any) -> dict[str, Any]:
     """
     name, colour, marker, linestyle = _lookup(method)
     return {"color": colour, "marker": marker, "label": name, "linestyle": linestyle, **overrides}
+
+
+def unit_style(unit: str, units: list[str], **overrides: Any) -> dict[str, Any]:
+    """The style of a unit of the sensitivity chapter (:func:`htaf.experiments.sensitivity.label_units`): HTAF's
+    cells (``"htaf a=4"``) in shades of red, darker for a larger alpha (their rank among the HTAF cells of
+    ``units``), with the label ``HTAF α = 4``; any other unit in its method's :func:`style`.
+
+    >>> print(unit_style("htaf a=4", ["htaf a=1", "htaf a=4", "atan"])["label"])
+    HTAF $\\alpha = 4$
+    """
+    if not unit.startswith("htaf a="):
+        return style(unit, **overrides)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ranks = [u for u in units if u.startswith("htaf a=")]
+    reds = plt.cm.Reds(np.linspace(0.35, 1.0, len(ranks)))
+    return {"color": reds[ranks.index(unit)], "marker": "o", "linestyle": "-",
+            "label": rf"HTAF $\alpha = {unit.split('=')[1]}$", **overrides}
 
 
 def label(method: str) -> str:

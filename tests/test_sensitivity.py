@@ -274,3 +274,27 @@ def test_select_chooses_on_validation_accuracy_and_refuses_the_maps_own_runs():
         sens.select(runs.drop(columns="val_accuracy"))
     with pytest.raises(ValueError, match="selection runs"):
         sens.select(runs.assign(val_accuracy=float("nan")))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_the_chapter_pages_read_every_sweep_and_the_maps_and_stress_pages_split_them(profile):
+    from htaf.experiments.sensitivity import GRIDS, page_sweeps
+
+    every = {(name, sweep) for name in GRIDS for sweep in GRIDS[name][profile]}
+    pages = {page: {(name, sweep) for name, sweep, _ in page_sweeps(page, profile)} for page in ("maps", "stress", "theory")}
+    assert pages["maps"] | pages["stress"] == every and not pages["maps"] & pages["stress"]
+    assert pages["theory"] <= every and {("sensitivity_bnn", "map"), ("sensitivity_snn", "map")} <= pages["theory"]
+    assert all(sweep.startswith(("map", "scale")) for _, sweep in pages["theory"])
+    with pytest.raises(ValueError, match="unknown page 'appendix'.*maps, stress, theory"):
+        page_sweeps("appendix", profile)
+
+
+def test_units_are_labelled_by_alpha_and_ordered_htaf_first():
+    import pandas as pd
+
+    from htaf.experiments.sensitivity import label_units, unit_order
+
+    frame = label_units(pd.DataFrame({"method": ["sigmoid", "htaf_hard", "htaf", "atan"], "alpha": [float("nan"), 8.0, 2.0, float("nan")],
+                                      "test_accuracy": [0.9, 0.8, 0.7, 0.6]}))
+    assert unit_order(frame) == ["htaf a=2", "htaf a=8", "sigmoid", "atan"]
+    assert frame["accuracy"].tolist() == pytest.approx([90.0, 80.0, 70.0, 60.0])

@@ -1,6 +1,6 @@
 r"""``sensitivity_dhn``, ``sensitivity_bnn`` and ``sensitivity_snn``: HTAF's :math:`(\alpha, \beta)` map and stress regimes.
 
-The chapter ``book/experiments/sensitivity`` asks where HTAF's heavy tail matters. These three experiments reuse
+The chapter ``book/experiments/sensitivity`` (three pages, :data:`PAGES`) asks where HTAF's heavy tail matters. These three experiments reuse
 the model builders and hooks of the DHN, BNN and SNN chapters (:mod:`htaf.experiments.dhn`,
 :mod:`htaf.experiments.bnn`, :mod:`htaf.experiments.snn`) on small, fast settings (sklearn ``digits``: 1440
 training and 357 test images; a ``cpu`` run takes about a second). HTAF's parameters are the parents'
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "VALIDATION",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
-           "initial_gradient_health", "select"]
+           "initial_gradient_health", "label_units", "PAGES", "page_sweeps", "run_records", "select", "unit_order"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -93,6 +93,68 @@ def cells(alphas: list[float] = ALPHAS, betas: list[float] = BETAS) -> list[tupl
 # --------------------------------------------------------------------------------------------
 # DHN
 # --------------------------------------------------------------------------------------------
+
+
+#: the chapter's pages and the sweeps each one reads: ``"maps"`` (book/experiments/sensitivity: the maps and their
+#: selection twins), ``"stress"`` (sensitivity_stress: every other sweep) and ``"theory"`` (sensitivity_theory: the
+#: pre-activation scale regime and the three step-forward maps), as predicates of ``(experiment, sweep)``
+PAGES = {
+    "maps": lambda experiment, sweep: sweep in ("map", "map_smooth") or sweep.endswith("_selection"),
+    "stress": lambda experiment, sweep: not (sweep in ("map", "map_smooth") or sweep.endswith("_selection")),
+    "theory": lambda experiment, sweep: sweep == "map" or (experiment == "sensitivity_dhn" and sweep.startswith("scale")),
+}
+
+
+def page_sweeps(page: str, profile: str | None = None) -> list[tuple[str, str, dict[str, list[Any]]]]:
+    """The sweeps one page of the chapter reads (:data:`PAGES`), as ``(experiment, sweep, grid)`` for :func:`htaf.sweep`.
+
+    >>> sorted({sweep for _, sweep, _ in page_sweeps("theory", "smoke")})
+    ['map', 'scale_htaf', 'scale_surrogates']
+    """
+    if page not in PAGES:
+        raise ValueError(f"unknown page {page!r} of the sensitivity chapter; choose one of {', '.join(PAGES)}")
+    from htaf.experiments import resolve_profile
+
+    profile = resolve_profile(profile)
+    return [(name, sweep, grid) for name in GRIDS for sweep, grid in GRIDS[name][profile].items()
+            if PAGES[page](name, sweep)]
+
+
+def run_records(frames: "dict[tuple[str, str], pd.DataFrame]", profile: str | None = None) -> dict[str, list[dict]]:
+    """The results records of the runs in ``frames`` (``{(experiment, sweep): frame with a hash column}``), per
+    experiment, each run once."""
+    from htaf import results
+    from htaf.experiments import resolve_profile
+
+    wanted: dict[str, set[str]] = {}
+    for (name, _), frame in frames.items():
+        wanted.setdefault(name, set()).update(frame["hash"])
+    return {name: [r for r in results.records(name, resolve_profile(profile)) if r["hash"] in hashes]
+            for name, hashes in wanted.items()}
+
+
+def label_units(frame: "pd.DataFrame") -> "pd.DataFrame":
+    """``frame`` (runs with ``alpha`` from :func:`htaf_params`) with ``accuracy`` (test accuracy in percent) and
+    ``unit``: ``"htaf a=<alpha>"`` for HTAF's runs (smooth or hard), the method otherwise.
+
+    >>> import pandas as pd
+    >>> label_units(pd.DataFrame({"method": ["htaf_hard", "atan"], "alpha": [4.0, float("nan")],
+    ...                           "test_accuracy": [0.5, 0.25]}))[["unit", "accuracy"]].values.tolist()
+    [['htaf a=4', 50.0], ['atan', 25.0]]
+    """
+    import numpy as np
+
+    frame = frame.copy().assign(accuracy=100 * frame["test_accuracy"])  # copy: one block per dtype
+    is_htaf = frame["method"].isin(["htaf", "htaf_hard"])
+    frame["unit"] = np.where(is_htaf, "htaf a=" + frame["alpha"].map("{:g}".format), frame["method"])
+    return frame
+
+
+def unit_order(frame: "pd.DataFrame") -> list[str]:
+    """The units of a :func:`label_units` frame in the chapter's order: HTAF's by increasing alpha, then the other
+    methods in the order they first appear."""
+    htaf_units = frame.loc[frame["unit"].str.startswith("htaf a="), ["unit", "alpha"]].drop_duplicates()
+    return [*htaf_units.sort_values("alpha")["unit"], *[u for u in dict.fromkeys(frame["unit"]) if not u.startswith("htaf a=")]]
 
 
 def select(selection: "pd.DataFrame", metric: str = "val_accuracy") -> tuple[tuple[float, float], list[tuple[float, float]]]:
