@@ -49,7 +49,7 @@ __all__ = [
     "ResultsNotWritableError", "ResultsWarning", "results_root", "checkpoints_root", "config_hash",
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
     "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "HeldLock", "run_lock", "device_name",
-    "environment", "cell", "iter_records", "records",
+    "environment", "environment_summary", "PROVENANCE_KEYS", "cell", "iter_records", "records",
     "load", "load_history", "table", "migrate",
 ]
 
@@ -633,6 +633,24 @@ def table(experiment: str, profile: str, results_dir: str | os.PathLike | None =
 
 #: the fields of a run's ``environment`` that decide whether two runs are bitwise comparable
 PROVENANCE_KEYS = ("device", "cpu_threads", "torch")
+
+
+def environment_summary(records: Iterable[dict[str, Any]], keys: Iterable[str] = PROVENANCE_KEYS) -> pd.DataFrame:
+    """How many of ``records`` (results records, as :func:`records` returns them) were made in each environment: one
+    row per distinct value of ``keys`` (fields of a run's ``environment``; default :data:`PROVENANCE_KEYS`: device,
+    torch threads, torch version), most runs first, with their count as ``runs``. A chapter shows it as a table.
+
+    >>> summary = environment_summary([{"environment": {"device": "AMD EPYC", "cpu_threads": 1, "torch": "2.14.1"}}] * 2)
+    >>> summary.to_dict("records")
+    [{'device': 'AMD EPYC', 'cpu_threads': 1, 'torch': '2.14.1', 'runs': 2}]
+    """
+    import pandas as pd
+
+    keys = list(keys)
+    frame = pd.DataFrame([{key: record.get("environment", {}).get(key) for key in keys} for record in records],
+                         columns=keys)
+    return (frame.groupby(keys, sort=False, dropna=False).size().rename("runs").reset_index()
+            .sort_values("runs", ascending=False, kind="stable", ignore_index=True))
 
 
 def provenance(profile: str, experiments: Iterable[str] | None = None,
