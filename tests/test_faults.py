@@ -472,9 +472,11 @@ def _start_reproduce(tmp_path, marker):
 
     env = {**os.environ, "HTAF_RESULTS": str(tmp_path / "results"), "HTAF_CHECKPOINTS": str(tmp_path / "ckpt"),
            "HTAF_QUIET": "1", "HTAF_TEST_MARKER": marker, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "htaf", "reproduce", "--profile", "smoke", "--only", "dhn",
-                             "--jobs", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # two experiments (72 smoke runs, several seconds of training after the first one finishes): the signal must
+    # reach a reproduce with runs still to go, however fast the smoke runs are
+    proc = subprocess.Popen([sys.executable, "-m", "htaf", "reproduce", "--profile", "smoke", "--only",
+                             "dhn,dhn_regression", "--jobs", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     folder = tmp_path / "results" / "dhn" / "smoke"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(folder.glob("*.json")):
@@ -499,7 +501,8 @@ def test_ctrl_c_stops_every_worker_of_reproduce_and_keeps_what_finished(tmp_path
     proc, folder = _start_reproduce(tmp_path, marker)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode != 0 and "reproduce stopped:" in err and "are kept" in err, err[-2000:]
+    assert proc.returncode != 0 and "reproduce stopped:" in err and "are kept" in err, \
+        f"exit status {proc.returncode}; {len(list(folder.glob('*.json')))} runs finished\n{err[-2000:]}"
     deadline = time.monotonic() + 10
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
