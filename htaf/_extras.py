@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from htaf._errors import PicklableError
+
 __all__ = ["INSTALL", "MissingDependencyError", "available", "require"]
 
 #: module -> the command that installs it
@@ -27,7 +29,7 @@ INSTALL: dict[str, str] = {
 }
 
 
-class MissingDependencyError(ImportError):
+class MissingDependencyError(PicklableError, ImportError):
     """An optional package that a dataset, model or helper needs is not installed; the message is one line:
     ``<what> needs <package>: <install command>``."""
 

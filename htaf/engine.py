@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from htaf import _kernels, data
+from htaf._errors import PicklableError
 
 __all__ = [
     "Batch",
@@ -47,7 +48,7 @@ PROFILES = ("smoke", "cpu", "gpu")
 Config = dict[str, Any]
 
 
-class ConfigError(ValueError):
+class ConfigError(PicklableError, ValueError):
     """A config value of the wrong type or outside its allowed range; the message says which and why."""
 
 

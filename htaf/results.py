@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 import torch
 
+from htaf._errors import PicklableError
 from htaf._paths import find_project_root, project_root, resolve_folder, user_folder
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ _SHAPES = (
 )
 
 
-class ResultsError(RuntimeError):
+class ResultsError(PicklableError, RuntimeError):
     """A problem with the results folder or one of its files; the message names the path."""
 
 
@@ -656,8 +657,9 @@ def environment_summary(records: Iterable[dict[str, Any]], keys: Iterable[str] =
 def provenance(profile: str, experiments: Iterable[str] | None = None,
                results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """How the finished runs of ``profile`` were made: one row per experiment and distinct (device, torch threads,
-    torch version) of :data:`PROVENANCE_KEYS`, with the number of runs, in the order of ``experiments`` (default: every
-    experiment folder under the results root, sorted).
+    torch version) of :data:`PROVENANCE_KEYS`, with the number of runs (:func:`environment_summary` per experiment,
+    most runs first), in the order of ``experiments`` (default: every experiment folder under the results root,
+    sorted).
 
     Runs are reproducible bit for bit only with the same three; this is the table the Reproduce page shows.
     """
@@ -666,13 +668,11 @@ def provenance(profile: str, experiments: Iterable[str] | None = None,
     root = results_root(results_dir)
     names = list(experiments) if experiments is not None else sorted(
         entry.name for entry in root.iterdir() if (entry / profile).is_dir()) if root.is_dir() else []
-    rows = [{"experiment": name, **{key: record.get("environment", {}).get(key) for key in PROVENANCE_KEYS}}
-            for name in names for record in iter_records(name, profile, results_dir)]
-    if not rows:
+    parts = [environment_summary(iter_records(name, profile, results_dir)).assign(experiment=name) for name in names]
+    parts = [part for part in parts if len(part)]
+    if not parts:
         return pd.DataFrame(columns=["experiment", *PROVENANCE_KEYS, "runs"])
-    frame = pd.DataFrame(rows)
-    return (frame.groupby(["experiment", *PROVENANCE_KEYS], sort=False, dropna=False).size()
-            .rename("runs").reset_index())
+    return pd.concat(parts, ignore_index=True)[["experiment", *PROVENANCE_KEYS, "runs"]]
 
 
 def provenance_markdown(profile: str, experiments: Iterable[str] | None = None,

@@ -43,16 +43,6 @@ def test_missing_dataset_offline_names_dataset_layout_and_fix(tmp_path, monkeypa
     assert isinstance(error.value, FileNotFoundError)
 
 
-def test_dataset_errors_survive_pickling(tmp_path):
-    """A worker of ``reproduce --jobs`` sends its exception to the parent by pickle: the message must arrive."""
-    import pickle
-
-    for error in (data.DatasetNotFoundError("mnist", tmp_path, "offline"),
-                  data.DatasetCorruptError("cifar10", tmp_path / "x.npz", "is truncated")):
-        copy = pickle.loads(pickle.dumps(error))
-        assert type(copy) is type(error) and str(copy) == str(error) and copy.name == error.name
-
-
 def test_failed_download_becomes_dataset_not_found(tmp_path, monkeypatch):
     import torchvision.datasets
 

@@ -655,3 +655,25 @@ def test_huge_networks_fail_before_any_data_loads_or_memory_runs_out(no_data, ca
 def test_huge_generated_data_fails_before_it_is_generated(no_data, capsys):
     one_line_exit_2(["run", "icbm", "--set", 'data_kwargs={"image_size": 100000}'], capsys,
                     "'image_size' must be at most 512")
+
+
+def test_every_exception_of_the_package_survives_pickling(tmp_path):
+    """A worker of ``reproduce --jobs`` or of a Dask cluster sends its exception to the parent by pickle: each of the
+    package's exceptions, whatever its constructor takes, must arrive with its type, message and attributes."""
+    import pickle
+
+    from htaf import findings
+    from htaf._extras import MissingDependencyError
+    from htaf.data.shd import SHDNotFoundError
+    from htaf.engine import ConfigError, UnknownChoiceError
+
+    errors = [data.DatasetNotFoundError("mnist", tmp_path, "offline"),
+              data.DatasetCorruptError("cifar10", tmp_path / "x.npz", "is truncated"),
+              SHDNotFoundError(tmp_path, "offline"), MissingDependencyError("tonic", "dataset 'shd'"),
+              ConfigError("epochs must be >= 1"), UnknownChoiceError("experiment", "snm", ["snn", "dhn"]),
+              results.CorruptResultError(tmp_path / "a.json", "not JSON"), results.RunInProgressError("held"),
+              findings.MissingRunsError("3 of 5 runs missing")]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.args == error.args
+        assert {k: v for k, v in vars(copy).items()} == {k: v for k, v in vars(error).items()}

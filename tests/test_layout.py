@@ -146,7 +146,7 @@ def test_core_dependencies_run_one_way():
 #: the package's layers, lowest first: a module imports (at module level or inside a function) only modules of
 #: lower layers, or of its own layer without a cycle. ``htaf.x.*`` stands for every module of the package ``htaf.x``.
 LAYERS: list[set[str]] = [
-    {"htaf._validation", "htaf._kernels", "htaf._symbolic", "htaf._paths", "htaf._extras", "htaf.distributed",
+    {"htaf._errors", "htaf._validation", "htaf._kernels", "htaf._symbolic", "htaf._paths", "htaf._extras", "htaf.distributed",
      "htaf.benchmarks"},  # no model, no torch module; optional packages; the shipped benchmark results
     {"htaf.surrogates"},  # the surrogate-gradient zoo
     {"htaf.functional"},  # htaf, spike, sign, ... as functions

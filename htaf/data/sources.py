@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from htaf._errors import PicklableError
 from htaf._extras import require
 
 TORCHVISION_CLASSES = {
@@ -37,7 +38,7 @@ DIGITS_TRAIN_SIZE = 1440
 IDX_ITEM_BYTES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}
 
 
-class DatasetError(OSError):
+class DatasetError(PicklableError, OSError):
     """A dataset that cannot be read: absent (:class:`DatasetNotFoundError`) or damaged (:class:`DatasetCorruptError`)."""
 
 
@@ -54,10 +55,6 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
         )
         self.name = name
         self.root = root
-        self._args = (name, root, reason)
-
-    def __reduce__(self):  # picklable, so that a worker of ``reproduce --jobs`` can report it
-        return type(self), self._args
 
 
 class DatasetCorruptError(DatasetError):
@@ -67,10 +64,6 @@ class DatasetCorruptError(DatasetError):
         super().__init__(f"dataset {name!r} is damaged: {path} {reason}; delete or replace that file")
         self.name = name
         self.path = Path(path)
-        self._args = (name, path, reason)
-
-    def __reduce__(self):  # picklable, so that a worker of ``reproduce --jobs`` can report it
-        return type(self), self._args
 
 
 def downloads_allowed() -> bool:

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "VALIDATION",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
-           "initial_gradient_health", "label_units", "PAGES", "page_sweeps", "run_records", "select", "unit_order"]
+           "initial_gradient_health", "label_units", "PAGES", "page_sweeps", "regime", "run_records", "select", "unit_order"]
 
 #: the map: alpha x beta
 ALPHAS = [1.0, 2.0, 4.0, 8.0, 16.0]
@@ -95,12 +95,16 @@ def cells(alphas: list[float] = ALPHAS, betas: list[float] = BETAS) -> list[tupl
 # --------------------------------------------------------------------------------------------
 
 
+def _is_map(experiment: str, sweep: str) -> bool:
+    return sweep in ("map", "map_smooth") or sweep.endswith("_selection")
+
+
 #: the chapter's pages and the sweeps each one reads: ``"maps"`` (book/experiments/sensitivity: the maps and their
 #: selection twins), ``"stress"`` (sensitivity_stress: every other sweep) and ``"theory"`` (sensitivity_theory: the
 #: pre-activation scale regime and the three step-forward maps), as predicates of ``(experiment, sweep)``
 PAGES = {
-    "maps": lambda experiment, sweep: sweep in ("map", "map_smooth") or sweep.endswith("_selection"),
-    "stress": lambda experiment, sweep: not (sweep in ("map", "map_smooth") or sweep.endswith("_selection")),
+    "maps": _is_map,
+    "stress": lambda experiment, sweep: not _is_map(experiment, sweep),
     "theory": lambda experiment, sweep: sweep == "map" or (experiment == "sensitivity_dhn" and sweep.startswith("scale")),
 }
 
@@ -148,6 +152,31 @@ def label_units(frame: "pd.DataFrame") -> "pd.DataFrame":
     is_htaf = frame["method"].isin(["htaf", "htaf_hard"])
     frame["unit"] = np.where(is_htaf, "htaf a=" + frame["alpha"].map("{:g}".format), frame["method"])
     return frame
+
+
+def regime(sweeps: "dict[tuple[str, str], pd.DataFrame]", experiment: str, name: str) -> "pd.DataFrame":
+    """One stress regime's runs, labelled (:func:`label_units`): the sweeps of ``experiment`` in ``sweeps``
+    (``{(experiment, sweep): frame}``) named ``<name>_htaf`` and ``<name>_surrogates``, or with an optimiser between
+    (``<name>_adam_htaf``, ``<name>_sgd_surrogates``); empty when there are none.
+
+    >>> import pandas as pd
+    >>> runs = {("sensitivity_snn", s): pd.DataFrame({"method": ["atan"], "alpha": [float("nan")], "test_accuracy": [0.9]})
+    ...         for s in ["steps_htaf", "steps_surrogates", "steps_optimiser_sgd_htaf"]}
+    >>> len(regime(runs, "sensitivity_snn", "steps")), len(regime(runs, "sensitivity_snn", "steps_optimiser"))
+    (2, 1)
+    """
+    import pandas as pd
+
+    def base(sweep: str) -> str:
+        for suffix in ("_htaf", "_surrogates"):
+            sweep = sweep.removesuffix(suffix)
+        for optimiser in ("_adam", "_sgd"):
+            sweep = sweep.removesuffix(optimiser)
+        return sweep
+
+    parts = [frame for (e, sweep), frame in sweeps.items() if e == experiment and base(sweep) == name
+             and sweep.endswith(("_htaf", "_surrogates"))]
+    return label_units(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
 
 
 def unit_order(frame: "pd.DataFrame") -> list[str]:
