@@ -470,7 +470,7 @@ def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_fr
         parts.append(family)
     if not parts:
         return pd.DataFrame(columns=["group", "verdict", "difference", "ci_low", "ci_high", "margin", "p_difference",
-                                     "p_equivalence", "n"])
+                                     "p_equivalence", "n", "unadjusted"])
     return pd.concat(parts)
 
 

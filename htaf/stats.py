@@ -10,8 +10,12 @@ Holm's correction over a chapter's family of comparisons (:func:`adjust`). Under
 >>> compare([98.1, 98.3, 98.0, 98.4, 98.2], [97.5, 97.9, 97.6, 97.8, 97.7], margin=0.2).verdict
 'better'
 
-**The older rule** (:func:`verdict`), still behind the chapters whose comparisons rest on three seeds until they move
-to five: two methods are **tied** when their means differ by no more than twice the standard error of the difference,
+Comparisons on fewer seeds than :data:`MIN_SEEDS` (the three-seed stress regimes of the sensitivity chapter) use
+the same tests with a lower ``min_seeds``, as an exploratory family whose ``unadjusted`` verdicts are hints
+(:func:`setting_pairs` builds such a family from a results table).
+
+**The older rule** (:func:`verdict`), kept to show what earlier versions of the book reported and, as a selection
+device, behind the good regions of the three-seed maps (:func:`best_and_tied`): two methods are **tied** when their means differ by no more than twice the standard error of the difference,
 
 .. math:: |\bar a - \bar b| \le 2\sqrt{s_a^2/n_a + s_b^2/n_b},
 
@@ -130,7 +134,7 @@ OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
 MIN_SEEDS = 5
 
 __all__ += ["BETTER", "WORSE", "EQUIVALENT", "INCONCLUSIVE", "OUTCOMES", "MIN_SEEDS", "Comparison", "paired_values",
-            "compare", "compare_family", "adjust", "holm"]
+            "compare", "compare_family", "adjust", "holm", "setting_pairs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,27 +271,63 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def compare_family(pairs, margin: float, *, higher_is_better: bool = True, alpha: float = 0.05,
-                   min_seeds: int = MIN_SEEDS):
+                   min_seeds: int = MIN_SEEDS, names: Sequence[str] | None = None):
     """:func:`compare` for every pair of a chapter's family of comparisons, Holm-adjusted over the family.
 
     ``pairs`` maps a name to ``(a, b)``; ``margin`` is one number for all, or a mapping name -> margin. Both p-values
     of every comparison are adjusted over the family (:func:`holm`), then each verdict is decided from the adjusted
     ones. Returns a DataFrame indexed by name with ``verdict``, ``difference``, ``ci_low``, ``ci_high``, ``margin``,
-    ``p_difference``, ``p_equivalence`` (adjusted) and ``n``.
+    ``p_difference``, ``p_equivalence`` (adjusted), ``n`` and ``unadjusted`` (the verdict each comparison would get
+    alone, without the correction: a hint, never a finding). With ``names`` (one per element of tuple-valued names,
+    such as those of :func:`setting_pairs`) the index is a MultiIndex with those level names.
     """
     import pandas as pd
 
-    names = list(pairs)
-    margins = {name: margin[name] for name in names} if hasattr(margin, "keys") else dict.fromkeys(names, margin)
-    raw = {name: compare(*pairs[name], margins[name], higher_is_better=higher_is_better, alpha=alpha,
-                         min_seeds=min_seeds) for name in names}
-    p_difference = holm([raw[name].p_difference for name in names])
-    p_equivalence = holm([raw[name].p_equivalence for name in names])
+    keys = list(pairs)
+    margins = {key: margin[key] for key in keys} if hasattr(margin, "keys") else dict.fromkeys(keys, margin)
+    raw = {key: compare(*pairs[key], margins[key], higher_is_better=higher_is_better, alpha=alpha,
+                        min_seeds=min_seeds) for key in keys}
+    p_difference = holm([raw[key].p_difference for key in keys])
+    p_equivalence = holm([raw[key].p_equivalence for key in keys])
     rows = []
-    for name, p_d, p_e in zip(names, p_difference, p_equivalence):
-        c = raw[name]
-        rows.append({"name": name, "verdict": _decide(c.difference, p_d, p_e, alpha, higher_is_better),
+    for key, p_d, p_e in zip(keys, p_difference, p_equivalence):
+        c = raw[key]
+        rows.append({"verdict": _decide(c.difference, p_d, p_e, alpha, higher_is_better),
                      "difference": c.difference, "ci_low": c.ci[0], "ci_high": c.ci[1], "margin": c.margin,
-                     "p_difference": p_d, "p_equivalence": p_e, "n": c.n})
-    return pd.DataFrame(rows, columns=["name", "verdict", "difference", "ci_low", "ci_high", "margin", "p_difference",
-                                       "p_equivalence", "n"]).set_index("name")
+                     "p_difference": p_d, "p_equivalence": p_e, "n": c.n, "unadjusted": c.verdict})
+    columns = ["verdict", "difference", "ci_low", "ci_high", "margin", "p_difference", "p_equivalence", "n", "unadjusted"]
+    if names is not None:
+        if not all(isinstance(key, tuple) and len(key) == len(names) for key in keys):
+            raise ValueError(f"names gives {len(names)} index levels ({', '.join(names)}), so every name of the family "
+                             f"must be a tuple of that length; got e.g. {keys[0]!r}" if keys else "")
+        index = pd.MultiIndex.from_tuples(keys, names=list(names)) if keys else pd.MultiIndex.from_tuples([], names=list(names))
+    else:
+        index = pd.Index(keys, name="name", tupleize_cols=False)
+    return pd.DataFrame(rows, columns=columns, index=index)
+
+
+def setting_pairs(frame, by: Sequence[str] | str, pairs: Iterable[tuple[Any, Any]], *, prefix: tuple = (),
+                  unit: str = "unit", metric: str = "accuracy", seed: str = "seed") -> dict[tuple, tuple[dict, dict]]:
+    """The per-seed values of every pair of units fixed in advance at every setting of a results table, ready for
+    :func:`compare_family`: ``{(*prefix, setting, a, b): ({seed: metric of a}, {seed: metric of b})}``.
+
+    A setting is one distinct value of the columns ``by`` (a scalar for one column, else a tuple), in sorted order;
+    ``pairs`` lists ``(a, b)`` values of the column ``unit``. A pair with a unit that a setting lacks is left out.
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"depth": [8, 8, 8, 8], "unit": ["x", "x", "y", "y"], "seed": [0, 1, 0, 1],
+    ...                      "accuracy": [90.0, 91.0, 89.0, 90.5]})
+    >>> setting_pairs(runs, "depth", [("x", "y")])
+    {(8, 'x', 'y'): ({0: 90.0, 1: 91.0}, {0: 89.0, 1: 90.5})}
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    missing = [key for key in [*by, unit, metric, seed] if key not in frame.columns]
+    if missing:
+        raise KeyError(f"no column {', '.join(map(repr, missing))} in the results; columns: {', '.join(frame.columns)}")
+    values = {}
+    for setting, part in frame.groupby(by if len(by) > 1 else by[0], sort=True):
+        per_unit = {u: dict(zip(p[seed], p[metric].astype(float))) for u, p in part.groupby(unit)}
+        for a, b in pairs:
+            if a in per_unit and b in per_unit:
+                values[(*prefix, setting, a, b)] = (per_unit[a], per_unit[b])
+    return values

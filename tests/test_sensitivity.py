@@ -298,3 +298,54 @@ def test_units_are_labelled_by_alpha_and_ordered_htaf_first():
                                       "test_accuracy": [0.9, 0.8, 0.7, 0.6]}))
     assert unit_order(frame) == ["htaf a=2", "htaf a=8", "sigmoid", "atan"]
     assert frame["accuracy"].tolist() == pytest.approx([90.0, 80.0, 70.0, 60.0])
+
+
+def _stress_runs(method, alpha, accuracies, hashes, **setting):
+    import pandas as pd
+
+    return pd.DataFrame({"method": method, "alpha": alpha, "test_accuracy": accuracies, "seed": range(len(accuracies)),
+                         "hash": hashes, **{k: [v] * len(accuracies) for k, v in setting.items()}})
+
+
+def test_stress_comparisons_compare_each_setting_once_with_holm_over_every_regime():
+    import math
+
+    import pandas as pd
+
+    from htaf import stats
+
+    nan = float("nan")
+    skip = {("sensitivity_dhn", "skip_htaf"): _stress_runs("htaf_hard", 4.0, [0.90, 0.91, 0.92], ["h1", "h2", "h3"], depth=16),
+            ("sensitivity_dhn", "skip_surrogates"): _stress_runs("sigmoid", nan, [0.80, 0.82, 0.81], ["s1", "s2", "s3"], depth=16)}
+    # the optimiser regime: its Adam runs at peak slope 1 are the skip regime's (same hashes), plus an SGD setting
+    optimiser = {("sensitivity_dhn", "skip_optimiser_adam_htaf"): _stress_runs("htaf_hard", 4.0, [0.90, 0.91, 0.92], ["h1", "h2", "h3"],
+                                                                                optimizer="adam", peak_slope=1.0, depth=16),
+                 ("sensitivity_dhn", "skip_optimiser_sgd_htaf"): _stress_runs("htaf_hard", 4.0, [0.70, 0.75, 0.72], ["g1", "g2", "g3"],
+                                                                               optimizer="sgd", peak_slope=1.0, depth=16),
+                 ("sensitivity_dhn", "skip_optimiser_sgd_surrogates"): _stress_runs("sigmoid", nan, [0.70, 0.74, 0.73], ["t1", "t2", "t3"],
+                                                                                     optimizer="sgd", peak_slope=1.0, depth=16)}
+    regimes = sens.stress_regimes({**skip, **optimiser})
+    assert list(regimes) == ["skip DHN", "skip DHN, optimisers"]
+    assert set(regimes["skip DHN, optimisers"][0]["hash"]) == {"g1", "g2", "g3", "t1", "t2", "t3"}  # Adam: compared once
+    family = sens.stress_comparisons(regimes, 2.0)
+    assert list(family.index) == [("skip DHN", 16, "htaf a=4", "sigmoid"), ("skip DHN, optimisers", ("sgd", 1.0), "htaf a=4", "sigmoid")]
+    alone = [stats.compare([90.0, 91.0, 92.0], [80.0, 82.0, 81.0], 2.0, min_seeds=3),
+             stats.compare([70.0, 75.0, 72.0], [70.0, 74.0, 73.0], 2.0, min_seeds=3)]
+    assert family["unadjusted"].tolist() == [c.verdict for c in alone]
+    assert all(math.isclose(a, b) for a, b in zip(family["p_difference"], stats.holm([c.p_difference for c in alone])))
+    assert isinstance(family, pd.DataFrame) and (family["n"] == 3).all()
+
+
+def test_scale_followups_compare_every_unit_with_gain_one_and_heavy_with_light_tails_at_the_widest_gain():
+    import pandas as pd
+
+    rows = [{"init_gain": g, "unit": u, "seed": s, "accuracy": 50.0 + 10 * (u in sens.HEAVY_UNITS) * (g == 4.0) + s + g}
+            for g in (0.5, 1.0, 4.0) for u in sens.HEAVY_UNITS + sens.LIGHT_UNITS for s in range(5)]
+    scale = pd.DataFrame(rows).assign(alpha=[float(u.split("=")[1]) if u.startswith("htaf") else float("nan") for u in
+                                             pd.DataFrame(rows)["unit"]])
+    found = sens.scale_followups(scale, 2.0)
+    questions = found.index.get_level_values("question")
+    assert (questions == "gain 0.5 vs 1").sum() == (questions == "gain 4 vs 1").sum() == 8
+    assert (questions == "heavy vs light at gain 4").sum() == 16
+    heavy = found.xs("heavy vs light at gain 4", level="question")
+    assert (heavy["verdict"] == "better").all() and (heavy["difference"] == 10.0).all()  # constant offsets: exact tests

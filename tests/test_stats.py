@@ -199,3 +199,26 @@ def test_adjust_is_statsmodels_multipletests_and_names_a_bad_method():
         stats.adjust(p, "nope")
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         stats.adjust([1.5])
+
+
+def test_a_family_reports_each_unadjusted_verdict_and_names_its_index_levels():
+    pairs = {("depth", 8, "a", "b"): ([70.0, 71.0, 69.5, 70.5, 70.2], [60.0, 61.5, 59.0, 60.2, 60.9]),
+             ("depth", 12, "a", "b"): ([50.0, 52.0, 49.0, 51.0, 50.5], [50.1, 51.8, 49.2, 51.1, 50.3])}
+    family = stats.compare_family(pairs, 1.0, names=["regime", "setting", "a", "b"])
+    assert family.index.names == ["regime", "setting", "a", "b"] and len(family) == 2
+    assert family["unadjusted"].tolist() == [stats.compare(*pairs[k], 1.0).verdict for k in pairs]
+    assert family.loc[("depth", 8, "a", "b"), "verdict"] == "better"
+    with pytest.raises(ValueError, match="tuple"):
+        stats.compare_family({"plain name": pairs[("depth", 8, "a", "b")]}, 1.0, names=["regime", "setting"])
+
+
+def test_setting_pairs_pairs_by_seed_and_leaves_out_a_pair_whose_unit_a_setting_lacks():
+    import pandas as pd
+
+    runs = pd.DataFrame({"depth": [8, 8, 8, 8, 12, 12], "unit": ["x", "x", "y", "y", "x", "x"], "seed": [1, 0, 0, 1, 0, 1],
+                         "accuracy": [91.0, 90.0, 89.0, 90.5, 70.0, 71.0]})
+    found = stats.setting_pairs(runs, ["depth"], [("x", "y"), ("y", "x")], prefix=("r",))
+    assert found == {("r", 8, "x", "y"): ({1: 91.0, 0: 90.0}, {0: 89.0, 1: 90.5}),
+                     ("r", 8, "y", "x"): ({0: 89.0, 1: 90.5}, {1: 91.0, 0: 90.0})}
+    with pytest.raises(KeyError, match="'width'"):
+        stats.setting_pairs(runs, "width", [("x", "y")])

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "VALIDATION",
+           "STRESS_PAIRS", "stress_regimes", "stress_comparisons", "HEAVY_UNITS", "LIGHT_UNITS", "scale_followups",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
            "initial_gradient_health", "label_units", "PAGES", "page_sweeps", "regime", "run_records", "select", "unit_order"]
 
@@ -184,6 +185,94 @@ def unit_order(frame: "pd.DataFrame") -> list[str]:
     methods in the order they first appear."""
     htaf_units = frame.loc[frame["unit"].str.startswith("htaf a="), ["unit", "alpha"]].drop_duplicates()
     return [*htaf_units.sort_values("alpha")["unit"], *[u for u in dict.fromkeys(frame["unit"]) if not u.startswith("htaf a=")]]
+
+
+#: the comparisons the stress regimes fixed in advance, at every setting: HTAF at its default sharpness against each
+#: surrogate at the same peak slope, and a heavy tail against a light one within HTAF (``alpha = 8`` against ``1``)
+STRESS_PAIRS = [("htaf a=4", "sigmoid"), ("htaf a=4", "atan"), ("htaf a=4", "rectangle"), ("htaf a=8", "htaf a=1")]
+
+
+def stress_regimes(sweeps: "dict[tuple[str, str], pd.DataFrame]") -> "dict[str, tuple[pd.DataFrame, list[str]]]":
+    """The three-seed stress regimes of the chapter's second page, each ``(runs, setting columns)``, labelled
+    (:func:`label_units`), every setting in exactly one regime:
+
+    * ``"depth and optimiser"``: plain DHNs of the ``stress`` sweeps (depth, optimiser, peak slope);
+    * ``"plain DHN"``: the deeper plain DHNs (``plain_deep``; its shallower depths are in the first regime);
+    * ``"skip DHN"``: DHNs with skip connections (depth);
+    * ``"SNN, time steps"``: the LIF network of the map's depth at each ``T``;
+    * ``"SNN, hidden layers"``: deeper LIF networks (``layers``; the map's depth is in the time-step regime);
+    * ``"skip DHN, optimisers"`` and ``"SNN, optimisers"``: (optimiser, peak slope); their Adam runs at peak slope 1
+      repeat settings of the skip DHN and time-step regimes, the same runs, so those settings are left out here.
+
+    The pre-activation scale regime (five seeds) is not among them: its comparisons are the Findings page's
+    (:func:`htaf.findings.sensitivity_comparisons`). A regime the profile lacks is left out."""
+    import json
+
+    found = {}
+    stress = regime(sweeps, "sensitivity_dhn", "stress")
+    if len(stress):
+        found["depth and optimiser"] = (stress, ["depth", "optimizer", "peak_slope"])
+    for name, key in (("plain DHN", "plain_deep"), ("skip DHN", "skip")):
+        frame = regime(sweeps, "sensitivity_dhn", key)
+        if len(frame):
+            found[name] = (frame, ["depth"])
+    steps = regime(sweeps, "sensitivity_snn", "steps")
+    if len(steps):
+        found["SNN, time steps"] = (steps, ["T"])
+    deep = regime(sweeps, "sensitivity_snn", "deep")
+    if len(deep):
+        found["SNN, hidden layers"] = (deep.assign(layers=deep["hidden"].map(lambda h: len(json.loads(h)))), ["layers"])
+    for name, (experiment, key), repeated in (("skip DHN, optimisers", ("sensitivity_dhn", "skip_optimiser"), "skip DHN"),
+                                              ("SNN, optimisers", ("sensitivity_snn", "steps_optimiser"), "SNN, time steps")):
+        frame = regime(sweeps, experiment, key)
+        if len(frame):
+            if repeated in found:  # the Adam runs at peak slope 1 are the other regime's (same hashes)
+                frame = frame[~frame["hash"].isin(found[repeated][0]["hash"])]
+            found[name] = (frame, ["optimizer", "peak_slope"])
+    return found
+
+
+def stress_comparisons(regimes: "dict[str, tuple[pd.DataFrame, list[str]]]", margin: float,
+                       pairs: list[tuple[str, str]] = STRESS_PAIRS) -> "pd.DataFrame":
+    """Every comparison the stress regimes fixed in advance (``pairs`` at every setting of every regime of
+    :func:`stress_regimes`): paired over seeds, equivalence ``margin`` in points of test accuracy, Holm over all of
+    them together (:func:`htaf.stats.compare_family`). The regimes have three seeds (the smoke profile two), fewer
+    than a comparison the book states needs (:data:`htaf.stats.MIN_SEEDS`): an exploratory family, read with its
+    ``unadjusted`` column as hints. Indexed by ``(regime, setting, a, b)``."""
+    family = {}
+    for name, (frame, by) in regimes.items():
+        family.update(stats.setting_pairs(frame, by if len(by) > 1 else by[0], pairs, prefix=(name,)))
+    seeds = min(len(a) for a, _ in family.values()) if family else 2
+    return stats.compare_family(family, margin, min_seeds=max(2, seeds), names=["regime", "setting", "a", "b"])
+
+
+#: the units of the pre-activation scale regime with a heavy tail (HTAF with alpha >= 4, atan's power law) and those
+#: with a light tail or none, compared at the widest gain by :func:`scale_followups`
+HEAVY_UNITS = ["htaf a=4", "htaf a=8", "htaf a=16", "atan"]
+LIGHT_UNITS = ["htaf a=1", "htaf a=2", "rectangle", "sigmoid"]
+
+
+def scale_followups(scale: "pd.DataFrame", margin: float) -> "pd.DataFrame":
+    """The pre-activation scale regime's comparisons chosen *after* its results had been seen (the Findings page's
+    sixteen, :func:`htaf.findings.sensitivity_comparisons`, were fixed before): every unit at the narrowest and the
+    widest gain against itself at gain 1, and at the widest gain every unit of :data:`HEAVY_UNITS` against every unit
+    of :data:`LIGHT_UNITS`. Paired over seeds, Holm over these comparisons alone; exploratory. Indexed by
+    ``(question, a, b)`` with ``question`` ``"gain <g> vs 1"`` (``a`` the unit at gain ``g``, ``b`` at gain 1) or
+    ``"heavy vs light at gain <g>"``; ``scale`` is :func:`regime` ``(sweeps, "sensitivity_dhn", "scale")``."""
+    gains = sorted(scale["init_gain"].unique())
+    values = {(g, u): dict(zip(part["seed"], part["accuracy"].astype(float)))
+              for (g, u), part in scale.groupby(["init_gain", "unit"])}
+    pairs = {}
+    for g in {gains[0], gains[-1]} - {1.0}:
+        for u in unit_order(scale):
+            if (g, u) in values and (1.0, u) in values:
+                pairs[(f"gain {g:g} vs 1", u, u)] = (values[(g, u)], values[(1.0, u)])
+    widest = gains[-1]
+    for a, b in itertools.product(HEAVY_UNITS, LIGHT_UNITS):
+        if (widest, a) in values and (widest, b) in values:
+            pairs[(f"heavy vs light at gain {widest:g}", a, b)] = (values[(widest, a)], values[(widest, b)])
+    seeds = min((len(a) for a, _ in pairs.values()), default=2)
+    return stats.compare_family(pairs, margin, min_seeds=max(2, seeds), names=["question", "a", "b"])
 
 
 def select(selection: "pd.DataFrame", metric: str = "val_accuracy") -> tuple[tuple[float, float], list[tuple[float, float]]]:
