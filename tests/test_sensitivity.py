@@ -349,3 +349,15 @@ def test_scale_followups_compare_every_unit_with_gain_one_and_heavy_with_light_t
     assert (questions == "heavy vs light at gain 4").sum() == 16
     heavy = found.xs("heavy vs light at gain 4", level="question")
     assert (heavy["verdict"] == "better").all() and (heavy["difference"] == 10.0).all()  # constant offsets: exact tests
+
+
+def test_equal_slope_comparisons_pair_only_cells_of_one_peak_slope_with_the_lighter_tail_first():
+    import pandas as pd
+
+    cells = [(1.0, 4.0), (4.0, 1.0), (2.0, 1.0), (1.0, 2.0)]  # slopes 1, 1, 0.5, 0.5
+    runs = pd.DataFrame([{"alpha": a, "beta": b, "seed": s, "test_accuracy": 0.9 + 0.01 * s + (0.05 if a == 4.0 else 0.0)}
+                         for a, b in cells for s in range(3)])
+    family = sens.equal_slope_comparisons({"map": runs}, 2.0)
+    assert list(family.index) == [("map", 0.5, (1.0, 2.0), (2.0, 1.0)), ("map", 1.0, (1.0, 4.0), (4.0, 1.0))]
+    assert family["difference"].round(6).tolist() == [0.0, -5.0]  # percent; cell_a is the lighter tail
+    assert family["unadjusted"].tolist() == ["equivalent", "worse"]  # constant paired differences: exact tests

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ALPHAS", "BETAS", "GAINS", "GRIDS", "KAPPA", "PEAKS", "SCALE_SEEDS", "SEEDS", "SNN_DEEP", "STRESS_METHODS", "VALIDATION",
-           "STRESS_PAIRS", "stress_regimes", "stress_comparisons", "HEAVY_UNITS", "LIGHT_UNITS", "scale_followups",
+           "STRESS_PAIRS", "stress_regimes", "stress_comparisons", "equal_slope_comparisons", "HEAVY_UNITS", "LIGHT_UNITS", "scale_followups",
            "HEALTH_BATCHES", "cells", "gradient_health", "health_units", "hidden_linears", "htaf_params",
            "initial_gradient_health", "label_units", "PAGES", "page_sweeps", "regime", "run_records", "select", "unit_order"]
 
@@ -273,6 +273,25 @@ def scale_followups(scale: "pd.DataFrame", margin: float) -> "pd.DataFrame":
             pairs[(f"heavy vs light at gain {widest:g}", a, b)] = (values[(widest, a)], values[(widest, b)])
     seeds = min((len(a) for a, _ in pairs.values()), default=2)
     return stats.compare_family(pairs, margin, min_seeds=max(2, seeds), names=["question", "a", "b"])
+
+
+def equal_slope_comparisons(maps: "dict[str, pd.DataFrame]", margin: float, metric: str = "test_accuracy") -> "pd.DataFrame":
+    r"""Every pair of cells of equal peak slope :math:`\alpha\beta/4` in each :math:`(\alpha, \beta)` map, paired over
+    seeds, ``metric`` in percent, equivalence ``margin`` in points, Holm over the pairs of all maps together
+    (:func:`htaf.stats.compare_family`). ``maps`` holds each map's runs (``alpha``, ``beta``, ``seed`` and ``metric``,
+    a fraction, as :func:`htaf_params` gives them). If the peak slope alone sets accuracy, no pair differs. The maps
+    have three seeds: an exploratory family, whose ``unadjusted`` column holds the hints. Indexed by
+    ``(map, peak, cell_a, cell_b)``, ``cell_a`` the cell with the smaller :math:`\alpha` (the lighter tail)."""
+    family = {}
+    for name, frame in maps.items():
+        values = {(float(a), float(b)): dict(zip(part["seed"], 100 * part[metric].astype(float)))
+                  for (a, b), part in frame.groupby(["alpha", "beta"])}
+        for cell_a, cell_b in itertools.combinations(sorted(values), 2):
+            peak_a, peak_b = cell_a[0] * cell_a[1] / 4, cell_b[0] * cell_b[1] / 4
+            if abs(peak_a - peak_b) <= 1e-12 * max(peak_a, peak_b):
+                family[(name, peak_a, cell_a, cell_b)] = (values[cell_a], values[cell_b])
+    seeds = min((len(a) for a, _ in family.values()), default=2)
+    return stats.compare_family(family, margin, min_seeds=max(2, seeds), names=["map", "peak", "cell_a", "cell_b"])
 
 
 def select(selection: "pd.DataFrame", metric: str = "val_accuracy") -> tuple[tuple[float, float], list[tuple[float, float]]]:
