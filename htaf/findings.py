@@ -136,11 +136,14 @@ def _alpha(cell: str) -> float:
 
 def _seed_values(frame, **match) -> dict[int, float]:
     """``{seed: value}`` of the rows matching ``match`` (``value`` being the column ``metric``)."""
+    import numpy as np
+
     metric = match.pop("metric")
-    part = frame
+    keep = np.ones(len(frame), dtype=bool)  # one mask, then two columns: filtering the wide frame copied every column
     for key, value in match.items():
-        part = part[part[key] == value]
-    return dict(zip(part["seed"].astype(int), part[metric].astype(float)))
+        keep &= (frame[key] == value).to_numpy(dtype=bool)
+    seeds, values = frame["seed"].to_numpy()[keep], frame[metric].to_numpy()[keep]
+    return dict(zip(seeds.astype(int).tolist(), values.astype(float).tolist()))
 
 
 def _min_seeds(frame, by: list[str]) -> int:

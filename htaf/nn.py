@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from typing import Iterator
 
@@ -263,7 +264,7 @@ class UnitMethod:
 
 
 def unit_registry() -> dict[str, UnitMethod]:
-    """The one table of unit methods: ``method -> UnitMethod``, derived from the surrogate registry at every call.
+    """The one table of unit methods: ``method -> UnitMethod``, derived from the surrogate registry as it is now.
 
     HTAF's three variants, every other registered surrogate family as a spike and as ``<family>_smooth``, the
     continuous activations of :data:`REAL_ACTIVATIONS`, and ``"full_precision"`` (ReLU, the BNN's real-valued
@@ -275,8 +276,15 @@ def unit_registry() -> dict[str, UnitMethod]:
     >>> unit_registry()["sigmoid_smooth"].label, unit_registry()["full_precision"].kind
     ('sigmoid (smooth)', 'reference')
     """
+    return dict(_unit_table(surrogates._registry_state()))
+
+
+@functools.lru_cache(maxsize=16)
+def _unit_table(state: tuple) -> dict[str, UnitMethod]:
+    """The table for one state of the surrogate registry (built once per state: configs are validated by the
+    thousand when a chapter reads its results). Callers get a copy."""
     table: dict[str, UnitMethod] = {}
-    names = surrogates.available()
+    names = [name for name, _, _ in state]
     if "htaf" in names:
         label = surrogates.family_class("htaf").label
         for name, suffix in _HTAF_VARIANTS.items():

@@ -252,6 +252,8 @@ def adjust(pvalues: Sequence[float], method: str = "holm") -> list[float]:
         return []
     if not all(0.0 <= p <= 1.0 for p in pvalues):
         raise ValueError(f"p-values must lie in [0, 1], got {pvalues}")
+    if method == "holm":
+        return _holm(pvalues)
     from statsmodels.stats.multitest import multipletests
 
     try:
@@ -259,6 +261,21 @@ def adjust(pvalues: Sequence[float], method: str = "holm") -> list[float]:
     except ValueError as error:
         raise ValueError(f"unknown adjustment method {method!r}: use 'holm' (the book's) or another method of "
                          "statsmodels.stats.multitest.multipletests") from error
+
+
+def _holm(pvalues: list[float]) -> list[float]:
+    """statsmodels' Holm step, operation for operation (sorted p-values times ``n, n-1, ..., 1``, running maximum,
+    clipped at 1, back in the given order): ``multipletests(method="holm")`` ends with ``gc.collect()``, which costs
+    0.1 to 0.5 s a call in a process holding a chapter's results (``tests/test_stats.py`` checks both agree exactly)."""
+    import numpy as np
+
+    values = np.asarray(pvalues, dtype=float)
+    order = np.argsort(values)
+    adjusted = np.maximum.accumulate(values[order] * np.arange(len(values), 0, -1))
+    adjusted[adjusted > 1] = 1
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return [float(p) for p in out]
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

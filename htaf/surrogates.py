@@ -211,6 +211,11 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _registry_state() -> tuple:
+    """What the unit table of :func:`htaf.nn.unit_registry` is derived from: every family's name, class and label."""
+    return tuple((name, cls, cls.label) for name, cls in sorted(_REGISTRY.items()))
+
+
 def family_class(name: str) -> type[Surrogate]:
     """The registered class of family ``name`` (names are matched like :func:`get` does)."""
     if not isinstance(name, str):

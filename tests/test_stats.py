@@ -222,3 +222,13 @@ def test_setting_pairs_pairs_by_seed_and_leaves_out_a_pair_whose_unit_a_setting_
                      ("r", 8, "y", "x"): ({0: 89.0, 1: 90.5}, {1: 91.0, 0: 90.0})}
     with pytest.raises(KeyError, match="'width'"):
         stats.setting_pairs(runs, "width", [("x", "y")])
+
+
+def test_holm_is_statsmodels_holm_exactly():
+    import numpy as np
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 30, 244):
+        for p in (rng.uniform(0, 1, n), rng.uniform(0, 0.01, n), np.round(rng.uniform(0, 1, n), 1)):  # ties too
+            assert stats.holm(p.tolist()) == [float(v) for v in multipletests(p, method="holm")[1]]
