@@ -21,6 +21,7 @@ Samples are float32 ``(1, 40)`` (one channel, for 1-D convolutions; the MLPs fla
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -66,6 +67,19 @@ def generate(split: str, n_train: int = DEFAULTS["n_train"], n_test: int = DEFAU
         raise ValueError(f"mnist1d: unknown split {split!r}; choose 'train' or 'test'")
     check_kwargs({"n_train": n_train, "n_test": n_test, "seed": seed})
     require("mnist1d", "dataset 'mnist1d'")
+    made = _make(n_train, n_test, seed)
+    if split == "train":
+        x, y = made["x"][:n_train], made["y"][:n_train]
+    else:
+        x, y = made["x_test"][:n_test], made["y_test"][:n_test]
+    # copies: the generated set is cached and shared by both splits
+    return (torch.from_numpy(np.array(x, dtype=np.float32)).unsqueeze(1), torch.from_numpy(np.array(y, dtype=np.int64)))
+
+
+@functools.lru_cache(maxsize=2)
+def _make(n_train: int, n_test: int, seed: int) -> dict[str, Any]:
+    """The whole generated set (both splits come from one call of the generator), once per process: generating
+    it takes seconds and a run reads both splits."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -76,13 +90,7 @@ def generate(split: str, n_train: int = DEFAULTS["n_train"], n_test: int = DEFAU
     args.num_samples, args.train_split, args.seed = total_drawn, (n_train + 0.5) / total_drawn, seed
     numpy_state, python_state = np.random.get_state(), random.getstate()
     try:
-        made = make_dataset(args)
+        return make_dataset(args)
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-    if split == "train":
-        x, y = made["x"][:n_train], made["y"][:n_train]
-    else:
-        x, y = made["x_test"][:n_test], made["y_test"][:n_test]
-    return (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1),
-            torch.from_numpy(np.asarray(y, dtype=np.int64)))
