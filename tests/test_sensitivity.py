@@ -327,7 +327,7 @@ def test_stress_comparisons_compare_each_setting_once_with_holm_over_every_regim
     regimes = sens.stress_regimes({**skip, **optimiser})
     assert list(regimes) == ["skip DHN", "skip DHN, optimisers"]
     assert set(regimes["skip DHN, optimisers"][0]["hash"]) == {"g1", "g2", "g3", "t1", "t2", "t3"}  # Adam: compared once
-    family = sens.stress_comparisons(regimes, 2.0)
+    family = sens.stress_comparisons(regimes, 2.0, min_seeds=3)
     assert list(family.index) == [("skip DHN", 16, "htaf a=4", "sigmoid"), ("skip DHN, optimisers", ("sgd", 1.0), "htaf a=4", "sigmoid")]
     alone = [stats.compare([90.0, 91.0, 92.0], [80.0, 82.0, 81.0], 2.0, min_seeds=3),
              stats.compare([70.0, 75.0, 72.0], [70.0, 74.0, 73.0], 2.0, min_seeds=3)]
@@ -343,7 +343,7 @@ def test_scale_followups_compare_every_unit_with_gain_one_and_heavy_with_light_t
             for g in (0.5, 1.0, 4.0) for u in sens.HEAVY_UNITS + sens.LIGHT_UNITS for s in range(5)]
     scale = pd.DataFrame(rows).assign(alpha=[float(u.split("=")[1]) if u.startswith("htaf") else float("nan") for u in
                                              pd.DataFrame(rows)["unit"]])
-    found = sens.scale_followups(scale, 2.0)
+    found = sens.scale_followups(scale, 2.0, min_seeds=5)
     questions = found.index.get_level_values("question")
     assert (questions == "gain 0.5 vs 1").sum() == (questions == "gain 4 vs 1").sum() == 8
     assert (questions == "heavy vs light at gain 4").sum() == 16
@@ -355,9 +355,12 @@ def test_equal_slope_comparisons_pair_only_cells_of_one_peak_slope_with_the_ligh
     import pandas as pd
 
     cells = [(1.0, 4.0), (4.0, 1.0), (2.0, 1.0), (1.0, 2.0)]  # slopes 1, 1, 0.5, 0.5
-    runs = pd.DataFrame([{"alpha": a, "beta": b, "seed": s, "test_accuracy": 0.9 + 0.01 * s + (0.05 if a == 4.0 else 0.0)}
+    shift = {(4.0, 1.0): [0.050, 0.052, 0.058], (2.0, 1.0): [0.0, 0.0005, 0.0]}  # per seed, as a fraction
+    runs = pd.DataFrame([{"alpha": a, "beta": b, "seed": s, "test_accuracy": 0.9 + 0.01 * s + shift.get((a, b), [0.0] * 3)[s]}
                          for a, b in cells for s in range(3)])
-    family = sens.equal_slope_comparisons({"map": runs}, 2.0)
+    family = sens.equal_slope_comparisons({"map": runs}, 2.0, min_seeds=3)
     assert list(family.index) == [("map", 0.5, (1.0, 2.0), (2.0, 1.0)), ("map", 1.0, (1.0, 4.0), (4.0, 1.0))]
-    assert family["difference"].round(6).tolist() == [0.0, -5.0]  # percent; cell_a is the lighter tail
-    assert family["unadjusted"].tolist() == ["equivalent", "worse"]  # constant paired differences: exact tests
+    assert family["difference"].round(2).tolist() == [-0.02, -5.33]  # percent; cell_a is the lighter tail
+    assert family["unadjusted"].tolist() == ["equivalent", "worse"]
+    with pytest.raises(ValueError, match="at least 4 seeds, got 3"):
+        sens.equal_slope_comparisons({"map": runs}, 2.0, min_seeds=4)

@@ -143,6 +143,23 @@ def test_constant_differences_are_decided_exactly():
     assert stats.compare([v + 0.05 for v in same], same, margin=0.1).verdict == stats.EQUIVALENT
 
 
+def test_constant_differences_on_fewer_seeds_than_the_minimum_decide_nothing():
+    from htaf import stats
+
+    three = [97.76, 97.76, 98.60]  # a 357-image test set: accuracies move in steps of 0.28 points
+    assert stats.compare(three, three, margin=2.0, min_seeds=3).verdict == stats.INCONCLUSIVE
+    assert stats.compare([v + 0.28 for v in three], three, margin=2.0, min_seeds=3).verdict == stats.INCONCLUSIVE
+    assert stats.compare([v + 0.28 for v in three], [97.5, 97.6, 98.2], margin=2.0, min_seeds=3).verdict != stats.INCONCLUSIVE
+
+
+def test_a_family_names_the_comparison_that_cannot_be_made():
+    from htaf import stats
+
+    with pytest.raises(ValueError, match=r"comparison 'x vs y' of the family: .*seeds on one side only: \[4\]"):
+        stats.compare_family({"x vs y": ({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0, 4: 5.0}, {0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0})}, 1.0,
+                             min_seeds=4)
+
+
 def test_values_are_paired_by_seed():
     from htaf import stats
 
@@ -173,7 +190,7 @@ def test_a_sentence_rests_on_five_seeds():
 
     with pytest.raises(ValueError, match="at least 5 seeds, got 3"):
         stats.compare([1.0, 2.0, 3.0], [1.0, 2.0, 3.1], margin=0.1)
-    assert stats.compare([1.0, 2.0, 3.0], [1.5, 2.5, 3.5], margin=0.1, min_seeds=3).verdict == stats.WORSE
+    assert stats.compare([1.0, 2.0, 3.0], [1.5, 2.6, 3.5], margin=0.1, min_seeds=3).verdict == stats.WORSE
 
 
 def test_compare_family_adjusts_both_tests_and_keeps_the_order():

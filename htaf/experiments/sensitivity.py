@@ -233,17 +233,17 @@ def stress_regimes(sweeps: "dict[tuple[str, str], pd.DataFrame]") -> "dict[str, 
 
 
 def stress_comparisons(regimes: "dict[str, tuple[pd.DataFrame, list[str]]]", margin: float,
-                       pairs: list[tuple[str, str]] = STRESS_PAIRS) -> "pd.DataFrame":
+                       pairs: list[tuple[str, str]] = STRESS_PAIRS, min_seeds: int = len(SEEDS)) -> "pd.DataFrame":
     """Every comparison the stress regimes fixed in advance (``pairs`` at every setting of every regime of
     :func:`stress_regimes`): paired over seeds, equivalence ``margin`` in points of test accuracy, Holm over all of
     them together (:func:`htaf.stats.compare_family`). The regimes have three seeds (the smoke profile two), fewer
     than a comparison the book states needs (:data:`htaf.stats.MIN_SEEDS`): an exploratory family, read with its
-    ``unadjusted`` column as hints. Indexed by ``(regime, setting, a, b)``."""
+    ``unadjusted`` column as hints; a comparison with fewer than ``min_seeds`` paired seeds is refused (naming it).
+    Indexed by ``(regime, setting, a, b)``."""
     family = {}
     for name, (frame, by) in regimes.items():
         family.update(stats.setting_pairs(frame, by if len(by) > 1 else by[0], pairs, prefix=(name,)))
-    seeds = min(len(a) for a, _ in family.values()) if family else 2
-    return stats.compare_family(family, margin, min_seeds=max(2, seeds), names=["regime", "setting", "a", "b"])
+    return stats.compare_family(family, margin, min_seeds=min_seeds, names=["regime", "setting", "a", "b"])
 
 
 #: the units of the pre-activation scale regime with a heavy tail (HTAF with alpha >= 4, atan's power law) and those
@@ -252,13 +252,14 @@ HEAVY_UNITS = ["htaf a=4", "htaf a=8", "htaf a=16", "atan"]
 LIGHT_UNITS = ["htaf a=1", "htaf a=2", "rectangle", "sigmoid"]
 
 
-def scale_followups(scale: "pd.DataFrame", margin: float) -> "pd.DataFrame":
+def scale_followups(scale: "pd.DataFrame", margin: float, min_seeds: int = len(SCALE_SEEDS)) -> "pd.DataFrame":
     """The pre-activation scale regime's comparisons chosen *after* its results had been seen (the Findings page's
     sixteen, :func:`htaf.findings.sensitivity_comparisons`, were fixed before): every unit at the narrowest and the
     widest gain against itself at gain 1, and at the widest gain every unit of :data:`HEAVY_UNITS` against every unit
     of :data:`LIGHT_UNITS`. Paired over seeds, Holm over these comparisons alone; exploratory. Indexed by
     ``(question, a, b)`` with ``question`` ``"gain <g> vs 1"`` (``a`` the unit at gain ``g``, ``b`` at gain 1) or
-    ``"heavy vs light at gain <g>"``; ``scale`` is :func:`regime` ``(sweeps, "sensitivity_dhn", "scale")``."""
+    ``"heavy vs light at gain <g>"``; ``scale`` is :func:`regime` ``(sweeps, "sensitivity_dhn", "scale")``, with
+    ``min_seeds`` paired seeds at least."""
     gains = sorted(scale["init_gain"].unique())
     values = {(g, u): dict(zip(part["seed"], part["accuracy"].astype(float)))
               for (g, u), part in scale.groupby(["init_gain", "unit"])}
@@ -271,16 +272,16 @@ def scale_followups(scale: "pd.DataFrame", margin: float) -> "pd.DataFrame":
     for a, b in itertools.product(HEAVY_UNITS, LIGHT_UNITS):
         if (widest, a) in values and (widest, b) in values:
             pairs[(f"heavy vs light at gain {widest:g}", a, b)] = (values[(widest, a)], values[(widest, b)])
-    seeds = min((len(a) for a, _ in pairs.values()), default=2)
-    return stats.compare_family(pairs, margin, min_seeds=max(2, seeds), names=["question", "a", "b"])
+    return stats.compare_family(pairs, margin, min_seeds=min_seeds, names=["question", "a", "b"])
 
 
-def equal_slope_comparisons(maps: "dict[str, pd.DataFrame]", margin: float, metric: str = "test_accuracy") -> "pd.DataFrame":
+def equal_slope_comparisons(maps: "dict[str, pd.DataFrame]", margin: float, metric: str = "test_accuracy",
+                            min_seeds: int = len(SEEDS)) -> "pd.DataFrame":
     r"""Every pair of cells of equal peak slope :math:`\alpha\beta/4` in each :math:`(\alpha, \beta)` map, paired over
     seeds, ``metric`` in percent, equivalence ``margin`` in points, Holm over the pairs of all maps together
     (:func:`htaf.stats.compare_family`). ``maps`` holds each map's runs (``alpha``, ``beta``, ``seed`` and ``metric``,
     a fraction, as :func:`htaf_params` gives them). If the peak slope alone sets accuracy, no pair differs. The maps
-    have three seeds: an exploratory family, whose ``unadjusted`` column holds the hints. Indexed by
+    have three seeds (``min_seeds``): an exploratory family, whose ``unadjusted`` column holds the hints. Indexed by
     ``(map, peak, cell_a, cell_b)``, ``cell_a`` the cell with the smaller :math:`\alpha` (the lighter tail)."""
     family = {}
     for name, frame in maps.items():
@@ -290,8 +291,7 @@ def equal_slope_comparisons(maps: "dict[str, pd.DataFrame]", margin: float, metr
             peak_a, peak_b = cell_a[0] * cell_a[1] / 4, cell_b[0] * cell_b[1] / 4
             if abs(peak_a - peak_b) <= 1e-12 * max(peak_a, peak_b):
                 family[(name, peak_a, cell_a, cell_b)] = (values[cell_a], values[cell_b])
-    seeds = min((len(a) for a, _ in family.values()), default=2)
-    return stats.compare_family(family, margin, min_seeds=max(2, seeds), names=["map", "peak", "cell_a", "cell_b"])
+    return stats.compare_family(family, margin, min_seeds=min_seeds, names=["map", "peak", "cell_a", "cell_b"])
 
 
 def select(selection: "pd.DataFrame", metric: str = "val_accuracy") -> tuple[tuple[float, float], list[tuple[float, float]]]:
