@@ -29,7 +29,7 @@ from htaf import experiments, results, stats, theory
 from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
-           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
+           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_tuned_runs", "dhn_tuning", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
            "sensitivity_comparisons", "comparisons", "snn", "bnn", "dhn", "icbm_accuracy", "icbm_concepts",
            "gradient_mass", "tail_decay", "beyond_images", "sensitivity", "CLAIMS", "findings", "table"]
 
@@ -317,13 +317,39 @@ def dhn_runs(results_dir=None):
     return cls, reg.assign(log_error=-np.log10(reg["mse_step"]))
 
 
-def dhn_comparisons(cls, reg) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
+def dhn_tuned_runs(results_dir=None):
+    """The DHN chapter's tuned comparison: each method at the peak slope and learning rate its validation accuracy
+    chose (the sweeps ``tuned_<method>``, :data:`htaf.experiments.dhn.TUNED`), ``accuracy`` the exact-step test
+    accuracy in percent; an empty frame when the profile has no tuned sweeps."""
+    import pandas as pd
+
+    tuned = [sweep for sweep in experiments.grids("dhn", PROFILE) if sweep.startswith("tuned_")]
+    if not tuned:
+        return pd.DataFrame(columns=["method", "dataset", "seed", "accuracy"])
+    frame = sweep_runs("dhn", tuned, results_dir)
+    return frame.assign(accuracy=100 * frame["accuracy_step"])
+
+
+def dhn_tuning(frame=None, results_dir=None):
+    """The DHN chapter's tuning sweeps (``tuning``, ``tuning_ste``; ``frame``: their runs, default: read from
+    ``results_dir``) as a table of mean validation accuracy (exact step, percent, over the tuning seeds) per method
+    (rows) and peak slope and learning rate (columns; STE has only its fixed slope 1/2), and :func:`tuned_settings`
+    of it."""
+    frame = frame if frame is not None else sweep_runs("dhn", ["tuning", "tuning_ste"], results_dir)
+    table = (100 * frame.groupby(["method", "peak_slope", "lr"])["val_accuracy"].mean()).unstack(["peak_slope", "lr"])
+    order = [m for m in experiments.grids("dhn", PROFILE)["tuning"]["method"] + ["ste"] if m in table.index]
+    return table.reindex(order), tuned_settings(frame)
+
+
+def dhn_comparisons(cls, reg, tuned=None) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
     """The DHN chapter's family, ``(pairs, margins)`` for :func:`htaf.stats.compare_family`: on every distinct
     classification network (dataset, variant, depth) each of :data:`DHN_HTAF` against STE and atan (accuracy, margin
     ``MARGINS["dhn"]``); on every distinct regression network (variant, width, depth) each against STE (``log_error``,
     margin ``MARGINS["dhn_regression"]``). Against the real-valued reference (the plain ReLU MLP of the same width and
     depth, :data:`htaf.experiments.dhn.REFERENCE`): ``htaf_hard``'s skip DHNs of depth 2 and more, and ``htaf_hard``
-    on every regression network. Frames of :func:`dhn_runs`; names ``"dhn: <dataset> <variant> <depth>, <a> vs <b>"``
+    on every regression network. With ``tuned`` (a frame of :func:`dhn_tuned_runs`), each of :data:`DHN_HTAF` against
+    STE and atan, every method at its own tuned setting (``"dhn tuned: <dataset>, <a> vs <b>"``, margin
+    ``MARGINS["dhn"]``). Frames of :func:`dhn_runs`; names ``"dhn: <dataset> <variant> <depth>, <a> vs <b>"``
     and ``"dhn regression: <variant> w<width> d<depth>, <a> vs <b>"``."""
     from htaf.experiments.dhn import REFERENCE
 
@@ -348,6 +374,14 @@ def dhn_comparisons(cls, reg) -> tuple[dict[str, tuple[dict, dict]], dict[str, f
             pairs[name] = (_seed_values(reg, variant=v, width=w, depth=L, method=a, metric="log_error"),
                            _seed_values(reg, variant=variant_b, width=w, depth=L, method=b, metric="log_error"))
             margins[name] = MARGINS["dhn_regression"]
+    if tuned is not None and len(tuned):
+        for d in dict.fromkeys(tuned["dataset"]):
+            present = set(tuned.loc[tuned["dataset"] == d, "method"])
+            for a in (m for m in DHN_HTAF if m in present):
+                for b in (m for m in DHN_BASELINES if m in present):
+                    name = f"dhn tuned: {d}, {a} vs {b}"
+                    pairs[name] = tuple(_seed_values(tuned, dataset=d, method=m, metric="accuracy") for m in (a, b))
+                    margins[name] = MARGINS["dhn"]
     return pairs, margins
 
 
@@ -435,18 +469,21 @@ def bnn_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, floa
 
 
 def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_frames=None, domains_frame=None,
-                icbm_frame=None, bnn_frame=None):
+                icbm_frame=None, bnn_frame=None, dhn_tuned=None):
     """Every comparison a verdict of the page rests on (:func:`htaf.stats.compare_family`), Holm-adjusted within its
     claim's family, the family of the chapter it comes from (the SNN chapter's 35 comparisons; the sensitivity
     chapter's fixed comparisons; the DHN chapter's, :func:`dhn_comparisons`; the domains chapter's,
     :func:`domains_comparisons`; the ICBM chapter's, :func:`icbm_comparisons`; the binary-network chapter's on its
     MLP datasets, :func:`bnn_comparisons`), so that the page and the chapter agree. A group enters only when every one
     of its cells has :data:`htaf.stats.MIN_SEEDS` seeds; the ``group`` column names it (``snn``, ``sensitivity``,
-    ``dhn``, ``domains``, ``icbm``, ``bnn``)."""
+    ``dhn``, ``domains``, ``icbm``, ``bnn``). Frames not given are read from ``results_dir``; ``dhn_tuned`` (the DHN
+    chapter's tuned runs, :func:`dhn_tuned_runs`) is read only when ``dhn_frames`` is not given either."""
     import pandas as pd
 
     snn_frame = snn_frame if snn_frame is not None else snn_runs(results_dir)
     sensitivity_frame = sensitivity_frame if sensitivity_frame is not None else sensitivity_runs(results_dir)
+    if dhn_tuned is None:  # given DHN frames come without tuned runs unless those are given too
+        dhn_tuned = dhn_tuned_runs(results_dir) if dhn_frames is None else pd.DataFrame(columns=["method", "dataset", "seed"])
     cls, reg = dhn_frames if dhn_frames is not None else dhn_runs(results_dir)
     domains_frame = domains_frame if domains_frame is not None else domains_runs(results_dir)
     icbm_frame = icbm_frame if icbm_frame is not None else icbm_runs(results_dir, gaps=True)
@@ -457,8 +494,9 @@ def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_fr
         "sensitivity": (_min_seeds(sensitivity_frame, ["init_gain", "unit"]),
                         lambda: (sensitivity_comparisons(sensitivity_frame), MARGINS["sensitivity"])),
         "dhn": (min(_min_seeds(cls, ["dataset", "variant", "depth", "method"]),
-                    _min_seeds(reg, ["variant", "width", "depth", "method"])),
-                lambda: dhn_comparisons(cls, reg)),
+                    _min_seeds(reg, ["variant", "width", "depth", "method"]),
+                    _min_seeds(dhn_tuned, ["dataset", "method"]) if len(dhn_tuned) else stats.MIN_SEEDS),
+                lambda: dhn_comparisons(cls, reg, dhn_tuned)),
         "domains": (_min_seeds(domains_frame, ["dataset", "family", "backbone", "dim", "T", "method"]),
                     lambda: domains_comparisons(domains_frame)),
         "icbm": (_min_seeds(icbm_frame, ["dataset", "variant"]), lambda: icbm_comparisons(icbm_frame)),
@@ -588,14 +626,17 @@ def dhn(results_dir=None, frames=None, family=None) -> Finding:
         return Finding("dhn", claim, IN_PART if numbers["smooth_reg_networks_worse"] else HOLDS, level, numbers,
                        "experiments/dhn", seeds,
                        settle=f"Whether HTAF trains them better than STE or atan needs {stats.MIN_SEEDS} paired seeds.")
-    family = family if family is not None else comparisons(results_dir, dhn_frames=(cls, reg))
+    family = family if family is not None else comparisons(results_dir, dhn_frames=None if frames is None else (cls, reg))
     chapter = family[family["group"] == "dhn"]
-    rows = chapter[chapter.index.str.endswith(tuple(f" vs {b}" for b in DHN_BASELINES))]  # HTAF against STE, atan
+    against = chapter[chapter.index.str.endswith(tuple(f" vs {b}" for b in DHN_BASELINES))]  # HTAF against STE, atan
+    tuned = against[against.index.str.startswith("dhn tuned: ")]  # each method at its own tuned setting
+    rows = against[~against.index.str.startswith("dhn tuned: ")]  # on every network, at matched peak slope
     method = rows.index.str.split(", ").str[1].str.split(" vs ").str[0]
     worse = {m: int(((method == m) & (rows["verdict"] == stats.WORSE)).sum()) for m in DHN_HTAF}
     counts = {m: rows[method == m]["verdict"].value_counts().to_dict() for m in DHN_HTAF}
     numbers.update({"n_comparisons": len(rows), "worse": worse,
-                    "verdicts": {m: {o: int(c.get(o, 0)) for o in stats.OUTCOMES} for m, c in counts.items()}})
+                    "verdicts": {m: {o: int(c.get(o, 0)) for o in stats.OUTCOMES} for m, c in counts.items()},
+                    "tuned": tuned["verdict"].to_dict()})
 
     def told(m):
         return ", ".join(f"{counts[m][o]} {o}" for o in stats.OUTCOMES if counts[m].get(o))
@@ -603,9 +644,11 @@ def dhn(results_dir=None, frames=None, family=None) -> Finding:
     evidence = (f"{level} Against STE and atan on every network ({seeds} seeds, {len(rows)} paired comparisons, "
                 f"margins {MARGINS['dhn']:g} point and a factor 1.25 in regression error, Holm over the chapter's "
                 f"{len(chapter)}): "
-                f"`htaf_hard` {told('htaf_hard')}; smooth HTAF {told('htaf')}; annealed HTAF {told('htaf_anneal')}.")
-    return Finding("dhn", claim, verdict_of(rows["verdict"]), evidence, numbers, "experiments/dhn", seeds,
-                   comparisons=rows,
+                f"`htaf_hard` {told('htaf_hard')}; smooth HTAF {told('htaf')}; annealed HTAF {told('htaf_anneal')}"
+                + (f"; each method at its own peak slope and learning rate, tuned on validation data (Fashion-MNIST, "
+                   f"plain DHN of depth 2, {len(tuned)} comparisons): {_tally(tuned)[1]}" if len(tuned) else "") + ".")
+    return Finding("dhn", claim, verdict_of(against["verdict"]), evidence, numbers, "experiments/dhn", seeds,
+                   comparisons=against,
                    settle="Wider and longer-trained networks (the `gpu` profile): most comparisons are inconclusive "
                           f"at {seeds} seeds.")
 

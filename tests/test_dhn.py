@@ -300,14 +300,19 @@ def test_relu_reference_network_trains_and_records_gradient_norms(tmp_path, monk
 
 
 def test_cpu_grids_have_five_seeds_per_cell_and_train_depth_one_once():
-    """Every network of the chapter has the seeds its paired comparisons need (htaf.stats.MIN_SEEDS)."""
+    """Every network of the chapter has the seeds its paired comparisons need (htaf.stats.MIN_SEEDS); the tuning
+    sweeps, which choose settings on validation data and are compared with nothing, have two."""
     from htaf import stats
     from htaf.experiments import grids, resolve_config
+    from htaf.experiments.dhn import TUNING_SEEDS
     from htaf.results import config_hash
 
     for experiment in ("dhn", "dhn_regression"):
         cells: dict[str, set[int]] = {}
-        for grid in grids(experiment, "cpu").values():
+        for name, grid in grids(experiment, "cpu").items():
+            if name.startswith("tuning"):
+                assert grid["seed"] == TUNING_SEEDS == [0, 1] and grid["validation"] == [10_000]
+                continue
             assert grid["seed"] == [0, 1, 2, 3, 4] and len(grid["seed"]) >= stats.MIN_SEEDS
             keys = list(grid)
             for values in __import__("itertools").product(*grid.values()):
@@ -329,3 +334,36 @@ def test_skip_dhn_of_depth_one_is_the_plain_one():
     assert state[0].keys() == state[1].keys() and all(torch.equal(state[0][k], state[1][k]) for k in state[0])
     x = torch.randn(10, 6)
     torch.testing.assert_close(nets[0](x), nets[1](x))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_the_tuned_comparison_tunes_on_a_validation_set_and_trains_each_tuned_setting(profile):
+    from htaf.experiments.dhn import GRIDS, MODEL_DEFAULTS, SEEDS, TUNED, TUNING, VALIDATION
+
+    grids = GRIDS["dhn"][profile]
+    for sweep in ("tuning", "tuning_ste"):
+        assert grids[sweep]["validation"] == [VALIDATION[profile]] and grids[sweep]["depth"] == [MODEL_DEFAULTS["depth"]]
+        assert grids[sweep]["variant"] == ["plain"] and grids[sweep]["lr"] == TUNING[profile]["lr"]
+    assert grids["tuning_ste"]["method"] == ["ste"] and grids["tuning_ste"]["peak_slope"] == [0.5]  # STE's slope is fixed
+    assert "ste" not in grids["tuning"]["method"] and grids["tuning"]["peak_slope"] == TUNING[profile]["peak_slope"]
+    tuned = {sweep.removeprefix("tuned_"): grid for sweep, grid in grids.items() if sweep.startswith("tuned_")}
+    assert set(tuned) == set(grids["tuning"]["method"]) | {"ste"}
+    for method, grid in tuned.items():
+        setting = TUNED[method]
+        assert grid["method"] == [method] and "validation" not in grid and grid["dataset"] == grids["tuning"]["dataset"]
+        assert (grid["peak_slope"], grid["lr"]) == ([setting["peak_slope"]], [setting["lr"]])
+        assert setting["peak_slope"] in TUNING["cpu"]["peak_slope"] and setting["lr"] in TUNING["cpu"]["lr"]
+        assert grid["seed"] == (SEEDS if profile == "cpu" else [0, 1])
+
+
+def test_dhn_tuned_is_the_validation_choice_of_the_committed_tuning_runs():
+    """TUNED is not typed by hand: it is what the committed ``cpu`` tuning runs' validation accuracy chooses."""
+    from pathlib import Path
+
+    from htaf import findings
+    from htaf.experiments.dhn import TUNED
+
+    table, chosen = findings.dhn_tuning(results_dir=Path(__file__).resolve().parents[1] / "results")
+    assert chosen == TUNED
+    assert table.shape == (5, 16) and table.drop(index="ste").notna().all().all()
+    assert table.loc["ste"].notna().sum() == 4  # STE: its fixed slope 1/2 at each learning rate
