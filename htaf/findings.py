@@ -902,7 +902,8 @@ def findings(results_dir=None) -> dict[str, Finding]:
     domains_frame = domains_runs(results_dir)
     icbm_frame, bnn_frame = icbm_runs(results_dir, gaps=True), bnn_runs(results_dir)
     family = comparisons(results_dir, snn_frame=snn_frame, sensitivity_frame=sens_frame, dhn_frames=dhn_frames,
-                         domains_frame=domains_frame, icbm_frame=icbm_frame, bnn_frame=bnn_frame)
+                         domains_frame=domains_frame, icbm_frame=icbm_frame, bnn_frame=bnn_frame,
+                         dhn_tuned=dhn_tuned_runs(results_dir))
     return {
         "snn": snn(results_dir, frame=snn_frame, family=family),
         "bnn": bnn(results_dir, frame=bnn_frame, family=family),
