@@ -9,6 +9,7 @@ worker processes, or on a Dask cluster (``cluster=``; the optional extra ``htaf[
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -244,9 +245,11 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
     ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
 
     ``jobs > 1`` trains that many missing runs at once in worker processes (each with ``threads`` torch
-    threads, default 1): on a machine with many cores the small models of the ``cpu`` profile train
-    several times faster this way than one after another. ``wall_time_s`` is then the wall time of the
-    whole pool, shared by the experiments in proportion to their runs' recorded time.
+    threads, default 1); with ``jobs=1`` they train one after another in this process, with ``threads`` torch
+    threads when given (else torch's current setting, all cores by default). On a machine with many cores the
+    small models of the ``cpu`` profile train several times faster in a pool than one after another;
+    ``wall_time_s`` is then the wall time of the whole pool, shared by the experiments in proportion to their
+    runs' recorded time.
 
     ``cluster`` sends every missing run to a Dask cluster (the extra ``htaf[cluster]``), one task per run:
     ``"local"`` starts one on this machine with ``jobs`` worker processes, else it is the address of a running
@@ -291,7 +294,26 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
         if jobs > 1:
             _reproduce_in_pool(planned, summary, profile, results_dir, jobs, threads or 1, bar)
             return summary
-        for item in planned:
+        with _torch_threads(threads):
+            _reproduce_here(planned, summary, profile, results_dir, drawing, bar)
+    return summary
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """``threads`` torch threads inside the block (``None``: leave torch's setting alone)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _reproduce_here(planned, summary, profile, results_dir, drawing, bar) -> None:
+    """The missing runs of ``planned`` one after another in this process."""
+    for item in planned:
             entry = summary[item.experiment]
             started = time.perf_counter()
             bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
@@ -302,7 +324,6 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
                 entry["trained"] += trained
                 entry["recorded_time_s"] += record["wall_time_s"]
             bar.update()
-    return summary
 
 
 def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, Any]], profile: str,

@@ -212,7 +212,7 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
             **_grids(["mnist", "fashion_mnist"], [0, 1, 2, 3, 4]),
             # the CIFAR-10 subset (4000 training images) with the small binary CNN
             **{f"cifar_{name}": grid for name, grid in _grids(
-                ["cifar10_subset"], [0, 1, 2], arch=["cnn"], epochs=[15]).items()},
+                ["cifar10_subset"], [0, 1, 2, 3, 4], arch=["cnn"], epochs=[15]).items()},
         },
         "gpu": {
             **{f"vgg_{name}": grid for name, grid in _grids(["cifar10"], [0, 1, 2]).items()},
