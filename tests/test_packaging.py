@@ -129,6 +129,19 @@ def test_requires_python_agrees_with_the_classifiers():
     assert sys.version_info[:2] >= low
 
 
+def test_ci_runs_the_tests_on_every_supported_python():
+    """CI runs the whole suite on the Python of ``.ci/run`` (3.11) and the package's own tests on every other
+    version the classifiers list (``.ci/other_pythons``), whose test files all exist."""
+    root = PACKAGE.parent
+    script = (root / ".ci" / "other_pythons").read_text(encoding="utf-8")
+    others = re.search(r"versions=\(([\d. ]+)\)", script).group(1).split()
+    listed = {c.rsplit(" :: ", 1)[1] for c in PROJECT["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert sorted(others + ["3.11"]) == sorted(listed), (others, listed)
+    assert "bash .ci/other_pythons" in (root / ".ci" / "run").read_text(encoding="utf-8")
+    files = re.findall(r"tests/test_\w+\.py", script.split("tests=(", 1)[1].split(")", 1)[0])
+    assert len(files) >= 20 and all((root / f).is_file() for f in files), files
+
+
 def _sources():
     return sorted(PACKAGE.rglob("*.py"))
 
