@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--jobs", type=int, default=1,
                       help="train this many missing runs at once in worker processes (default 1)")
     book.add_argument("--threads", type=int, default=None,
-                      help="torch threads of each run: per worker with --jobs or --cluster (default 1); "
-                           "without them, of this process (default: torch's, all cores)")
+                      help="torch threads of each run, in this process, a --jobs worker or a --cluster task (default 1, "
+                           "as the committed cpu runs)")
     book.add_argument("--cluster", metavar="ADDRESS",
                       help="send every missing run to the Dask cluster at ADDRESS (tcp://host:8786, or a "
                            "scheduler file *.json), one task per run; 'local' starts one on this machine with --jobs "

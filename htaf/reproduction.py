@@ -165,15 +165,13 @@ def _train_on_cluster(experiment: str, profile: str, results_dir: str, checkpoin
     if os.environ.get("HTAF_DEVICE", "").split(":")[0] != device:  # a worker's own cuda:<index> is kept
         settings["HTAF_DEVICE"] = device
     saved = {name: os.environ.get(name) for name in settings}
-    saved_threads = torch.get_num_threads()
     os.environ.update(settings)
-    torch.set_num_threads(threads)
     try:
-        return (*_train_planned(experiment, profile, results_dir, overrides), "")
+        with _torch_threads(threads):
+            return (*_train_planned(experiment, profile, results_dir, overrides), "")
     except results.RunInProgressError as error:
         return 0.0, False, str(error)
     finally:
-        torch.set_num_threads(saved_threads)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -244,12 +242,12 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
     time recorded in the results files, after the call), ``wall_time_s`` (this call's time) and
     ``folder``. With ``dry_run`` nothing trains (``trained`` is 0).
 
-    ``jobs > 1`` trains that many missing runs at once in worker processes (each with ``threads`` torch
-    threads, default 1); with ``jobs=1`` they train one after another in this process, with ``threads`` torch
-    threads when given (else torch's current setting, all cores by default). On a machine with many cores the
-    small models of the ``cpu`` profile train several times faster in a pool than one after another;
-    ``wall_time_s`` is then the wall time of the whole pool, shared by the experiments in proportion to their
-    runs' recorded time.
+    Every run trains with ``threads`` torch threads (default 1, as the committed ``cpu`` runs did, so that a run
+    retrained on the same machine and torch version matches its results file bit for bit). ``jobs > 1`` trains
+    that many missing runs at once in worker processes; with ``jobs=1`` they train one after another in this
+    process (torch's own thread setting is restored afterwards). On a machine with many cores the small models of
+    the ``cpu`` profile train several times faster in a pool than one after another; ``wall_time_s`` is then the
+    wall time of the whole pool, shared by the experiments in proportion to their runs' recorded time.
 
     ``cluster`` sends every missing run to a Dask cluster (the extra ``htaf[cluster]``), one task per run:
     ``"local"`` starts one on this machine with ``jobs`` worker processes, else it is the address of a running
@@ -294,17 +292,16 @@ def reproduce(profile: str | None = None, only: Iterable[str] | None = None,
         if jobs > 1:
             _reproduce_in_pool(planned, summary, profile, results_dir, jobs, threads or 1, bar)
             return summary
-        with _torch_threads(threads):
+        with _torch_threads(threads or 1):
             _reproduce_here(planned, summary, profile, results_dir, drawing, bar)
     return summary
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """``threads`` torch threads inside the block (``None``: leave torch's setting alone)."""
+def _torch_threads(threads: int):
+    """``threads`` torch threads inside the block; torch's own setting again after it."""
     before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -312,18 +309,18 @@ def _torch_threads(threads: int | None):
 
 
 def _reproduce_here(planned, summary, profile, results_dir, drawing, bar) -> None:
-    """The missing runs of ``planned`` one after another in this process."""
+    """Every run of ``planned`` one after another in this process: a cached one is read, a missing one trains."""
     for item in planned:
-            entry = summary[item.experiment]
-            started = time.perf_counter()
-            bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
-            record, trained = _run_planned(item.experiment, profile, results_dir, item.overrides,
-                                           progress=False if drawing else None)
-            entry["wall_time_s"] += time.perf_counter() - started
-            if not item.cached:
-                entry["trained"] += trained
-                entry["recorded_time_s"] += record["wall_time_s"]
-            bar.update()
+        entry = summary[item.experiment]
+        started = time.perf_counter()
+        bar.set_postfix_str(f"{item.experiment}/{item.sweep}", refresh=False)
+        record, trained = _run_planned(item.experiment, profile, results_dir, item.overrides,
+                                       progress=False if drawing else None)
+        entry["wall_time_s"] += time.perf_counter() - started
+        if not item.cached:
+            entry["trained"] += trained
+            entry["recorded_time_s"] += record["wall_time_s"]
+        bar.update()
 
 
 def _reproduce_in_pool(planned: list[PlannedRun], summary: dict[str, dict[str, Any]], profile: str,

@@ -159,16 +159,17 @@ def test_reproduce_trains_only_missing_runs_and_reports_per_chapter(tmp_path, co
     assert main(["reproduce", "--only", "nope", "--dry-run"]) == 2
 
 
-def test_reproduce_in_one_process_trains_with_the_threads_asked_for_and_restores_torch_s():
-    """Without --jobs the runs train in this process: with ``threads`` given, on that many torch threads (recorded
-    in the results file, as the committed runs' one thread is), and torch's setting is restored after."""
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_reproduce_in_one_process_trains_on_one_thread_unless_told_and_restores_torch_s_setting(tmp_path, threads):
+    """Without --jobs the runs train in this process, on ``threads`` torch threads (default 1, as the committed runs;
+    recorded in the results file), and torch's own setting is restored after."""
     import json
 
-    torch.set_num_threads(2)  # the conftest sets one; a machine's default would be all its cores
-    summary = reproduction.reproduce("smoke", only=["mlp"], threads=1)
-    assert torch.get_num_threads() == 2
+    torch.set_num_threads(3)  # the conftest sets one; a machine's default would be all its cores
+    summary = reproduction.reproduce("smoke", only=["mlp"], results_dir=tmp_path, threads=threads)
+    assert torch.get_num_threads() == 3
     (path,) = summary["mlp"]["folder"].glob("*.json")
-    assert json.loads(path.read_text())["environment"]["cpu_threads"] == 1
+    assert json.loads(path.read_text())["environment"]["cpu_threads"] == (threads or 1)
 
 
 def test_plan_checks_each_distinct_config_of_the_runs_to_train_once():

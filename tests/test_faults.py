@@ -467,7 +467,6 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def _start_reproduce(tmp_path, marker):
-    import signal
     import subprocess
     import sys
 
@@ -475,12 +474,13 @@ def _start_reproduce(tmp_path, marker):
            "HTAF_QUIET": "1", "HTAF_TEST_MARKER": marker, "PYTHONWARNINGS": "ignore"}
     # two experiments (72 smoke runs, several seconds of training after the first one finishes): the signal must
     # reach a reproduce with runs still to go, however fast the smoke runs are
-    # SIGINT at its default: a shell starts background jobs with SIGINT ignored, and a Python started that way never
-    # raises KeyboardInterrupt (the test then failed when the suite itself ran in the background)
-    proc = subprocess.Popen([sys.executable, "-m", "htaf", "reproduce", "--profile", "smoke", "--only",
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal: a shell starts background jobs with SIGINT ignored, and a
+    # Python started that way never raises it (the test failed when the suite itself ran in the background)
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "sys.argv = ['htaf', *sys.argv[1:]]; runpy.run_module('htaf', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", start, "reproduce", "--profile", "smoke", "--only",
                              "dhn,dhn_regression", "--jobs", "2"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     folder = tmp_path / "results" / "dhn" / "smoke"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(folder.glob("*.json")):

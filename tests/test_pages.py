@@ -113,3 +113,27 @@ def test_no_visible_cell_only_asserts(path):
         if cell.cell_type == "code" and _only_asserts(cell.source):
             tags = cell.metadata.get("tags", [])
             assert {"hide-input", "remove-input", "remove-cell"} & set(tags), f"cell {i} only asserts: hide its input"
+
+
+def _math_pipes_in_tables(text: str) -> list[str]:
+    """Table rows of markdown ``text`` with a ``|`` inside inline math: the table splits the cell there, and the
+    page shows raw TeX and loses the next column (write ``\\lvert x\\rvert``)."""
+    return [line for line in text.splitlines()
+            if line.lstrip().startswith("|") and any("|" in span for span in re.findall(r"\$([^$]+)\$", line))]
+
+
+def test_math_pipes_in_tables_are_found():
+    assert _math_pipes_in_tables("| `ste` | $\\mathbb 1[|x| \\le 1]$ | BinaryNet |")
+    assert not _math_pipes_in_tables("| `ste` | $\\mathbb 1[\\lvert x\\rvert \\le 1]$ | BinaryNet |\n$|x|$ in prose")
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, *sorted((ROOT / "book").rglob("*.md"))],
+                         ids=lambda p: p.name)
+def test_no_table_cell_is_split_by_a_pipe_in_its_math(path):
+    if "_build" in path.parts:
+        return
+    if path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in _read(path).cells if c.cell_type == "markdown")
+    else:
+        text = path.read_text(encoding="utf-8")
+    assert not _math_pipes_in_tables(text), _math_pipes_in_tables(text)
