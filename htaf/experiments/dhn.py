@@ -184,16 +184,16 @@ def _depth_sweeps(depths: list[int], methods: list[str], **fixed: list[Any]) -> 
 TUNING = {"smoke": {"peak_slope": [0.5, 1.0], "lr": [3e-3]},
           "cpu": {"peak_slope": [0.5, 1.0, 2.0, 4.0], "lr": [3e-4, 1e-3, 3e-3, 1e-2]}}
 VALIDATION = {"smoke": 288, "cpu": 10_000}
-TUNING_SEEDS = [0, 1]
+TUNING_SEEDS = [10, 11]  # disjoint from the test seeds (SEEDS), so that no tuned test run is one validation picked
 
 
 #: each method's tuned setting: the peak slope and learning rate of best mean validation accuracy in the ``cpu``
 #: tuning sweeps (:func:`htaf.findings.dhn_tuning`; a test and the chapter assert that this is still the choice)
 TUNED: dict[str, dict[str, float]] = {
-    "htaf": {"peak_slope": 1.0, "lr": 1e-3},
+    "htaf": {"peak_slope": 0.5, "lr": 3e-3},
     "htaf_anneal": {"peak_slope": 0.5, "lr": 1e-3},
-    "htaf_hard": {"peak_slope": 1.0, "lr": 1e-3},
-    "ste": {"peak_slope": 0.5, "lr": 1e-3},
+    "htaf_hard": {"peak_slope": 0.5, "lr": 3e-3},
+    "ste": {"peak_slope": 0.5, "lr": 3e-3},
     "atan": {"peak_slope": 1.0, "lr": 1e-3},
 }
 
