@@ -250,8 +250,14 @@ def snn_tuning(frame=None, results_dir=None):
     ``results_dir``) as a table: the mean validation accuracy (percent, over the tuning seeds) of every surrogate
     (rows) at every peak slope and learning rate (columns); and :func:`tuned_settings` of it."""
     frame = frame if frame is not None else sweep_runs("snn", ["tuning"], results_dir)
+    return _tuning_table(frame, _snn_methods())
+
+
+def _tuning_table(frame, order: list[str]):
+    """A tuning sweep's runs as the table its chapter shows, mean validation accuracy (percent, over the tuning seeds)
+    per method (rows, in ``order``) and peak slope and learning rate (columns), and :func:`tuned_settings` of them."""
     table = (100 * frame.groupby(["method", "peak_slope", "lr"])["val_accuracy"].mean()).unstack(["peak_slope", "lr"])
-    return table.reindex([m for m in _snn_methods() if m in table.index]), tuned_settings(frame)
+    return table.reindex([m for m in order if m in table.index]), tuned_settings(frame)
 
 
 def tuned_settings(frame, keys=("peak_slope", "lr"), metric: str = "val_accuracy") -> dict[str, dict[str, float]]:
@@ -337,9 +343,7 @@ def dhn_tuning(frame=None, results_dir=None):
     (rows) and peak slope and learning rate (columns; STE has only its fixed slope 1/2), and :func:`tuned_settings`
     of it."""
     frame = frame if frame is not None else sweep_runs("dhn", ["tuning", "tuning_ste"], results_dir)
-    table = (100 * frame.groupby(["method", "peak_slope", "lr"])["val_accuracy"].mean()).unstack(["peak_slope", "lr"])
-    order = [m for m in experiments.grids("dhn", PROFILE)["tuning"]["method"] + ["ste"] if m in table.index]
-    return table.reindex(order), tuned_settings(frame)
+    return _tuning_table(frame, experiments.grids("dhn", PROFILE)["tuning"]["method"] + ["ste"])
 
 
 def dhn_comparisons(cls, reg, tuned=None) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
