@@ -29,7 +29,7 @@ from htaf import experiments, results, stats, theory
 from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
-           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_tuned_runs", "dhn_tuning", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
+           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_tuned_runs", "dhn_tuning", "tuning_sweeps", "tuning", "tuned_runs", "tuned_pairs", "DOMAINS_TUNED", "ICBM_TUNED", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
            "sensitivity_comparisons", "comparisons", "snn", "bnn", "dhn", "icbm_accuracy", "icbm_concepts",
            "gradient_mass", "tail_decay", "beyond_images", "sensitivity", "CLAIMS", "findings", "table"]
 
@@ -213,10 +213,14 @@ def snn_runs(results_dir=None):
     peak slope 1 and the profile's learning rate) or ``tuned`` (the sweeps ``tuned_<surrogate>``: each surrogate at the
     peak slope and learning rate its validation accuracy chose, :data:`htaf.experiments.snn.TUNED`; a tuned setting
     that is the default is the same run, listed under both)."""
-    tuned = [sweep for sweep in experiments.grids("snn", PROFILE) if sweep.startswith("tuned_")]
-    frame = sweep_runs("snn", ["main", *tuned], results_dir)
+    frame = sweep_runs("snn", ["main", *tuning_sweeps("snn")[1]], results_dir)
     return frame.assign(accuracy=100 * frame["test_accuracy"],
                         setting=["tuned" if sweep.startswith("tuned_") else "default" for sweep in frame["sweep"]])
+
+
+def _with_setting(frame):
+    """``frame`` with a ``setting`` column (a frame without one holds default runs only)."""
+    return frame if "setting" in frame else frame.assign(setting="default")
 
 
 def _setting(frame, setting: str):
@@ -236,12 +240,7 @@ def snn_comparisons(frame) -> dict[str, tuple[dict, dict]]:
     pairs = {f"snn: {d}, {a} vs {b}": (_seed_values(default, dataset=d, method=a, metric="accuracy"),
                                        _seed_values(default, dataset=d, method=b, metric="accuracy"))
              for d in dict.fromkeys(default["dataset"]) for i, a in enumerate(methods) for b in methods[i + 1:]}
-    for d in dict.fromkeys(tuned["dataset"]):
-        present = [m for m in methods if m in set(tuned.loc[tuned["dataset"] == d, "method"])]
-        if "htaf" in present:
-            pairs.update({f"snn tuned: {d}, htaf vs {b}": (_seed_values(tuned, dataset=d, method="htaf", metric="accuracy"),
-                                                           _seed_values(tuned, dataset=d, method=b, metric="accuracy"))
-                          for b in present if b != "htaf"})
+    pairs.update(tuned_pairs(tuned, "snn", [("htaf", b) for b in methods if b != "htaf"], known=pairs))
     return pairs
 
 
@@ -249,14 +248,63 @@ def snn_tuning(frame=None, results_dir=None):
     """The SNN chapter's tuning sweep (``frame``: its runs, as :func:`htaf.sweep` returns them; default: read from
     ``results_dir``) as a table: the mean validation accuracy (percent, over the tuning seeds) of every surrogate
     (rows) at every peak slope and learning rate (columns); and :func:`tuned_settings` of it."""
-    frame = frame if frame is not None else sweep_runs("snn", ["tuning"], results_dir)
-    return _tuning_table(frame, _snn_methods())
+    return tuning("snn", order=_snn_methods(), frame=frame, results_dir=results_dir)
+
+
+def tuning_sweeps(experiment: str, prefix: str = "", profile: str = PROFILE) -> tuple[list[str], list[str]]:
+    """The names of a chapter's tuning sweeps (``<prefix>tuning``, ``<prefix>tuning_<method>``) and of its tuned ones
+    (``<prefix>tuned_<method>``) under ``profile`` (empty lists where it has none), as
+    :func:`htaf.experiments.tuning_sweeps` builds them."""
+    names = list(experiments.grids(experiment, profile))
+    return ([n for n in names if n.startswith(f"{prefix}tuning")], [n for n in names if n.startswith(f"{prefix}tuned_")])
+
+
+def tuning(experiment: str, prefix: str = "", order: Iterable[str] | None = None, frame=None, results_dir=None):
+    """A chapter's tuning sweeps (:func:`tuning_sweeps`; ``frame``: their runs, default: read from ``results_dir``) as
+    the table the chapter shows, the mean validation accuracy (percent, over the tuning seeds) per method (rows, in
+    ``order``, default the grid's) and peak slope and learning rate (columns; a method with its own slope has only
+    that), and :func:`tuned_settings` of them: each method's choice."""
+    frame = frame if frame is not None else sweep_runs(experiment, tuning_sweeps(experiment, prefix)[0], results_dir)
+    return _tuning_table(frame, list(order) if order is not None else list(dict.fromkeys(frame["method"])))
+
+
+def tuned_runs(experiment: str, prefix: str = "", metric: str = "test_accuracy", results_dir=None):
+    """A chapter's tuned runs (the sweeps ``<prefix>tuned_<method>``: each method at the peak slope and learning rate
+    its validation accuracy chose), ``accuracy`` the final ``metric`` in percent; an empty frame when the profile has
+    no tuned sweeps."""
+    import pandas as pd
+
+    tuned = tuning_sweeps(experiment, prefix)[1]
+    if not tuned:
+        return pd.DataFrame(columns=["sweep", "method", "dataset", "seed", "hash", "accuracy"])
+    frame = sweep_runs(experiment, tuned, results_dir)
+    return frame.assign(accuracy=100 * frame[metric])
+
+
+def tuned_pairs(tuned, label: str, pairs_of: Iterable[tuple[str, str]], column: str = "method",
+                known: dict[str, tuple[dict, dict]] | None = None) -> dict[str, tuple[dict, dict]]:
+    """The tuned comparisons of a chapter, ``{"<label> tuned: <dataset>, <a> vs <b>": (a, b)}`` with per-seed
+    accuracies, for each ``(a, b)`` of ``pairs_of`` (values of ``column``) present in ``tuned`` (a frame of
+    :func:`tuned_runs`), on each of its datasets. A pair whose two sides are exactly those of a comparison in
+    ``known`` (both methods' tuned settings are their defaults, so the tuned runs *are* the default runs) is that
+    comparison again and is left out: a family counts each test once."""
+    seen = list((known or {}).values())
+    pairs = {}
+    for d in dict.fromkeys(tuned["dataset"]):
+        present = set(tuned.loc[tuned["dataset"] == d, column])
+        for a, b in pairs_of:
+            if a in present and b in present:
+                pair = tuple(_seed_values(tuned, dataset=d, metric="accuracy", **{column: x}) for x in (a, b))
+                if pair not in seen:
+                    pairs[f"{label} tuned: {d}, {a} vs {b}"] = pair
+    return pairs
 
 
 def _tuning_table(frame, order: list[str]):
     """A tuning sweep's runs as the table its chapter shows, mean validation accuracy (percent, over the tuning seeds)
     per method (rows, in ``order``) and peak slope and learning rate (columns), and :func:`tuned_settings` of them."""
-    table = (100 * frame.groupby(["method", "peak_slope", "lr"])["val_accuracy"].mean()).unstack(["peak_slope", "lr"])
+    table = (100 * frame.groupby(["method", "peak_slope", "lr"], dropna=False)["val_accuracy"].mean()  # own slope: NaN
+             ).unstack(["peak_slope", "lr"])
     return table.reindex([m for m in order if m in table.index]), tuned_settings(frame)
 
 
@@ -270,15 +318,18 @@ def tuned_settings(frame, keys=("peak_slope", "lr"), metric: str = "val_accuracy
     ...                      "seed": [0, 1, 0, 1], "val_accuracy": [0.8, 0.9, 0.9, 0.95]})
     >>> tuned_settings(runs)
     {'a': {'peak_slope': 1.0, 'lr': 0.001}}
+    >>> tuned_settings(runs.assign(peak_slope=None))  # a method with its own slope: learning rate only
+    {'a': {'peak_slope': None, 'lr': 0.001}}
     """
     if metric not in frame or frame[metric].isna().any():
         raise ValueError(f"tuned_settings needs every run's {metric!r}: give the runs of a tuning sweep (trained with "
                          f"a validation set)")
-    means = frame.groupby(["method", *keys])[metric].mean()
+    means = frame.groupby(["method", *keys], dropna=False)[metric].mean()  # a method's own slope is None: kept
     chosen = {}
     for method, part in means.groupby(level="method", sort=False):
         best = part.droplevel("method").idxmax()
-        chosen[method] = {k: float(v) for k, v in zip(keys, best if isinstance(best, tuple) else (best,))}
+        chosen[method] = {k: None if v is None or v != v else float(v)
+                          for k, v in zip(keys, best if isinstance(best, tuple) else (best,))}
     return chosen
 
 
@@ -328,13 +379,7 @@ def dhn_tuned_runs(results_dir=None):
     """The DHN chapter's tuned comparison: each method at the peak slope and learning rate its validation accuracy
     chose (the sweeps ``tuned_<method>``, :data:`htaf.experiments.dhn.TUNED`), ``accuracy`` the exact-step test
     accuracy in percent; an empty frame when the profile has no tuned sweeps."""
-    import pandas as pd
-
-    tuned = [sweep for sweep in experiments.grids("dhn", PROFILE) if sweep.startswith("tuned_")]
-    if not tuned:
-        return pd.DataFrame(columns=["method", "dataset", "seed", "accuracy"])
-    frame = sweep_runs("dhn", tuned, results_dir)
-    return frame.assign(accuracy=100 * frame["accuracy_step"])
+    return tuned_runs("dhn", metric="accuracy_step", results_dir=results_dir)
 
 
 def dhn_tuning(frame=None, results_dir=None):
@@ -342,8 +387,8 @@ def dhn_tuning(frame=None, results_dir=None):
     ``results_dir``) as a table of mean validation accuracy (exact step, percent, over the tuning seeds) per method
     (rows) and peak slope and learning rate (columns; STE has only its fixed slope 1/2), and :func:`tuned_settings`
     of it."""
-    frame = frame if frame is not None else sweep_runs("dhn", ["tuning", "tuning_ste"], results_dir)
-    return _tuning_table(frame, experiments.grids("dhn", PROFILE)["tuning"]["method"] + ["ste"])
+    return tuning("dhn", order=experiments.grids("dhn", PROFILE)["tuning"]["method"] + ["ste"], frame=frame,
+                  results_dir=results_dir)
 
 
 def dhn_comparisons(cls, reg, tuned=None) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
@@ -380,23 +425,28 @@ def dhn_comparisons(cls, reg, tuned=None) -> tuple[dict[str, tuple[dict, dict]],
                            _seed_values(reg, variant=variant_b, width=w, depth=L, method=b, metric="log_error"))
             margins[name] = MARGINS["dhn_regression"]
     if tuned is not None and len(tuned):
-        for d in dict.fromkeys(tuned["dataset"]):
-            present = set(tuned.loc[tuned["dataset"] == d, "method"])
-            for a in (m for m in DHN_HTAF if m in present):
-                for b in (m for m in DHN_BASELINES if m in present):
-                    name = f"dhn tuned: {d}, {a} vs {b}"
-                    pairs[name] = tuple(_seed_values(tuned, dataset=d, method=m, metric="accuracy") for m in (a, b))
-                    margins[name] = MARGINS["dhn"]
+        for name, pair in tuned_pairs(tuned, "dhn", [(a, b) for a in DHN_HTAF for b in DHN_BASELINES], known=pairs).items():
+            pairs[name], margins[name] = pair, MARGINS["dhn"]
     return pairs, margins
 
 
-def domains_runs(results_dir=None):
+#: the sweep prefix of the domains chapter's tuned comparison (MNIST-1D's convolutional threshold network)
+DOMAINS_TUNED = "mnist1d_conv_"
+
+
+def domains_runs(results_dir=None, tuned: bool = False):
     """The domains chapter's runs, one row each, with ``accuracy`` (test accuracy in percent: the exact-step network's
     for the binary families), Randman's ``dim`` and ``T`` (from ``data_kwargs``), and ``family`` and ``backbone``
-    (MNIST-1D only)."""
+    (MNIST-1D only), and ``setting``: ``default``, or with ``tuned`` also ``tuned`` (the tuned comparison's runs,
+    sweeps ``mnist1d_conv_tuned_<method>``; one that is a default run is listed under both). The tuning runs (scored on
+    validation data) are never among them."""
     from htaf.experiments.domains import GRIDS
 
-    frame = sweep_runs("domains", list(GRIDS["domains"][PROFILE]), results_dir).drop_duplicates("hash")
+    tuning, tuned_sweeps = tuning_sweeps("domains", DOMAINS_TUNED)
+    main = [s for s in GRIDS["domains"][PROFILE] if s not in tuning and s not in tuned_sweeps]
+    frame = sweep_runs("domains", main + (tuned_sweeps if tuned else []), results_dir)
+    frame = frame.assign(setting=["tuned" if s in tuned_sweeps else "default" for s in frame["sweep"]])
+    frame = frame.drop_duplicates(["setting", "hash"])
     settings = [json.loads(k) if isinstance(k, str) else (k or {}) for k in frame["data_kwargs"]]
     return frame.assign(accuracy=100 * frame["test_accuracy"], dim=[k.get("dim") for k in settings],
                         T=[k.get("T") for k in settings])
@@ -409,10 +459,13 @@ def domains_comparisons(frame, profile: str = PROFILE) -> tuple[dict[str, tuple[
     MNIST-1D (margin ``MARGINS["domains_signals"]``), per backbone: in the threshold networks smooth HTAF against
     ``htaf_hard``, STE and atan, and ``htaf_hard`` against STE and atan; in the binary networks HTAF against every other
     sign surrogate; in the concept bottleneck HTAF and ``htaf_hard`` against STE and against the continuous standard
-    model. Names: ``"domains randman: <setting>, <a> vs <b>"``, ``"domains mnist1d: <backbone> <family>, <a> vs <b>"``.
-    The settings and units are those of ``profile``'s grids."""
+    model. Where ``frame`` has the tuned comparison's runs (setting ``tuned``), the threshold network's pairs again,
+    each unit at its own tuned setting. Names: ``"domains randman: <setting>, <a> vs <b>"``, ``"domains mnist1d:
+    <backbone> <family>, <a> vs <b>"``, ``"domains mnist1d tuned: mnist1d, <a> vs <b>"``. The settings and units are
+    those of ``profile``'s grids."""
     from htaf.experiments.domains import GRIDS
 
+    tuned, frame = _setting(frame, "tuned"), _setting(frame, "default")
     grids = GRIDS["domains"][profile]
     default = grids["randman"]["data_kwargs"][0]
     pairs, margins = {}, {}
@@ -443,33 +496,40 @@ def domains_comparisons(frame, profile: str = PROFILE) -> tuple[dict[str, tuple[
             for a, b in versus[family]:
                 add(f"domains mnist1d: {backbone} {family}, {a} vs {b}",
                     *(_seed_values(cell, method=x, metric="accuracy") for x in (a, b)), MARGINS["domains_signals"])
+    for name, pair in tuned_pairs(tuned, "domains mnist1d", versus["dhn"], known=pairs).items():
+        add(name, *pair, MARGINS["domains_signals"])
     return pairs, margins
 
 
 def bnn_runs(results_dir=None):
     """The binary-network chapter's runs: the MLP's ``matched``, ``defaults`` and ``reference`` sweeps (MNIST,
-    Fashion-MNIST) and the small CNN's ``cifar_*`` twins of them (the CIFAR-10 subset), with ``accuracy`` in percent."""
-    frame = sweep_runs("bnn", ["matched", "defaults", "reference", "cifar_matched", "cifar_defaults",
-                               "cifar_reference"], results_dir)
+    Fashion-MNIST), the small CNN's ``cifar_*`` twins of them (the CIFAR-10 subset) and the tuned comparison's runs
+    (sweeps ``tuned_<method>``, Fashion-MNIST: each method at the peak slope and learning rate its validation accuracy
+    chose), with ``accuracy`` in percent. The tuning runs (scored on validation data) are not among them."""
+    sweeps = ["matched", "defaults", "reference", "cifar_matched", "cifar_defaults", "cifar_reference"]
+    frame = sweep_runs("bnn", sweeps + tuning_sweeps("bnn")[1], results_dir)
     return frame.assign(accuracy=100 * frame["test_accuracy"])
 
 
 def _bnn_settings(frame):
-    """A frame of :func:`bnn_runs` with its sweeps as settings (``matched``, ``defaults``, ``reference``): the
-    CNN's ``cifar_`` sweeps are the MLP's settings on another dataset."""
-    return frame.assign(setting=frame["sweep"].str.removeprefix("cifar_"))
+    """A frame of :func:`bnn_runs` with its sweeps as settings (``matched``, ``defaults``, ``reference``, ``tuned``):
+    the CNN's ``cifar_`` sweeps are the MLP's settings on another dataset."""
+    setting = frame["sweep"].str.removeprefix("cifar_")
+    return frame.assign(setting=setting.where(~setting.str.startswith("tuned_"), "tuned"))
 
 
 def bnn_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
     """The binary-network chapter's family, ``(pairs, margins)`` for :func:`htaf.stats.compare_family`, from a frame
     of :func:`bnn_runs`: per dataset (MNIST and Fashion-MNIST with the MLP, the CIFAR-10 subset with the small CNN),
     HTAF against every other sign surrogate at matched peak slope (setting ``matched``) and at each method's default
-    (setting ``defaults``); accuracy, margin ``MARGINS["bnn"]``. Names: ``"bnn: <dataset> <setting>, htaf vs
-    <method>"``."""
-    from htaf.experiments.bnn import DEFAULTS, MATCHED
+    (setting ``defaults``); accuracy, margin ``MARGINS["bnn"]``; where the frame has the tuned comparison's runs, HTAF
+    against every other method, each at its own tuned setting. Names: ``"bnn: <dataset> <setting>, htaf vs
+    <method>"`` and ``"bnn tuned: <dataset>, htaf vs <method>"``."""
+    from htaf.experiments.bnn import DEFAULTS, MATCHED, TUNED_METHODS
 
     pairs, margins = {}, {}
     frame = _bnn_settings(frame)
+    tuned, frame = frame[frame["setting"] == "tuned"], frame[frame["setting"] != "tuned"]
     for d in dict.fromkeys(frame["dataset"]):
         for setting, methods in (("matched", MATCHED), ("defaults", DEFAULTS)):
             part = frame[(frame["dataset"] == d) & (frame["setting"] == setting)]
@@ -479,6 +539,8 @@ def bnn_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, floa
                 name = f"bnn: {d} {setting}, htaf vs {m}"
                 pairs[name] = tuple(_seed_values(part, method=x, metric="accuracy") for x in ("htaf", m))
                 margins[name] = MARGINS["bnn"]
+    for name, pair in tuned_pairs(tuned, "bnn", [("htaf", m) for m in TUNED_METHODS if m != "htaf"], known=pairs).items():
+        pairs[name], margins[name] = pair, MARGINS["bnn"]
     return pairs, margins
 
 
@@ -499,8 +561,8 @@ def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_fr
     if dhn_tuned is None:  # given DHN frames come without tuned runs unless those are given too
         dhn_tuned = dhn_tuned_runs(results_dir) if dhn_frames is None else pd.DataFrame(columns=["method", "dataset", "seed"])
     cls, reg = dhn_frames if dhn_frames is not None else dhn_runs(results_dir)
-    domains_frame = domains_frame if domains_frame is not None else domains_runs(results_dir)
-    icbm_frame = icbm_frame if icbm_frame is not None else icbm_runs(results_dir, gaps=True)
+    domains_frame = _with_setting(domains_frame if domains_frame is not None else domains_runs(results_dir, tuned=True))
+    icbm_frame = _with_setting(icbm_frame if icbm_frame is not None else icbm_runs(results_dir, gaps=True, tuned=True))
     bnn_frame = bnn_frame if bnn_frame is not None else bnn_runs(results_dir)
     groups = {  # group: (the fewest seeds of a cell, a function building (pairs, margins))
         "snn": (_min_seeds(snn_frame, ["dataset", "method"]),
@@ -511,9 +573,9 @@ def comparisons(results_dir=None, snn_frame=None, sensitivity_frame=None, dhn_fr
                     _min_seeds(reg, ["variant", "width", "depth", "method"]),
                     _min_seeds(dhn_tuned, ["dataset", "method"]) if len(dhn_tuned) else stats.MIN_SEEDS),
                 lambda: dhn_comparisons(cls, reg, dhn_tuned)),
-        "domains": (_min_seeds(domains_frame, ["dataset", "family", "backbone", "dim", "T", "method"]),
+        "domains": (_min_seeds(domains_frame, ["setting", "dataset", "family", "backbone", "dim", "T", "method"]),
                     lambda: domains_comparisons(domains_frame)),
-        "icbm": (_min_seeds(icbm_frame, ["dataset", "variant"]), lambda: icbm_comparisons(icbm_frame)),
+        "icbm": (_min_seeds(icbm_frame, ["setting", "dataset", "variant"]), lambda: icbm_comparisons(icbm_frame)),
         "bnn": (_min_seeds(_bnn_settings(bnn_frame), ["setting", "dataset", "method"]),
                 lambda: bnn_comparisons(bnn_frame)),
     }
@@ -599,9 +661,14 @@ def bnn(results_dir=None, frame=None, family=None) -> Finding:
     rows = family[family["group"] == "bnn"]
     tally, told = _tally(rows)
     numbers.update(tally, not_supporting=sorted(rows.index[~rows["verdict"].isin([stats.BETTER, stats.EQUIVALENT])]))
+    tuned = rows[rows.index.str.startswith("bnn tuned: ")]
+    fixed = rows[~rows.index.str.startswith("bnn tuned: ")]
     evidence = (f"{level} Against STE, ApproxSign and SignSwish at matched peak slope and against ApproxSign, "
                 f"SignSwish and EDE at their defaults, on MNIST, Fashion-MNIST and the CIFAR-10 subset ({seeds} "
-                f"paired seeds, margin {MARGINS['bnn']:g} point, Holm over the {len(rows)}): {told}.")
+                f"paired seeds, margin {MARGINS['bnn']:g} point, Holm over the chapter's {len(rows)}): "
+                f"{_tally(fixed)[1]}"
+                + (f"; each method at its own peak slope and learning rate, tuned on validation data (Fashion-MNIST, "
+                   f"{len(tuned)} comparisons): {_tally(tuned)[1]}" if len(tuned) else "") + ".")
     return Finding("bnn", claim, verdict_of(rows["verdict"]), evidence, numbers, "experiments/bnn", seeds,
                    comparisons=rows,
                    settle="For the CIFAR-10 subset's CNN, more seeds or more test images than its 1000; at the "
@@ -670,15 +737,22 @@ def dhn(results_dir=None, frames=None, family=None) -> Finding:
                           f"at {seeds} seeds.")
 
 
-def icbm_runs(results_dir=None, gaps: bool = False):
+#: the sweep prefix of the ICBM chapter's tuned comparison (Fashion-MNIST)
+ICBM_TUNED = "fmnist_"
+
+
+def icbm_runs(results_dir=None, gaps: bool = False, tuned: bool = False):
     """The ICBM chapter's runs (its map and the map's selection twin apart), one row each: ``dataset`` (``shapes (<rule>)`` for ``concept_shapes``),
     ``variant`` (the concept unit, ``standard``, ``supervised`` or ``untrained``), ``accuracy`` and ``gap`` (switch
-    gap) in percent. With ``gaps``, also the runs of the gap-closing sweeps, whose ``variant`` is ``htaf K=128``,
-    ``standard K=128`` or ``htaf sharpen``."""
+    gap) in percent, and ``setting`` (``default``). With ``gaps``, also the runs of the gap-closing sweeps, whose
+    ``variant`` is ``htaf K=128``, ``standard K=128`` or ``htaf sharpen``; with ``tuned``, also the tuned comparison's
+    runs (sweeps ``fmnist_tuned_<method>``), with setting ``tuned`` (one that is a default run is listed under both).
+    The tuning runs (scored on validation data) are never among them."""
     closing = ("more_concepts", "more_concepts_standard", "sharpen")
+    tuning, tuned_sweeps = tuning_sweeps("icbm", ICBM_TUNED)
     sweeps = [s for s in experiments.grids("icbm", PROFILE) if not s.endswith(("_map", "_map_selection"))
-              and (gaps or not s.endswith(closing))]
-    frame = sweep_runs("icbm", sweeps, results_dir)
+              and (gaps or not s.endswith(closing)) and s not in tuning and s not in tuned_sweeps]
+    frame = sweep_runs("icbm", sweeps + (tuned_sweeps if tuned else []), results_dir)
     rule = [json.loads(k).get("label_rule", "xor") if isinstance(k, str) else "xor"
             for k in frame.get("data_kwargs", [None] * len(frame))]
     dataset = [f"shapes ({r})" if d == "concept_shapes" else d for d, r in zip(frame["dataset"], rule)]
@@ -687,7 +761,8 @@ def icbm_runs(results_dir=None, gaps: bool = False):
                else "htaf sharpen" if s.endswith("sharpen") else "standard" if m == "relu" else m
                for s, m in zip(frame["sweep"], frame["method"])]
     return frame.assign(dataset=dataset, variant=variant, accuracy=100 * frame["test_accuracy"],
-                        gap=100 * frame["switch_gap"])
+                        gap=100 * frame["switch_gap"],
+                        setting=["tuned" if s in tuned_sweeps else "default" for s in frame["sweep"]])
 
 
 def icbm_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
@@ -697,8 +772,11 @@ def icbm_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, flo
     minus the gap, so that higher is better; margin ``MARGINS["icbm_gap"]``); on the datasets of the gap-closing
     sweeps, HTAF at ``K = 128`` against HTAF at ``K = 32``, against the standard model at both widths, and the
     sharpening schedule against HTAF (accuracy). Names: ``"icbm: <dataset>, <a> vs <b>"`` and
-    ``"icbm gap: <dataset>, htaf vs sigmoid_smooth"``."""
+    ``"icbm gap: <dataset>, htaf vs sigmoid_smooth"``. Where the frame has the tuned comparison's runs (setting
+    ``tuned``), HTAF against every other concept unit and the standard model again, each at its own tuned setting
+    (``"icbm tuned: <dataset>, htaf vs <b>"``)."""
     pairs, margins = {}, {}
+    tuned, frame = _setting(frame, "tuned"), _setting(frame, "default")
     datasets = [d for d in ICBM_DATASETS if d in set(frame["dataset"])]
     for d in datasets:
         part = frame[frame["dataset"] == d]
@@ -715,6 +793,9 @@ def icbm_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, flo
             pairs[name] = tuple({k: -v for k, v in _seed_values(part, variant=x, metric="gap").items()}
                                 for x in ("htaf", "sigmoid_smooth"))
             margins[name] = MARGINS["icbm_gap"]
+    versus = [("htaf", v) for v in ("htaf_hard", "sigmoid_smooth", "ste", "standard")]
+    for name, pair in tuned_pairs(tuned, "icbm", versus, column="variant", known=pairs).items():
+        pairs[name], margins[name] = pair, MARGINS["icbm"]
     return pairs, margins
 
 
@@ -728,10 +809,11 @@ def icbm_accuracy(results_dir=None, frame=None, family=None) -> Finding:
     """ICBM accuracy: trained with HTAF and read with exact steps, an ICBM is as accurate as the standard model of the
     same shape. Judged on the ICBM chapter's comparisons of HTAF with the standard model (margin: the chapter's
     target, one point), with the target met or missed by the mean."""
-    frame = frame if frame is not None else icbm_runs(results_dir, gaps=True)
-    seeds = _min_seeds(frame, ["dataset", "variant"])
-    gap = {d: _mean(_seed_values(frame, dataset=d, variant="htaf", metric="accuracy"))
-           - _mean(_seed_values(frame, dataset=d, variant="standard", metric="accuracy")) for d in ICBM_DATASETS}
+    frame = frame if frame is not None else icbm_runs(results_dir, gaps=True, tuned=True)
+    default = _setting(frame, "default")
+    seeds = _min_seeds(default, ["dataset", "variant"])
+    gap = {d: _mean(_seed_values(default, dataset=d, variant="htaf", metric="accuracy"))
+           - _mean(_seed_values(default, dataset=d, variant="standard", metric="accuracy")) for d in ICBM_DATASETS}
     met = [d for d in ICBM_DATASETS if gap[d] >= -1.0]
     numbers = {"target_met": met, "gap": gap, "largest_shortfall": -min(gap.values()), "seeds": seeds}
     target = (f"The target, exact-step HTAF ICBM within one point of the standard model (by the mean), is met on "
@@ -760,7 +842,7 @@ def icbm_concepts(results_dir=None, frame=None) -> Finding:
     """ICBM discreteness and interpretability: the switch to the exact step is cheap (the chapter's target: within
     half a point either way) and the binary concepts stand for the true factors, one bit each (``concept_shapes``,
     where the six attributes are known). HTAF's own runs, compared with nothing but fixed scales."""
-    frame = frame if frame is not None else icbm_runs(results_dir)
+    frame = _setting(frame if frame is not None else icbm_runs(results_dir), "default")
     htaf = frame[frame["variant"] == "htaf"]
     seeds = _min_seeds(htaf, ["dataset"])
     gap = {d: _mean(_seed_values(htaf, dataset=d, metric="gap")) for d in ICBM_DATASETS}
@@ -829,7 +911,7 @@ def beyond_images(results_dir=None, frame=None, family=None) -> Finding:
     """Image-only validation: the paper validates HTAF on images only (a limitation it states). The domains chapter
     takes the comparisons to spike timing (Randman) and 1-D signals (MNIST-1D); the verdict rests on its family
     (:func:`domains_comparisons`), HTAF (smooth or as an exact step's surrogate) against the other units."""
-    frame = frame if frame is not None else domains_runs(results_dir)
+    frame = frame if frame is not None else domains_runs(results_dir, tuned=True)
     randman = frame[(frame["sweep"] == "randman")]
     dhn1d = frame[frame["sweep"] == "mnist1d_dhn"]
     seeds = min(_min_seeds(randman, ["method"]), _min_seeds(dhn1d, ["method", "backbone"]))
@@ -855,9 +937,13 @@ def beyond_images(results_dir=None, frame=None, family=None) -> Finding:
     tally, told = _tally(rows)
     numbers.update(tally, better=sorted(rows.index[rows["verdict"] == stats.BETTER]),
                    worse=sorted(rows.index[rows["verdict"] == stats.WORSE]))
+    tuned = rows[rows.index.str.startswith("domains mnist1d tuned: ")]
     evidence = (f"{level} Against the other units ({seeds} seeds, {len(rows)} paired comparisons, margins "
                 f"{MARGINS['domains_spikes']:g} point on Randman and {MARGINS['domains_signals']:g} on MNIST-1D, Holm "
-                f"over the chapter's {len(chapter)}): {told}."
+                f"over the chapter's {len(chapter)}): {told}"
+                + (f"; of these, with every unit of MNIST-1D's convolutional threshold network at its own peak slope and "
+                   f"learning rate, tuned on validation data ({len(tuned)} comparisons): {_tally(tuned)[1]}"
+                   if len(tuned) else "") + "."
                 + "".join(f" {o.capitalize()}: {'; '.join(n.split(': ', 1)[1] for n in numbers[o])}."
                           for o in (stats.BETTER, stats.WORSE) if numbers[o]))
     return Finding("beyond_images", claim, verdict_of(rows["verdict"]), evidence, numbers, "experiments/domains",
@@ -916,8 +1002,8 @@ def findings(results_dir=None) -> dict[str, Finding]:
     """Every claim's :class:`Finding`, in the page's order; each claim's comparisons are Holm-adjusted within its
     chapter's family (:func:`comparisons`)."""
     snn_frame, sens_frame, dhn_frames = snn_runs(results_dir), sensitivity_runs(results_dir), dhn_runs(results_dir)
-    domains_frame = domains_runs(results_dir)
-    icbm_frame, bnn_frame = icbm_runs(results_dir, gaps=True), bnn_runs(results_dir)
+    domains_frame = domains_runs(results_dir, tuned=True)
+    icbm_frame, bnn_frame = icbm_runs(results_dir, gaps=True, tuned=True), bnn_runs(results_dir)
     family = comparisons(results_dir, snn_frame=snn_frame, sensitivity_frame=sens_frame, dhn_frames=dhn_frames,
                          domains_frame=domains_frame, icbm_frame=icbm_frame, bnn_frame=bnn_frame,
                          dhn_tuned=dhn_tuned_runs(results_dir))

@@ -80,6 +80,7 @@ __all__ = [
     "get",
     "grids",
     "register",
+    "tuning_sweeps",
     "resolve_config",
     "resolve_configs",
     "resolve_profile",
@@ -224,10 +225,42 @@ def get(name: str | Experiment) -> Experiment:
 def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str, dict[str, list[Any]]]:
     """The sweeps of an experiment's chapter under ``profile``: ``{sweep name: grid}`` (empty if none).
 
-    >>> sorted(grids("bnn", "smoke"))
-    ['defaults', 'matched', 'reference']
+    >>> sorted(grids("sensitivity_bnn", "smoke"))
+    ['map', 'map_selection']
     """
     return {name: dict(grid) for name, grid in get(experiment).grids.get(resolve_profile(profile), {}).items()}
+
+
+def tuning_sweeps(network: dict[str, list[Any]], methods: Sequence[str], grid: dict[str, list[Any]], validation: int,
+                  tuning_seeds: Sequence[int], seeds: Sequence[int], tuned: dict[str, dict[str, Any]],
+                  own_slope: dict[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
+    """A chapter's tuned comparison as sweeps: how every family tunes its methods before comparing them on test data.
+
+    ``tuning``: every method not in ``own_slope`` at each peak slope and learning rate of ``grid``
+    (``{"peak_slope": [...], "lr": [...]}``), with ``tuning_seeds``, trained without the last ``validation`` training
+    samples and scored on them (``val_accuracy``); ``tuning_<method>``: each method of ``own_slope`` (whose slope is
+    its own, ``{method: peak_slope}``, e.g. STE's 1/2) at each learning rate only; ``tuned_<method>``: each method at
+    its ``tuned`` setting (``{"peak_slope": ..., "lr": ...}``, chosen on that validation accuracy by
+    :func:`htaf.findings.tuned_settings`), with ``seeds`` and no validation set. ``network`` fixes the rest (dataset,
+    architecture). The tuning seeds must be disjoint from the test seeds, so that no test run is one validation
+    picked.
+
+    >>> sweeps = tuning_sweeps({"dataset": ["digits"]}, ["htaf", "ste"], {"peak_slope": [0.5, 1.0], "lr": [1e-3]}, 288,
+    ...                        [10, 11], [0, 1], {"htaf": {"peak_slope": 1.0, "lr": 1e-3},
+    ...                                           "ste": {"peak_slope": 0.5, "lr": 1e-3}}, own_slope={"ste": 0.5})
+    >>> sorted(sweeps), sweeps["tuning"]["method"], sweeps["tuning_ste"]["peak_slope"]
+    (['tuned_htaf', 'tuned_ste', 'tuning', 'tuning_ste'], ['htaf'], [0.5])
+    """
+    own_slope = own_slope or {}
+    if set(tuning_seeds) & set(seeds):
+        raise ValueError(f"tuning seeds {sorted(tuning_seeds)} overlap the test seeds {sorted(seeds)}")
+    common = {**network, "seed": list(tuning_seeds), "validation": [validation], "lr": list(grid["lr"])}
+    sweeps = {"tuning": {**common, "method": [m for m in methods if m not in own_slope],
+                         "peak_slope": list(grid["peak_slope"])}}
+    sweeps.update({f"tuning_{m}": {**common, "method": [m], "peak_slope": [slope]} for m, slope in own_slope.items()})
+    sweeps.update({f"tuned_{m}": {**network, "seed": list(seeds), "method": [m], "peak_slope": [tuned[m]["peak_slope"]],
+                                  "lr": [tuned[m]["lr"]]} for m in methods})
+    return sweeps
 
 
 # --------------------------------------------------------------------------------------------

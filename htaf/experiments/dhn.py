@@ -60,6 +60,7 @@ from htaf.experiments import (
     check_method,
     check_number,
     register,
+    tuning_sweeps,
 )
 from htaf.models.dhn import DHN, VARIANTS, n_linear_units
 from htaf.nn import ANNEAL_ALPHA_END, HTAF, anneal
@@ -200,14 +201,11 @@ TUNED: dict[str, dict[str, float]] = {
 
 def _tuning(profile: str, methods: list[str], dataset: str, seeds: list[int]) -> dict[str, dict[str, list[Any]]]:
     """The tuning sweeps (``tuning``: every method but STE at every peak slope; ``tuning_ste``) and the tuned ones
-    (``tuned_<method>``: each method at its :data:`TUNED` setting with ``seeds``, without a validation set)."""
-    sloped = [m for m in methods if m != "ste"]
+    (``tuned_<method>``: each method at its :data:`TUNED` setting with ``seeds``, without a validation set):
+    :func:`htaf.experiments.tuning_sweeps`."""
     network = {"dataset": [dataset], "variant": ["plain"], "depth": [MODEL_DEFAULTS["depth"]]}
-    common = {**network, "seed": TUNING_SEEDS, "validation": [VALIDATION[profile]], "lr": TUNING[profile]["lr"]}
-    return {"tuning": {**common, "method": sloped, "peak_slope": TUNING[profile]["peak_slope"]},
-            "tuning_ste": {**common, "method": ["ste"], "peak_slope": [0.5]},
-            **{f"tuned_{m}": {**network, "seed": seeds, "method": [m], "peak_slope": [TUNED[m]["peak_slope"]],
-                              "lr": [TUNED[m]["lr"]]} for m in methods}}
+    return tuning_sweeps(network, methods, TUNING[profile], VALIDATION[profile], TUNING_SEEDS, seeds, TUNED,
+                         own_slope={"ste": 0.5})
 
 
 #: The chapter's sweeps per profile: ``GRIDS[experiment][profile][sweep name]`` is a ``grid`` for

@@ -54,6 +54,7 @@ from htaf.experiments import (
     check_widths,
     default_loss,
     register,
+    tuning_sweeps,
 )
 from htaf.models import snn
 from htaf.nn import make_unit
@@ -179,25 +180,26 @@ VALIDATION = {"smoke": 288, "cpu": 10_000, "gpu": 10_000}
 #: each surrogate's tuned setting: the peak slope and learning rate of best mean validation accuracy in the ``cpu``
 #: tuning sweep (:func:`htaf.findings.tuned_settings`; the SNN chapter asserts that this is still the choice)
 TUNED: dict[str, dict[str, float]] = {
-    "htaf": {"peak_slope": 2.0, "lr": 3e-3},
+    "htaf": {"peak_slope": 2.0, "lr": 1e-2},
     "atan": {"peak_slope": 2.0, "lr": 3e-3},
-    "sigmoid": {"peak_slope": 2.0, "lr": 1e-2},
-    "fast_sigmoid": {"peak_slope": 2.0, "lr": 1e-2},
-    "triangle": {"peak_slope": 2.0, "lr": 1e-2},
+    "sigmoid": {"peak_slope": 2.0, "lr": 3e-3},
+    "fast_sigmoid": {"peak_slope": 2.0, "lr": 3e-3},
+    "triangle": {"peak_slope": 2.0, "lr": 3e-3},
     "rectangle": {"peak_slope": 2.0, "lr": 3e-3},
 }
 
 
-def _tuning(profile: str, dataset: str, seeds: list[int]) -> dict[str, list[Any]]:
-    return {"dataset": [dataset], "seed": seeds, "method": SURROGATES, **TUNING[profile],
-            "validation": [VALIDATION[profile]]}
+#: the seeds of the tuning runs, disjoint from the test seeds (:data:`SEEDS`), so that no tuned test run is one
+#: validation picked
+TUNING_SEEDS = [10, 11]
+SEEDS = [0, 1, 2, 3, 4]
 
 
-def _tuned(dataset: str, seeds: list[int]) -> dict[str, dict[str, list[Any]]]:
-    """Each surrogate at its :data:`TUNED` setting, without a validation set: sweeps ``tuned_<surrogate>``."""
-    return {f"tuned_{method}": {"dataset": [dataset], "seed": seeds, "method": [method],
-                                "peak_slope": [setting["peak_slope"]], "lr": [setting["lr"]]}
-            for method, setting in TUNED.items()}
+def _tuning(profile: str, dataset: str, seeds: list[int], tuning_seeds: list[int]) -> dict[str, dict[str, list[Any]]]:
+    """The sweep ``tuning`` (every surrogate at every peak slope and learning rate of :data:`TUNING`) and the sweeps
+    ``tuned_<surrogate>`` (each at its :data:`TUNED` setting, with ``seeds``): :func:`htaf.experiments.tuning_sweeps`."""
+    return tuning_sweeps({"dataset": [dataset]}, SURROGATES, TUNING[profile], VALIDATION[profile], tuning_seeds,
+                         seeds, TUNED)
 
 
 #: the runs of the chapter, ``GRIDS["snn"][profile][sweep]``: ``"main"`` is the surrogate comparison (direct
@@ -207,14 +209,12 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
         "smoke": {
             "main": {"dataset": ["digits"], "seed": [0, 1], "method": SURROGATES},
             "rate": {"dataset": ["digits"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
-            "tuning": _tuning("smoke", "digits", [0]),
-            **_tuned("digits", [0, 1]),
+            **_tuning("smoke", "digits", [0, 1], [10]),
         },
         "cpu": {
             "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2, 3, 4], "method": SURROGATES},
             "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
-            "tuning": _tuning("cpu", "fashion_mnist", [0, 1]),
-            **_tuned("fashion_mnist", [0, 1, 2, 3, 4]),
+            **_tuning("cpu", "fashion_mnist", SEEDS, TUNING_SEEDS),
         },
         "gpu": {
             "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2, 3, 4], "method": SURROGATES},
