@@ -29,7 +29,7 @@ from htaf import experiments, results, stats, theory
 from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
-           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_tuned_runs", "dhn_tuning", "tuning_sweeps", "tuning", "tuned_runs", "tuned_pairs", "DOMAINS_TUNED", "ICBM_TUNED", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
+           "MARGINS", "DHN_HTAF", "DHN_BASELINES", "dhn_runs", "dhn_tuned_runs", "dhn_tuning", "tuning_sweep_names", "tuning", "tuned_runs", "tuned_pairs", "DOMAINS_TUNED", "ICBM_TUNED", "dhn_comparisons", "domains_runs", "domains_comparisons", "icbm_runs", "icbm_comparisons", "bnn_runs", "bnn_comparisons", "INTERPRETABLE_AUC", "ICBM_DATASETS", "MissingRunsError", "Finding", "sweep_runs", "verdict_of", "not_yet", "snn_comparisons", "snn_tuning", "tuned_settings",
            "sensitivity_comparisons", "comparisons", "snn", "bnn", "dhn", "icbm_accuracy", "icbm_concepts",
            "gradient_mass", "tail_decay", "beyond_images", "sensitivity", "CLAIMS", "findings", "table"]
 
@@ -213,7 +213,7 @@ def snn_runs(results_dir=None):
     peak slope 1 and the profile's learning rate) or ``tuned`` (the sweeps ``tuned_<surrogate>``: each surrogate at the
     peak slope and learning rate its validation accuracy chose, :data:`htaf.experiments.snn.TUNED`; a tuned setting
     that is the default is the same run, listed under both)."""
-    frame = sweep_runs("snn", ["main", *tuning_sweeps("snn")[1]], results_dir)
+    frame = sweep_runs("snn", ["main", *tuning_sweep_names("snn")[1]], results_dir)
     return frame.assign(accuracy=100 * frame["test_accuracy"],
                         setting=["tuned" if sweep.startswith("tuned_") else "default" for sweep in frame["sweep"]])
 
@@ -225,8 +225,7 @@ def _with_setting(frame):
 
 def _setting(frame, setting: str):
     """The rows of ``frame`` with ``setting`` (a frame without the column holds default runs only)."""
-    if "setting" not in frame:
-        return frame if setting == "default" else frame.iloc[:0]
+    frame = _with_setting(frame)
     return frame[frame["setting"] == setting]
 
 
@@ -251,20 +250,21 @@ def snn_tuning(frame=None, results_dir=None):
     return tuning("snn", order=_snn_methods(), frame=frame, results_dir=results_dir)
 
 
-def tuning_sweeps(experiment: str, prefix: str = "", profile: str = PROFILE) -> tuple[list[str], list[str]]:
+def tuning_sweep_names(experiment: str, prefix: str = "", profile: str = PROFILE) -> tuple[list[str], list[str]]:
     """The names of a chapter's tuning sweeps (``<prefix>tuning``, ``<prefix>tuning_<method>``) and of its tuned ones
     (``<prefix>tuned_<method>``) under ``profile`` (empty lists where it has none), as
-    :func:`htaf.experiments.tuning_sweeps` builds them."""
+    :func:`htaf.experiments.tuning_sweeps` builds them. The chapters' prefixes: ``""`` (snn, dhn, bnn),
+    :data:`ICBM_TUNED`, :data:`DOMAINS_TUNED`."""
     names = list(experiments.grids(experiment, profile))
     return ([n for n in names if n.startswith(f"{prefix}tuning")], [n for n in names if n.startswith(f"{prefix}tuned_")])
 
 
 def tuning(experiment: str, prefix: str = "", order: Iterable[str] | None = None, frame=None, results_dir=None):
-    """A chapter's tuning sweeps (:func:`tuning_sweeps`; ``frame``: their runs, default: read from ``results_dir``) as
+    """A chapter's tuning sweeps (:func:`tuning_sweep_names`; ``frame``: their runs, default: read from ``results_dir``) as
     the table the chapter shows, the mean validation accuracy (percent, over the tuning seeds) per method (rows, in
     ``order``, default the grid's) and peak slope and learning rate (columns; a method with its own slope has only
     that), and :func:`tuned_settings` of them: each method's choice."""
-    frame = frame if frame is not None else sweep_runs(experiment, tuning_sweeps(experiment, prefix)[0], results_dir)
+    frame = frame if frame is not None else sweep_runs(experiment, tuning_sweep_names(experiment, prefix)[0], results_dir)
     return _tuning_table(frame, list(order) if order is not None else list(dict.fromkeys(frame["method"])))
 
 
@@ -274,7 +274,7 @@ def tuned_runs(experiment: str, prefix: str = "", metric: str = "test_accuracy",
     no tuned sweeps."""
     import pandas as pd
 
-    tuned = tuning_sweeps(experiment, prefix)[1]
+    tuned = tuning_sweep_names(experiment, prefix)[1]
     if not tuned:
         return pd.DataFrame(columns=["sweep", "method", "dataset", "seed", "hash", "accuracy"])
     frame = sweep_runs(experiment, tuned, results_dir)
@@ -442,7 +442,7 @@ def domains_runs(results_dir=None, tuned: bool = False):
     validation data) are never among them."""
     from htaf.experiments.domains import GRIDS
 
-    tuning, tuned_sweeps = tuning_sweeps("domains", DOMAINS_TUNED)
+    tuning, tuned_sweeps = tuning_sweep_names("domains", DOMAINS_TUNED)
     main = [s for s in GRIDS["domains"][PROFILE] if s not in tuning and s not in tuned_sweeps]
     frame = sweep_runs("domains", main + (tuned_sweeps if tuned else []), results_dir)
     frame = frame.assign(setting=["tuned" if s in tuned_sweeps else "default" for s in frame["sweep"]])
@@ -507,7 +507,7 @@ def bnn_runs(results_dir=None):
     (sweeps ``tuned_<method>``, Fashion-MNIST: each method at the peak slope and learning rate its validation accuracy
     chose), with ``accuracy`` in percent. The tuning runs (scored on validation data) are not among them."""
     sweeps = ["matched", "defaults", "reference", "cifar_matched", "cifar_defaults", "cifar_reference"]
-    frame = sweep_runs("bnn", sweeps + tuning_sweeps("bnn")[1], results_dir)
+    frame = sweep_runs("bnn", sweeps + tuning_sweep_names("bnn")[1], results_dir)
     return frame.assign(accuracy=100 * frame["test_accuracy"])
 
 
@@ -749,7 +749,7 @@ def icbm_runs(results_dir=None, gaps: bool = False, tuned: bool = False):
     runs (sweeps ``fmnist_tuned_<method>``), with setting ``tuned`` (one that is a default run is listed under both).
     The tuning runs (scored on validation data) are never among them."""
     closing = ("more_concepts", "more_concepts_standard", "sharpen")
-    tuning, tuned_sweeps = tuning_sweeps("icbm", ICBM_TUNED)
+    tuning, tuned_sweeps = tuning_sweep_names("icbm", ICBM_TUNED)
     sweeps = [s for s in experiments.grids("icbm", PROFILE) if not s.endswith(("_map", "_map_selection"))
               and (gaps or not s.endswith(closing)) and s not in tuning and s not in tuned_sweeps]
     frame = sweep_runs("icbm", sweeps + (tuned_sweeps if tuned else []), results_dir)
@@ -825,14 +825,20 @@ def icbm_accuracy(results_dir=None, frame=None, family=None) -> Finding:
         return Finding("icbm_accuracy", claim, not_yet(seeds), target, numbers, "experiments/icbm", seeds,
                        settle=f"{stats.MIN_SEEDS} paired seeds per dataset and an equivalence test against the "
                               "standard model (the chapter's target, one point, as the margin).")
+    import pandas as pd
+
     family = family if family is not None else comparisons(results_dir, icbm_frame=frame)
     chapter = family[family["group"] == "icbm"]
-    rows = chapter.loc[[f"icbm: {d}, htaf vs standard" for d in ICBM_DATASETS]]
+    tuned = chapter[chapter.index.str.startswith("icbm tuned: ") & chapter.index.str.endswith(", htaf vs standard")]
+    rows = pd.concat([chapter.loc[[f"icbm: {d}, htaf vs standard" for d in ICBM_DATASETS]], tuned])
     numbers["verdicts"] = {d: rows.loc[f"icbm: {d}, htaf vs standard", "verdict"] for d in ICBM_DATASETS}
+    numbers["tuned"] = {name.split(": ")[1].split(",")[0]: (row["verdict"], row["difference"]) for name, row in tuned.iterrows()}
     told = "; ".join(f"{d} {v} ({rows.loc[f'icbm: {d}, htaf vs standard', 'difference']:+.1f})"
                      for d, v in numbers["verdicts"].items())
     evidence = (f"{target} Against the standard model ({seeds} paired seeds, margin {MARGINS['icbm']:g} point, Holm "
-                f"over the chapter's {len(chapter)} comparisons): {told}.")
+                f"over the chapter's {len(chapter)} comparisons): {told}"
+                + "".join(f"; with both models at their own peak slope and learning rate, tuned on validation data "
+                          f"({d}): {v} ({diff:+.1f})" for d, (v, diff) in numbers["tuned"].items()) + ".")
     return Finding("icbm_accuracy", claim, verdict_of(rows["verdict"]), evidence, numbers, "experiments/icbm", seeds,
                    comparisons=rows,
                    settle="Larger backbones and training sets (the `gpu` profile's ResNet-18 on CIFAR-10).")

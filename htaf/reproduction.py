@@ -102,7 +102,8 @@ def estimate(profile: str, measured: str = "cpu", only: Iterable[str] | None = N
     experiment, the epochs of ``profile``'s runs times the seconds per epoch of ``measured``'s finished runs.
 
     Returns per experiment ``runs`` and ``epochs`` (of ``profile``), ``measured_runs``, ``measured_epochs`` and
-    ``measured_s`` (the finished runs of ``measured``, their epochs and recorded time), ``seconds_per_epoch``,
+    ``measured_s`` (the finished runs of ``measured`` that trained on a CPU, their epochs and recorded time; a run
+    trained on a GPU says nothing about a CPU core's speed), ``seconds_per_epoch``,
     ``estimate_s`` (``epochs * seconds_per_epoch``; ``None`` without a measured run) and ``longest_run_s`` (the
     estimate of ``profile``'s longest run). It scales by epochs only: what an epoch of ``profile`` costs beside
     one of ``measured`` (more data, larger models, another device) is not known to it. No model is built.
@@ -116,8 +117,9 @@ def estimate(profile: str, measured: str = "cpu", only: Iterable[str] | None = N
         entry["epochs"] += config["epochs"]
         entry["longest_epochs"] = max(entry["longest_epochs"], config["epochs"])
     for name, _, _, config, digest in _runs(measured, list(found)):
-        seconds = results.recorded_time(results.result_path(name, measured, digest, results_dir))
-        if seconds is not None:
+        path = results.result_path(name, measured, digest, results_dir)
+        seconds = results.recorded_time(path)
+        if seconds is not None and results.read_result(path)["environment"].get("device_type", "cpu") == "cpu":
             entry = found[name]
             entry["measured_runs"] += 1
             entry["measured_epochs"] += config["epochs"]

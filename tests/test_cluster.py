@@ -190,3 +190,23 @@ def test_the_gpu_estimate_on_the_reproduce_page_and_in_the_readme_is_the_codes(c
     found = reproduction.estimate("gpu", "cpu", ["mlp"], root / "results")["mlp"]
     assert found["runs"] == reproduction.run_counts("gpu", ["mlp"])["mlp"] and found["measured_runs"] == 1
     assert found["estimate_s"] == pytest.approx(found["epochs"] * found["measured_s"] / found["measured_epochs"])
+
+
+def test_the_estimate_reads_only_runs_trained_on_a_cpu(tmp_path):
+    """A run trained on a GPU says nothing about what an epoch costs on a CPU core: the estimate leaves it out."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (source,) = (root / "results" / "mlp" / "cpu").glob("*.json")
+    target = tmp_path / "mlp" / "cpu" / source.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(source, target)
+    assert reproduction.estimate("gpu", "cpu", ["mlp"], tmp_path)["mlp"]["measured_runs"] == 1
+    record = json.loads(target.read_text())
+    record["environment"]["device_type"] = "cuda"
+    target.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    assert results.recorded_time(target) == record["wall_time_s"]  # still a finished run, only not a CPU's
+    found = reproduction.estimate("gpu", "cpu", ["mlp"], tmp_path)["mlp"]
+    assert found["measured_runs"] == 0 and found["estimate_s"] is None

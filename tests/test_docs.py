@@ -96,3 +96,41 @@ def test_provenance_groups_runs_by_setup(tmp_path):
     table = results.provenance("cpu", results_dir=tmp_path)
     assert table[["cpu_threads", "runs"]].values.tolist() == [[1, 2], [2, 1]]
     assert results.provenance_markdown("cpu", results_dir=tmp_path).splitlines()[2] == "| exp | X | 1 | 2 | 2 |"
+
+
+def test_the_profile_cost_benchmark_retrains_a_sample_and_scales_the_recorded_time(tmp_path, monkeypatch):
+    """benchmarks/bench_profile_cost.py at toy size: one smoke run, retrained on one thread in a scratch folder,
+    reproduces its committed metric exactly, and the estimate is the recorded total scaled by the sample's ratio."""
+    import importlib.util
+
+    import htaf
+
+    monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    record = htaf.run("mlp", "smoke", results_dir=tmp_path / "results")
+    spec = importlib.util.spec_from_file_location("bench_profile_cost", ROOT / "benchmarks" / "bench_profile_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    found = bench.measure(1, results_dir=tmp_path / "results", profile="smoke")
+    assert found["sampled"] == 1 and found["same_metric"] == 1 and found["runs"][0]["hash"] == record["hash"]
+    entry = found["experiments"]["mlp"]
+    assert entry["recorded_s"] == record["wall_time_s"]
+    assert entry["estimate_s"] == entry["recorded_s"] * entry["ratio"] > 0
+    assert list((tmp_path / "results" / "mlp" / "smoke").glob("*.json")) == [tmp_path / "results" / "mlp" / "smoke" / f"{record['hash']}.json"]
+
+
+def test_the_reproduce_page_states_the_measured_cost_of_the_cpu_profile():
+    """The page's figures for the `cpu` profile on one idle core are benchmarks/bench_profile_cost.py's measurement
+    (htaf/benchmarks/profile_cost_cpu.json), and that measurement is a consistent ratio estimate."""
+    from htaf import benchmarks
+
+    found = benchmarks.load("profile_cost_cpu")
+    entries = found["experiments"]
+    assert found["estimate_s"] == sum(e["estimate_s"] for e in entries.values())
+    assert all(e["estimate_s"] == e["recorded_s"] * e["ratio"] and 1 <= e["sampled"] <= e["runs"] for e in entries.values())
+    assert found["sampled"] == len(found["runs"]) == sum(e["sampled"] for e in entries.values())
+    assert found["machine"]["cpu_threads"] == 1
+    page = " ".join((ROOT / "book" / "reproduce.md").read_text().split())
+    assert f"{found['recorded_s'] / 3600:.1f} h of recorded training come to about {found['estimate_s'] / 3600:.1f} h" in page
+    assert f"{found['same_metric']} of the {found['sampled']} retrained runs" in page
+    assert min(entries, key=lambda k: entries[k]["ratio"]) == "icbm" and 1 / 7 < entries["icbm"]["ratio"] < 1 / 5.5
+    assert max(entries, key=lambda k: entries[k]["estimate_s"]) == "bnn" and 0.85 < entries["bnn"]["ratio"] < 0.95

@@ -24,7 +24,7 @@ def _tuned(module: str) -> dict:
 @pytest.mark.parametrize("experiment, prefix, module", FAMILIES, ids=[f[0] for f in FAMILIES])
 def test_tuning_runs_are_scored_on_validation_data_with_seeds_no_test_run_uses(experiment, prefix, module):
     grids = experiments.grids(experiment, "cpu")
-    tuning, tuned = findings.tuning_sweeps(experiment, prefix)
+    tuning, tuned = findings.tuning_sweep_names(experiment, prefix)
     assert tuning and tuned
     tuning_seeds = {s for name in tuning for s in grids[name]["seed"]}
     test_seeds = {s for name in tuned for s in grids[name]["seed"]}
@@ -54,3 +54,9 @@ def test_tuning_seeds_must_be_disjoint_from_the_test_seeds():
     with pytest.raises(ValueError, match="overlap"):
         experiments.tuning_sweeps({"dataset": ["digits"]}, ["htaf"], {"peak_slope": [1.0], "lr": [1e-3]}, 288, [0, 10],
                                   [0, 1], {"htaf": {"peak_slope": 1.0, "lr": 1e-3}})
+
+
+def test_every_method_needs_a_tuned_setting():
+    with pytest.raises(ValueError, match="no tuned setting for 'ste'"):
+        experiments.tuning_sweeps({"dataset": ["digits"]}, ["htaf", "ste"], {"peak_slope": [1.0], "lr": [1e-3]}, 288,
+                                  [10], [0], {"htaf": {"peak_slope": 1.0, "lr": 1e-3}})

@@ -2,7 +2,9 @@
 
 Each file of this folder is the raw output of a script of the repository's ``benchmarks/`` folder, measured once
 on the machine it names: ``snn_libs_*.json`` from ``benchmarks/bench_snn_libs.py --json`` (one SNN training step in
-htaf, snnTorch and SpikingJelly), ``h200_bench_htaf.json`` from ``benchmarks/bench_htaf.py``, and the ``.txt``
+htaf, snnTorch and SpikingJelly), ``h200_bench_htaf.json`` from ``benchmarks/bench_htaf.py``,
+``profile_cost_cpu.json`` from ``benchmarks/bench_profile_cost.py`` (what the ``cpu`` profile costs on one idle core,
+from a retrained sample of its runs), and the ``.txt``
 files the printed reports and environment of the H200 runs. They ship inside the package (package data), so a
 chapter that quotes them runs from a pip-installed htaf too, outside the repository.
 

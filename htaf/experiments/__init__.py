@@ -81,6 +81,8 @@ __all__ = [
     "grids",
     "register",
     "tuning_sweeps",
+    "SEEDS",
+    "TUNING_SEEDS",
     "resolve_config",
     "resolve_configs",
     "resolve_profile",
@@ -231,6 +233,13 @@ def grids(experiment: str | Experiment, profile: str | None = None) -> dict[str,
     return {name: dict(grid) for name, grid in get(experiment).grids.get(resolve_profile(profile), {}).items()}
 
 
+#: the test seeds of every comparison a chapter states: five, what a paired comparison needs (:data:`htaf.stats.MIN_SEEDS`)
+SEEDS = [0, 1, 2, 3, 4]
+#: the seeds of every chapter's tuning runs, disjoint from :data:`SEEDS`, so that no tuned run compared on the test set
+#: is one that validation picked
+TUNING_SEEDS = [10, 11]
+
+
 def tuning_sweeps(network: dict[str, list[Any]], methods: Sequence[str], grid: dict[str, list[Any]], validation: int,
                   tuning_seeds: Sequence[int], seeds: Sequence[int], tuned: dict[str, dict[str, Any]],
                   own_slope: dict[str, Any] | None = None) -> dict[str, dict[str, list[Any]]]:
@@ -254,6 +263,10 @@ def tuning_sweeps(network: dict[str, list[Any]], methods: Sequence[str], grid: d
     own_slope = own_slope or {}
     if set(tuning_seeds) & set(seeds):
         raise ValueError(f"tuning seeds {sorted(tuning_seeds)} overlap the test seeds {sorted(seeds)}")
+    missing = [m for m in methods if m not in tuned]
+    if missing:  # every method is compared at its tuned setting (a smaller profile's grid may not contain it)
+        raise ValueError(f"no tuned setting for {', '.join(map(repr, missing))}: add its validation choice "
+                         f"(htaf.findings.tuning) to the chapter's TUNED")
     common = {**network, "seed": list(tuning_seeds), "validation": [validation], "lr": list(grid["lr"])}
     sweeps = {"tuning": {**common, "method": [m for m in methods if m not in own_slope],
                          "peak_slope": list(grid["peak_slope"])}}

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader
 
 from htaf import data, metrics, surrogates
 from htaf.experiments import (MAX_WIDTH, Config, ConfigError, Experiment, check_int, check_method, check_widths, register,
-                              tuning_sweeps)
+                              SEEDS, TUNING_SEEDS, tuning_sweeps)
 from htaf.models import bnn
 from htaf.nn import binary_layers, clip_latent_weights_, storage_bits
 
@@ -216,8 +216,6 @@ TUNED_METHODS = list(dict.fromkeys(MATCHED + DEFAULTS))
 TUNING = {"smoke": {"peak_slope": [0.5, 1.0], "lr": [3e-3]},
           "cpu": {"peak_slope": [0.5, 1.0, 2.0], "lr": [1e-3, 3e-3, 1e-2]}}
 VALIDATION = {"smoke": 288, "cpu": 10_000}
-TUNING_SEEDS = [10, 11]
-SEEDS = [0, 1, 2, 3, 4]
 #: the methods whose slope is their own: STE's is 1/2 (the sign's 1), EDE's follows its schedule of ``t``
 OWN_SLOPE = {"ste": 0.5, "ede": None}
 

@@ -61,6 +61,8 @@ from htaf.experiments import (
     check_number,
     register,
     tuning_sweeps,
+    SEEDS,
+    TUNING_SEEDS,
 )
 from htaf.models.dhn import DHN, VARIANTS, n_linear_units
 from htaf.nn import ANNEAL_ALPHA_END, HTAF, anneal
@@ -161,8 +163,6 @@ METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste", "atan"]
 REGRESSION_METHODS = ["htaf", "htaf_anneal", "htaf_hard", "ste"]
 #: the real-valued reference network of the same shape
 REFERENCE = "relu"
-#: five seeds per network: the chapter compares methods with paired tests, which need :data:`htaf.stats.MIN_SEEDS`
-SEEDS = [0, 1, 2, 3, 4]
 
 
 def _depth_sweeps(depths: list[int], methods: list[str], **fixed: list[Any]) -> dict[str, dict[str, list[Any]]]:
@@ -185,7 +185,6 @@ def _depth_sweeps(depths: list[int], methods: list[str], **fixed: list[Any]) -> 
 TUNING = {"smoke": {"peak_slope": [0.5, 1.0], "lr": [3e-3]},
           "cpu": {"peak_slope": [0.5, 1.0, 2.0, 4.0], "lr": [3e-4, 1e-3, 3e-3, 1e-2]}}
 VALIDATION = {"smoke": 288, "cpu": 10_000}
-TUNING_SEEDS = [10, 11]  # disjoint from the test seeds (SEEDS), so that no tuned test run is one validation picked
 
 
 #: each method's tuned setting: the peak slope and learning rate of best mean validation accuracy in the ``cpu``

@@ -57,6 +57,7 @@ from htaf.experiments import (
     check_widths,
     register,
     tuning_sweeps,
+    TUNING_SEEDS,
 )
 from htaf.experiments.bnn import WEIGHT_HOOKS
 from htaf.models import bnn, domains, icbm, snn
@@ -244,7 +245,6 @@ def _grids(seeds: list[int], randman: dict[str, Any], dims: list[int], steps: li
 TUNING = {"cpu": {"peak_slope": [0.5, 1.0, 2.0, 4.0], "lr": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}}
 #: training samples the tuning runs hold out and are scored on (a fifth of MNIST-1D's 4000)
 TUNING_VALIDATION = 800
-TUNING_SEEDS = [10, 11]
 
 #: each unit's tuned setting: the peak slope and learning rate of best mean validation accuracy in the ``cpu`` tuning
 #: sweeps (:func:`htaf.findings.tuning`; a test and the chapter assert that this is still the choice)
