@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from htaf import reproduction, results
+from htaf import reproduction, results, train
 
 
 def _metric(record: dict) -> float | None:
@@ -56,7 +56,7 @@ def measure(per_group: int, seed: int = 0, results_dir: str | Path | None = None
         for (name, setup), runs in sorted(groups.items()):
             for item, record in rng.sample(runs, min(per_group, len(runs))):
                 started = time.perf_counter()
-                fresh, _ = reproduction._run_planned(name, profile, scratch, item.overrides)
+                fresh = train.run(name, profile, scratch, progress=False, announce=False, **item.overrides)
                 rows.append({"experiment": name, "setup": setup, "sweep": item.sweep, "hash": record["hash"],
                              "recorded_s": record["wall_time_s"], "measured_s": fresh["wall_time_s"],
                              "call_s": time.perf_counter() - started,

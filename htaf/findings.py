@@ -26,6 +26,8 @@ import math
 from typing import Any, Callable, Iterable
 
 from htaf import experiments, results, stats, theory
+from htaf.experiments import domains as domains_experiment
+from htaf.experiments import icbm as icbm_experiment
 from htaf._kernels import HTAF_ALPHA, HTAF_BETA
 
 __all__ = ["PROFILE", "HOLDS", "IN_PART", "DOES_NOT_HOLD", "NOT_TESTABLE", "NOT_YET", "INCONCLUSIVE", "VERDICTS",
@@ -213,9 +215,14 @@ def snn_runs(results_dir=None):
     peak slope 1 and the profile's learning rate) or ``tuned`` (the sweeps ``tuned_<surrogate>``: each surrogate at the
     peak slope and learning rate its validation accuracy chose, :data:`htaf.experiments.snn.TUNED`; a tuned setting
     that is the default is the same run, listed under both)."""
-    frame = sweep_runs("snn", ["main", *tuning_sweep_names("snn")[1]], results_dir)
-    return frame.assign(accuracy=100 * frame["test_accuracy"],
-                        setting=["tuned" if sweep.startswith("tuned_") else "default" for sweep in frame["sweep"]])
+    tuned = tuning_sweep_names("snn")[1]
+    frame = _marked(sweep_runs("snn", ["main", *tuned], results_dir), tuned)
+    return frame.assign(accuracy=100 * frame["test_accuracy"])
+
+
+def _marked(frame, tuned_sweeps):
+    """``frame`` with ``setting``: ``tuned`` for the rows of ``tuned_sweeps``, else ``default``."""
+    return frame.assign(setting=["tuned" if s in set(tuned_sweeps) else "default" for s in frame["sweep"]])
 
 
 def _with_setting(frame):
@@ -431,7 +438,7 @@ def dhn_comparisons(cls, reg, tuned=None) -> tuple[dict[str, tuple[dict, dict]],
 
 
 #: the sweep prefix of the domains chapter's tuned comparison (MNIST-1D's convolutional threshold network)
-DOMAINS_TUNED = "mnist1d_conv_"
+DOMAINS_TUNED = domains_experiment.TUNED_PREFIX
 
 
 def domains_runs(results_dir=None, tuned: bool = False):
@@ -444,8 +451,7 @@ def domains_runs(results_dir=None, tuned: bool = False):
 
     tuning, tuned_sweeps = tuning_sweep_names("domains", DOMAINS_TUNED)
     main = [s for s in GRIDS["domains"][PROFILE] if s not in tuning and s not in tuned_sweeps]
-    frame = sweep_runs("domains", main + (tuned_sweeps if tuned else []), results_dir)
-    frame = frame.assign(setting=["tuned" if s in tuned_sweeps else "default" for s in frame["sweep"]])
+    frame = _marked(sweep_runs("domains", main + (tuned_sweeps if tuned else []), results_dir), tuned_sweeps)
     frame = frame.drop_duplicates(["setting", "hash"])
     settings = [json.loads(k) if isinstance(k, str) else (k or {}) for k in frame["data_kwargs"]]
     return frame.assign(accuracy=100 * frame["test_accuracy"], dim=[k.get("dim") for k in settings],
@@ -514,8 +520,8 @@ def bnn_runs(results_dir=None):
 def _bnn_settings(frame):
     """A frame of :func:`bnn_runs` with its sweeps as settings (``matched``, ``defaults``, ``reference``, ``tuned``):
     the CNN's ``cifar_`` sweeps are the MLP's settings on another dataset."""
-    setting = frame["sweep"].str.removeprefix("cifar_")
-    return frame.assign(setting=setting.where(~setting.str.startswith("tuned_"), "tuned"))
+    tuned = set(tuning_sweep_names("bnn")[1])
+    return frame.assign(setting=["tuned" if s in tuned else s.removeprefix("cifar_") for s in frame["sweep"]])
 
 
 def bnn_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:
@@ -738,7 +744,7 @@ def dhn(results_dir=None, frames=None, family=None) -> Finding:
 
 
 #: the sweep prefix of the ICBM chapter's tuned comparison (Fashion-MNIST)
-ICBM_TUNED = "fmnist_"
+ICBM_TUNED = icbm_experiment.TUNED_PREFIX
 
 
 def icbm_runs(results_dir=None, gaps: bool = False, tuned: bool = False):
@@ -760,9 +766,8 @@ def icbm_runs(results_dir=None, gaps: bool = False, tuned: bool = False):
                else "htaf K=128" if s.endswith("more_concepts") else "standard K=128" if s.endswith("more_concepts_standard")
                else "htaf sharpen" if s.endswith("sharpen") else "standard" if m == "relu" else m
                for s, m in zip(frame["sweep"], frame["method"])]
-    return frame.assign(dataset=dataset, variant=variant, accuracy=100 * frame["test_accuracy"],
-                        gap=100 * frame["switch_gap"],
-                        setting=["tuned" if s in tuned_sweeps else "default" for s in frame["sweep"]])
+    return _marked(frame, tuned_sweeps).assign(dataset=dataset, variant=variant, accuracy=100 * frame["test_accuracy"],
+                                               gap=100 * frame["switch_gap"])
 
 
 def icbm_comparisons(frame) -> tuple[dict[str, tuple[dict, dict]], dict[str, float]]:

@@ -243,6 +243,8 @@ def _grids(seeds: list[int], randman: dict[str, Any], dims: list[int], steps: li
 #: setting on that validation accuracy (:data:`TUNED`) is then trained with five seeds on all 4000 and compared on the
 #: test samples (:func:`htaf.experiments.tuning_sweeps`)
 TUNING = {"cpu": {"peak_slope": [0.5, 1.0, 2.0, 4.0], "lr": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}}
+#: the prefix of the tuned comparison's sweep names
+TUNED_PREFIX = "mnist1d_conv_"
 #: training samples the tuning runs hold out and are scored on (a fifth of MNIST-1D's 4000)
 TUNING_VALIDATION = 800
 
@@ -261,7 +263,7 @@ def _conv_tuning(profile: str, seeds: list[int], epochs: int) -> dict[str, dict[
                "epochs": [epochs], "hidden": [[256, 256]]}
     sweeps = tuning_sweeps(network, DHN_METHODS, TUNING[profile], TUNING_VALIDATION, TUNING_SEEDS, seeds, TUNED,
                            own_slope={"ste": 0.5})
-    return {f"mnist1d_conv_{name}": grid for name, grid in sweeps.items()}
+    return {f"{TUNED_PREFIX}{name}": grid for name, grid in sweeps.items()}
 
 
 #: the chapter's sweeps: ``GRIDS["domains"][profile][sweep] = grid``

@@ -298,6 +298,8 @@ def _named(prefix: str, grids: dict[str, dict[str, list[Any]]]) -> dict[str, dic
 #: runs) and scored on them; each method's best setting on that validation accuracy (:data:`TUNED`) is then trained with
 #: :data:`SEEDS` and compared on the test images (:func:`htaf.experiments.tuning_sweeps`)
 TUNED_METHODS = [*MATCHED, "ste", "relu"]
+#: the prefix of the tuned comparison's sweep names
+TUNED_PREFIX = "fmnist_"
 #: the peak slopes and learning rates the tuning sweeps try (``cpu`` only: the smoke profile has no tuned comparison)
 TUNING = {"cpu": {"peak_slope": [0.5, 1.0, 2.0], "lr": [1e-3, 3e-3, 1e-2]}}
 TUNING_VALIDATION = 10_000
@@ -315,7 +317,7 @@ TUNED: dict[str, dict[str, float | None]] = {
 
 
 def _tuning(profile: str, dataset: str) -> dict[str, dict[str, list[Any]]]:
-    return _named("fmnist", tuning_sweeps({"dataset": [dataset]}, TUNED_METHODS, TUNING[profile], TUNING_VALIDATION,
+    return _named(TUNED_PREFIX.removesuffix("_"), tuning_sweeps({"dataset": [dataset]}, TUNED_METHODS, TUNING[profile], TUNING_VALIDATION,
                                           TUNING_SEEDS, SEEDS, TUNED, own_slope=OWN_SLOPE))
 
 
