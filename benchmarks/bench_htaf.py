@@ -99,7 +99,8 @@ def measure_peak_here(name: str, numel: int) -> int:
     return max(high_water_mark() - before, 0)
 
 
-def run(device: str, numel: int, compile_: bool, min_run_time: float) -> list[dict]:
+def run(device: str, numel: int, compile_: bool, min_run_time: float, peak_of: set[str] | None = None) -> list[dict]:
+    """Time every variant on ``device``; its peak memory too, for the variants in ``peak_of`` (``None``: all)."""
     x = torch.randn(numel, device=device, requires_grad=True)
     grad = torch.ones(numel, device=device)
     rows = []
@@ -109,7 +110,9 @@ def run(device: str, numel: int, compile_: bool, min_run_time: float) -> list[di
                              globals={"forward_backward": forward_backward, "fn": fn, "x": x, "grad": grad})
         seconds = timer.blocked_autorange(min_run_time=min_run_time).median
         compiled = "compile" in name
-        if device == "cuda":
+        if peak_of is not None and name not in peak_of:
+            peak = None
+        elif device == "cuda":
             peak = cuda_peak(fn, x, grad)
         else:
             peak = None if compiled else cpu_peak(name, numel)
@@ -131,6 +134,9 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--devices", default="auto",
                         help="comma-separated devices to measure, e.g. 'cuda' (default: the CPU, and CUDA when present)")
+    parser.add_argument("--peak-variants",
+                        help="comma-separated variants whose peak memory to measure (default: all; on a CPU each one "
+                             "costs a fresh process)")
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)  # internal: one CPU peak-memory measurement
     args = parser.parse_args(argv)
     if args.peak_of:
@@ -138,7 +144,8 @@ def main(argv=None) -> None:
         return
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.devices == "auto" else args.devices.split(",")
-    rows = [r for d in devices for r in run(d, args.numel, not args.no_compile, args.min_run_time)]
+    peak_of = set(args.peak_variants.split(",")) if args.peak_variants else None
+    rows = [r for d in devices for r in run(d, args.numel, not args.no_compile, args.min_run_time, peak_of)]
     print(f"HTAF benchmark: {args.numel:,} float32 elements, forward+backward; torch {torch.__version__}, "
           f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))

@@ -489,7 +489,9 @@ def _start_reproduce(tmp_path, marker):
     return proc, folder
 
 
-def _settles(folder, seconds=3.0):
+def _settles(folder, seconds=1.0):
+    """No result appears in ``folder`` for ``seconds`` (called once every worker is gone: a result written late would
+    come from a process the marker did not find)."""
     before = sorted(folder.glob("*.json"))
     time.sleep(seconds)
     return sorted(folder.glob("*.json")) == before

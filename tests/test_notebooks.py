@@ -1,11 +1,14 @@
 """Re-execute the book's notebooks: theory strictly with nbval (outputs must reproduce), the experiment chapters and
 the Findings page without errors.
 
-An experiment chapter is executed twice in one kernel: first with the ``smoke`` profile in an empty results folder
-(it trains what it needs, as on Colab), then, with a cleared namespace, with the ``cpu`` profile against the committed
-results (nothing trains; the chapter's assertions about them run). One kernel pays the kernel start and the imports
-(torch, pandas, matplotlib: about 6 s) once instead of twice. One test per notebook, so that pytest-xdist spreads
-them over the cores.
+An experiment chapter is executed twice: first with the ``smoke`` profile in an empty results folder (it trains what
+it needs, as on Colab), then, with a cleared namespace, with the ``cpu`` profile against the committed results (nothing
+trains; the chapter's assertions about them run). The experiment chapters and the Findings page run in one kernel per
+pytest-xdist worker, which pays the kernel start and the first imports (torch, pandas, matplotlib, torch's compiler
+stack on the first optimiser: about 4-5 s) once per worker instead of once per notebook. Before every pass the kernel's
+namespace is cleared and its environment variables, working folder and open figures are set anew, so a notebook sees no
+name, variable or folder another one left (imported modules stay loaded, as they do between the two passes); a test that
+fails restarts the kernel. One test per notebook, so that pytest-xdist spreads them over the cores.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ def _ids(paths):
 
 
 def run_nbval(paths, *extra, env=None):
+    # without the project's options (-n auto) and the plugins nbval does not use, whose imports cost about 1 s
     cmd = [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", "--nbval-current-env",
+        sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:xdist",
+        "-p", "no:hypothesispytest", "-p", "no:anyio", "-q", "--nbval-current-env",
         "--nbval-sanitize-with", str(SANITIZE), "--rootdir", str(ROOT), *extra, *map(str, paths),
     ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
@@ -50,25 +55,66 @@ def test_theory_notebook_reproduces_exactly(notebook):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
 
 
-def execute(notebook: Path, passes: list[tuple[str, dict[str, str]]]) -> None:
-    """Execute every code cell of ``notebook`` once per ``(name, environment)`` pass, in one kernel of this Python
-    environment started in the notebook's folder. Before each pass the user namespace is cleared (``%reset -f``:
-    a pass sees nothing the previous one defined; imported modules stay loaded) and the environment variables are
-    set. The first cell that raises fails the test with the pass, the cell's number and source, and the traceback."""
-    from jupyter_client import KernelManager
+class SharedKernel:
+    """One IPython kernel of this Python environment, reused by the notebook tests of a worker
+    (:func:`shared_kernel`)."""
+
+    def __init__(self):
+        from jupyter_client import KernelManager
+        from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
+
+        self.km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
+        self.km.start_kernel(cwd=str(ROOT))
+        self.kc = None
+        self.connect()
+
+    def connect(self):
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def restart(self):
+        """A fresh process, for the tests after a failed one."""
+        self.kc.stop_channels()
+        self.km.restart_kernel(now=True)
+        self.connect()
+
+    def shutdown(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="session")
+def shared_kernel():
+    kernel = SharedKernel()
+    yield kernel
+    kernel.shutdown()
+
+
+def execute(kernel: SharedKernel, notebook: Path, passes: list[tuple[str, dict[str, str]]]) -> None:
+    """Execute every code cell of ``notebook`` once per ``(name, environment)`` pass in ``kernel``. Before each pass
+    the user namespace is cleared (``%reset -f``: a pass sees nothing an earlier pass or notebook defined; imported
+    modules stay loaded), the environment variables become this test's plus the pass's (nothing an earlier pass set
+    survives), open figures are closed and the working folder becomes the notebook's, as when Jupyter opens it. The
+    first cell that raises fails the test with the pass, the cell's number and source, and the traceback; the kernel
+    is then restarted for the next test."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
     nb = nbformat.read(notebook, as_version=4)
-    km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
-    client = NotebookClient(nb, km=km, timeout=900, resources={"metadata": {"path": str(notebook.parent)}})
+    client = NotebookClient(nb, km=kernel.km, timeout=900, resources={"metadata": {"path": str(notebook.parent)}})
+    client.kc = kernel.kc
     cells = list(nb.cells)
     nb.cells.append(nbformat.v4.new_code_cell())  # the set-up cell: nbclient stores an executed cell at its index
+    passed = False
     try:
-        with client.setup_kernel():
+        with client.setup_kernel():  # the kernel and its client exist: this only runs nbclient's set-up
             for name, env in passes:
-                nb.cells[-1].source = f"%reset -f\nimport os\nos.environ.update({env!r})"
+                nb.cells[-1].source = (
+                    "%reset -f\nimport os, sys\n"
+                    f"os.environ.clear()\nos.environ.update({ {**os.environ, **env}!r})\n"
+                    f"os.chdir({str(notebook.parent)!r})\n"
+                    "if 'matplotlib.pyplot' in sys.modules:\n    sys.modules['matplotlib.pyplot'].close('all')")
                 client.execute_cell(nb.cells[-1], len(cells))
                 for index, cell in enumerate(cells):
                     if cell.cell_type != "code":
@@ -76,11 +122,12 @@ def execute(notebook: Path, passes: list[tuple[str, dict[str, str]]]) -> None:
                     try:
                         client.execute_cell(cell, index)
                     except CellExecutionError as error:
-                        pytest.fail(f"{notebook.name}, {name} pass, code cell {index}:\n{cell.source}\n\n{error}"[-8000:],
-                                    pytrace=False)
-    finally:  # nbclient shuts down only the kernels it started itself
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
+                        message = f"{notebook.name}, {name} pass, code cell {index}:\n{cell.source}\n\n{error}"
+                        pytest.fail(message[-8000:], pytrace=False)
+        passed = True
+    finally:
+        if not passed:
+            kernel.restart()
 
 
 def cpu_environment(tmp_path: Path) -> dict[str, str]:
@@ -91,12 +138,13 @@ def cpu_environment(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("notebook", EXPERIMENTS, ids=_ids(EXPERIMENTS))
-def test_experiment_notebook_trains_in_smoke_mode_and_asserts_the_committed_cpu_results(notebook, tmp_path):
+def test_experiment_notebook_trains_in_smoke_mode_and_asserts_the_committed_cpu_results(notebook, tmp_path,
+                                                                                        shared_kernel):
     """An experiment chapter, executed as a reader outside the repository runs it (``smoke``: it trains every run it
     shows), then with the ``cpu`` profile against the committed results, where its assertions about them (orderings,
     verdicts, targets) run."""
-    execute(notebook, [("smoke", {"HTAF_PROFILE": "smoke", "HTAF_RESULTS": str(tmp_path / "smoke-results")}),
-                       ("cpu", cpu_environment(tmp_path))])
+    smoke = {"HTAF_PROFILE": "smoke", "HTAF_RESULTS": str(tmp_path / "smoke-results")}
+    execute(shared_kernel, notebook, [("smoke", smoke), ("cpu", cpu_environment(tmp_path))])
 
 
 #: the Findings page: neither a theory nor an experiment chapter, so neither glob above collects it
@@ -108,7 +156,30 @@ def test_the_findings_page_is_not_collected_by_the_chapter_globs():
 
 
 @pytest.mark.parametrize("notebook", FINDINGS, ids=_ids(FINDINGS))
-def test_findings_page_asserts_the_committed_cpu_results(notebook, tmp_path):
+def test_findings_page_asserts_the_committed_cpu_results(notebook, tmp_path, shared_kernel):
     """The Findings page, executed against the committed results as the experiment chapters are: its verdicts and
     numbers are asserts on :mod:`htaf.findings`, which reads the ``cpu`` runs and never trains."""
-    execute(notebook, [("cpu", cpu_environment(tmp_path))])
+    execute(shared_kernel, notebook, [("cpu", cpu_environment(tmp_path))])
+
+
+def test_a_notebook_in_the_shared_kernel_sees_nothing_an_earlier_one_left(shared_kernel, tmp_path):
+    """What one notebook defines, sets in the environment or changes in the working folder is gone for the next; a
+    notebook that fails leaves a restarted kernel behind."""
+    def notebook(name, *sources):
+        path = tmp_path / name / f"{name}.ipynb"
+        path.parent.mkdir()
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+        return path
+
+    leaves = notebook("leaves", "import os\nLEFT = 1\nos.environ['HTAF_LEFT'] = '1'\nos.chdir('/')")
+    fails = notebook("fails", "import os\nos.environ['HTAF_LEFT'] = '1'\nraise ValueError('planted')")
+    checks = notebook("checks", "import os\nassert 'LEFT' not in dir()\nassert 'HTAF_LEFT' not in os.environ\n"
+                                f"assert os.getcwd() == {str(tmp_path / 'checks')!r}\n"
+                                "assert os.environ['HTAF_PASS'] == 'yes'")
+    execute(shared_kernel, leaves, [("first", {}), ("second", {})])
+    execute(shared_kernel, checks, [("check", {"HTAF_PASS": "yes"})])
+    process = shared_kernel.km.provisioner.pid
+    with pytest.raises(pytest.fail.Exception, match="planted"):
+        execute(shared_kernel, fails, [("fail", {})])
+    assert shared_kernel.km.provisioner.pid != process, "the kernel was not restarted after a failed notebook"
+    execute(shared_kernel, checks, [("check", {"HTAF_PASS": "yes"})])
