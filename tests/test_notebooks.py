@@ -13,6 +13,7 @@ fails restarts the kernel. One test per notebook, so that pytest-xdist spreads t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -57,27 +58,54 @@ def test_theory_notebook_reproduces_exactly(notebook):
 
 class SharedKernel:
     """One IPython kernel of this Python environment, reused by the notebook tests of a worker
-    (:func:`shared_kernel`)."""
+    (:func:`shared_kernel`). ``own_environment``: the environment variables the kernel set or changed when it
+    started (``MPLBACKEND``, which makes matplotlib draw every figure a cell shows, ``TERM``, ``PAGER``, ...), which
+    every pass keeps."""
 
     def __init__(self):
+        self.start()
+
+    def start(self):
         from jupyter_client import KernelManager
         from nbval.kernel import CURRENT_ENV_KERNEL_NAME, NbvalKernelspecManager
 
+        started_with = dict(os.environ)
         self.km = KernelManager(kernel_name=CURRENT_ENV_KERNEL_NAME, kernel_spec_manager=NbvalKernelspecManager())
         self.km.start_kernel(cwd=str(ROOT))
-        self.kc = None
         self.connect()
+        environment = self.evaluate("dict(__import__('os').environ)")
+        self.own_environment = {k: v for k, v in environment.items() if started_with.get(k) != v}
+        assert "MPLBACKEND" in self.own_environment, "the kernel did not choose matplotlib's inline backend"
 
     def connect(self):
         self.kc = self.km.client()
+        self.kc.allow_stdin = False  # as nbclient sets it: a cell that asks for input fails at once
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
 
+    def evaluate(self, expression: str):
+        """The value of a Python literal ``expression`` evaluated in the kernel."""
+        import ast
+
+        reply = self.kc.execute_interactive("", user_expressions={"value": expression}, timeout=60,
+                                            output_hook=lambda message: None)
+        value = reply["content"]["user_expressions"]["value"]
+        assert value["status"] == "ok", value
+        return ast.literal_eval(value["data"]["text/plain"])
+
+    def pid(self) -> int:
+        return self.evaluate("__import__('os').getpid()")
+
     def restart(self):
-        """A fresh process, for the tests after a failed one."""
-        self.kc.stop_channels()
-        self.km.restart_kernel(now=True)
-        self.connect()
+        """A fresh process, for the tests after a failed one (a new kernel if restarting fails)."""
+        try:
+            self.kc.stop_channels()
+            self.km.restart_kernel(now=True)
+            self.connect()
+        except Exception:  # noqa: BLE001 - a kernel that cannot restart: start another one
+            with contextlib.suppress(Exception):
+                self.km.shutdown_kernel(now=True)
+            self.start()
 
     def shutdown(self):
         self.kc.stop_channels()
@@ -93,13 +121,14 @@ def shared_kernel():
 
 def execute(kernel: SharedKernel, notebook: Path, passes: list[tuple[str, dict[str, str]]]) -> None:
     """Execute every code cell of ``notebook`` once per ``(name, environment)`` pass in ``kernel``. Before each pass
-    the user namespace is cleared (``%reset -f``: a pass sees nothing an earlier pass or notebook defined; imported
-    modules stay loaded), the environment variables become this test's plus the pass's (nothing an earlier pass set
-    survives), open figures are closed and the working folder becomes the notebook's, as when Jupyter opens it. The
-    first cell that raises fails the test with the pass, the cell's number and source, and the traceback; the kernel
-    is then restarted for the next test."""
+    the user namespace is cleared (``%reset -f``: a pass sees no name an earlier pass or notebook defined), the
+    environment variables become this test's, the kernel's own (:class:`SharedKernel`) and the pass's (nothing an
+    earlier pass set survives), open figures are closed and the working folder becomes the notebook's, as when
+    Jupyter opens it. Modules an earlier notebook imported stay loaded (and with them their settings: matplotlib's
+    rcParams, torch's threads, warning filters), as they do between the two passes. The first cell that raises or
+    times out fails the test with the pass, the cell's number and source, and the error; the kernel is then restarted
+    for the next test."""
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, km=kernel.km, timeout=900, resources={"metadata": {"path": str(notebook.parent)}})
@@ -110,20 +139,21 @@ def execute(kernel: SharedKernel, notebook: Path, passes: list[tuple[str, dict[s
     try:
         with client.setup_kernel():  # the kernel and its client exist: this only runs nbclient's set-up
             for name, env in passes:
+                environment = {**os.environ, **kernel.own_environment, **env}
                 nb.cells[-1].source = (
                     "%reset -f\nimport os, sys\n"
-                    f"os.environ.clear()\nos.environ.update({ {**os.environ, **env}!r})\n"
+                    f"os.environ.clear()\nos.environ.update({environment!r})\n"
                     f"os.chdir({str(notebook.parent)!r})\n"
                     "if 'matplotlib.pyplot' in sys.modules:\n    sys.modules['matplotlib.pyplot'].close('all')")
-                client.execute_cell(nb.cells[-1], len(cells))
-                for index, cell in enumerate(cells):
+                for index, cell in [(len(cells), nb.cells[-1]), *enumerate(cells)]:
                     if cell.cell_type != "code":
                         continue
                     try:
                         client.execute_cell(cell, index)
-                    except CellExecutionError as error:
-                        message = f"{notebook.name}, {name} pass, code cell {index}:\n{cell.source}\n\n{error}"
-                        pytest.fail(message[-8000:], pytrace=False)
+                    except Exception as error:  # noqa: BLE001 - a raising cell, a timeout, a dead kernel
+                        where = "the set-up cell" if index == len(cells) else f"code cell {index}"
+                        pytest.fail(f"{notebook.name}, {name} pass, {where}:\n{cell.source[:2000]}\n\n"
+                                    f"{type(error).__name__}: {str(error)[-6000:]}", pytrace=False)
         passed = True
     finally:
         if not passed:
@@ -163,8 +193,8 @@ def test_findings_page_asserts_the_committed_cpu_results(notebook, tmp_path, sha
 
 
 def test_a_notebook_in_the_shared_kernel_sees_nothing_an_earlier_one_left(shared_kernel, tmp_path):
-    """What one notebook defines, sets in the environment or changes in the working folder is gone for the next; a
-    notebook that fails leaves a restarted kernel behind."""
+    """What one notebook defines, sets in the environment or changes in the working folder is gone for the next, the
+    kernel's own settings (matplotlib's inline backend) stay; a notebook that fails leaves a restarted kernel behind."""
     def notebook(name, *sources):
         path = tmp_path / name / f"{name}.ipynb"
         path.parent.mkdir()
@@ -175,11 +205,18 @@ def test_a_notebook_in_the_shared_kernel_sees_nothing_an_earlier_one_left(shared
     fails = notebook("fails", "import os\nos.environ['HTAF_LEFT'] = '1'\nraise ValueError('planted')")
     checks = notebook("checks", "import os\nassert 'LEFT' not in dir()\nassert 'HTAF_LEFT' not in os.environ\n"
                                 f"assert os.getcwd() == {str(tmp_path / 'checks')!r}\n"
-                                "assert os.environ['HTAF_PASS'] == 'yes'")
+                                "assert os.environ['HTAF_PASS'] == 'yes'\n"
+                                "import matplotlib\nassert 'inline' in matplotlib.get_backend()")
+    # a figure a cell shows is drawn, as in a kernel of its own: a title matplotlib cannot typeset fails the cell
+    bad_figure = notebook("bad_figure", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+                                        "ax.set_title(r'$\\foo$')\nfig")
     execute(shared_kernel, leaves, [("first", {}), ("second", {})])
     execute(shared_kernel, checks, [("check", {"HTAF_PASS": "yes"})])
-    process = shared_kernel.km.provisioner.pid
+    process = shared_kernel.pid()
     with pytest.raises(pytest.fail.Exception, match="planted"):
         execute(shared_kernel, fails, [("fail", {})])
-    assert shared_kernel.km.provisioner.pid != process, "the kernel was not restarted after a failed notebook"
+    assert shared_kernel.pid() != process, "the kernel was not restarted after a failed notebook"
     execute(shared_kernel, checks, [("check", {"HTAF_PASS": "yes"})])
+    drawn = r"(?s)bad_figure.ipynb, draw pass, code cell 0.*ParseFatalException"
+    with pytest.raises(pytest.fail.Exception, match=drawn):
+        execute(shared_kernel, bad_figure, [("draw", {})])
