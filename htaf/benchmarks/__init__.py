@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available", "load", "path"]
+__all__ = ["available", "load", "path", "snn_margins"]
 
 
 def _folder():
@@ -56,3 +56,32 @@ def load(name: str) -> dict[str, Any]:
     library versions, threads), ``config`` (channels, batch, rounds, steps) and ``results`` (one row per device,
     ``T`` and library: ``ms_per_step``, ``peak_mib``, ...)."""
     return json.loads(_entry(name).read_text(encoding="utf-8"))
+
+
+def snn_margins(name: str) -> list[dict[str, Any]]:
+    """htaf's step against the fastest other spiking variant and the neuron-free ``floor`` of the ``snn_libs_*``
+    result ``name`` that measured them (``benchmarks/bench_snn_libs.py --libs ...,floor``): one row per device and
+    ``T`` with ``threads``, ``htaf (ms)``, ``strongest variant`` (the fastest library other than htaf and the floor),
+    ``htaf faster by`` (its time over htaf's), ``strongest / floor`` and ``htaf / floor`` (time ratios) and
+    ``htaf least memory`` (htaf's peak below every variant's; ``None`` where peak memory was not measured).
+
+    >>> row = snn_margins("snn_libs_cpu_hoisted_idle")[0]
+    >>> row["T"], row["strongest variant"], round(row["htaf faster by"], 2), row["htaf least memory"]
+    (4, 'snntorch_hoisted', 1.57, True)
+    """
+    report = load(name)
+    by_key = {(row["device"], row["T"], row["library"]): row for row in report["results"]}
+    rows = []
+    for device, T in sorted({(device, T) for device, T, _ in by_key}):
+        htaf, floor = by_key[device, T, "htaf"], by_key[device, T, "floor"]
+        variants = [by_key[key] for key in by_key if key[:2] == (device, T) and key[2] not in ("htaf", "floor")]
+        strongest = min(variants, key=lambda row: row["ms_per_step"])
+        rows.append({"device": device, "threads": int(report["config"]["threads"]), "T": T,
+                     "htaf (ms)": htaf["ms_per_step"], "strongest variant": strongest["library"],
+                     "htaf faster by": strongest["htaf_speedup"],
+                     "strongest / floor": strongest["ms_per_step"] / floor["ms_per_step"],
+                     "htaf / floor": htaf["ms_per_step"] / floor["ms_per_step"],
+                     "htaf least memory": None if htaf["peak_mib"] is None
+                     else all(htaf["peak_mib"] < row["peak_mib"] for row in variants)})
+    return rows
+
