@@ -244,7 +244,7 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
             **_tuning("cpu", "fashion_mnist", TUNED_METHODS, SEEDS, TUNING_SEEDS),
             # the CIFAR-10 subset (4000 training images) with the small binary CNN
             **{f"cifar_{name}": grid for name, grid in _grids(
-                ["cifar10_subset"], [0, 1, 2, 3, 4], arch=["cnn"], epochs=[15]).items()},
+                ["cifar10_subset"], SEEDS, arch=["cnn"], epochs=[15]).items()},
         },
         "gpu": {
             **{f"vgg_{name}": grid for name, grid in _grids(["cifar10"], [0, 1, 2]).items()},

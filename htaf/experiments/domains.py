@@ -57,6 +57,7 @@ from htaf.experiments import (
     check_widths,
     register,
     tuning_sweeps,
+    SEEDS,
     TUNING_SEEDS,
 )
 from htaf.experiments.bnn import WEIGHT_HOOKS
@@ -271,12 +272,12 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
     "domains": {
         "smoke": _grids([0, 1], PROFILES["smoke"]["data_kwargs"], [2], [5], 2, ["htaf", "atan"], ["htaf"],
                         {"n_train": 300, "n_test": 100, "seed": 42}),
-        "cpu": {**_grids([0, 1, 2, 3, 4], RANDMAN, [1, 3], [10, 25, 100], 30, SURROGATES, SWEEP_SURROGATES, MNIST1D),
-                **_conv_tuning("cpu", [0, 1, 2, 3, 4], 30)},
+        "cpu": {**_grids(SEEDS, RANDMAN, [1, 3], [10, 25, 100], 30, SURROGATES, SWEEP_SURROGATES, MNIST1D),
+                **_conv_tuning("cpu", SEEDS, 30)},
         "gpu": {
             # the Spiking Heidelberg Digits: every surrogate at peak slope 1 (needs the shd extra and the data)
             "shd": {"dataset": ["shd"], "method": SURROGATES, "seed": [0, 1, 2]},
-            **_grids([0, 1, 2, 3, 4], RANDMAN, [1, 3, 4], [10, 25, 100, 200], 60, SURROGATES, SURROGATES,
+            **_grids(SEEDS, RANDMAN, [1, 3, 4], [10, 25, 100, 200], 60, SURROGATES, SURROGATES,
                      MNIST1D),
         },
     },

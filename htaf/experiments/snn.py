@@ -208,12 +208,12 @@ GRIDS: dict[str, dict[str, dict[str, dict[str, list[Any]]]]] = {
             **_tuning("smoke", "digits", [0, 1], [10]),
         },
         "cpu": {
-            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2, 3, 4], "method": SURROGATES},
+            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": SEEDS, "method": SURROGATES},
             "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
             **_tuning("cpu", "fashion_mnist", SEEDS, TUNING_SEEDS),
         },
         "gpu": {
-            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": [0, 1, 2, 3, 4], "method": SURROGATES},
+            "main": {"dataset": ["fashion_mnist", "mnist"], "seed": SEEDS, "method": SURROGATES},
             "rate": {"dataset": ["fashion_mnist"], "seed": [0], "encoding": ["rate"], "method": SURROGATES},
             # SpikingJelly's Fashion-MNIST example (examples/conv_fashion_mnist.py, 93.08 %): IF neurons,
             # rate readout with MSE to the one-hot label, SGD (lr 0.1, momentum 0.9), cosine over 64 epochs,
