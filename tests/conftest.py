@@ -1,5 +1,7 @@
 """Shared test set-up: no test writes into the repository, and tiny models run on one thread."""
 
+import os
+
 import pytest
 import torch
 
@@ -30,6 +32,15 @@ def count_fits(monkeypatch):
 
     monkeypatch.setattr(train, "fit", counting_fit)
     return fitted
+
+
+def pytest_configure(config):
+    """Every process the tests start (pytest-xdist's workers, the notebooks' kernels, the command-line runs) computes
+    on one thread: pytest-xdist already runs one worker per core, and a kernel or subprocess on every core beside
+    them spends its time waiting for busy cores (OpenMP threads spin); a test that needs more threads asks for them
+    (``torch.set_num_threads``, ``--threads``)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -23,7 +23,6 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
         "HTAF_RESULTS": str(tmp_path / "ddp"),
         "HTAF_CHECKPOINTS": str(tmp_path / "checkpoints"),
         "HTAF_DEVICE": "cpu",
-        "OMP_NUM_THREADS": "1",
     }
     assignments = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}".replace(" ", ""))]
     launched = subprocess.run(
