@@ -37,6 +37,13 @@ subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after buildi
 first step); on CUDA,
 ``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them.
 
+Allocation: by default PyTorch takes every CPU buffer from glibc, which maps a large buffer (above 32 MB, e.g.
+each ``[T, B, ...]`` tensor at long ``T``) fresh from the kernel on every step and pays a page fault per 4 KiB
+page the first time it is written. ``--thp`` runs every contestant with PyTorch's transparent-huge-page
+allocation instead (``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised as huge
+pages; the script restarts itself with the variable set, since PyTorch reads it once per process). The report
+records both settings (``thp_mem_alloc_enable``, and the kernel's ``transparent_hugepage`` mode).
+
 Needs only torch and htaf; the other libraries are measured when importable (``snntorch``; ``spikingjelly``
 with ``loguru``). Examples::
 
@@ -379,6 +386,15 @@ def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> d
     return {lib: float((grad(lib) - ref).norm() / ref.norm()) for lib in libs if lib not in ("htaf", "floor")}
 
 
+def _thp_mode() -> str:
+    """The kernel's transparent-huge-page mode (``always``, ``madvise`` or ``never``), or ``unknown``."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[", 1)[1].split("]", 1)[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -387,7 +403,9 @@ def machine() -> dict[str, str]:
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
-            "threads": str(torch.get_num_threads())}
+            "threads": str(torch.get_num_threads()),
+            "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
+            "transparent_hugepage": _thp_mode()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     for lib in ("htaf", "snntorch", "spikingjelly"):
@@ -424,12 +442,18 @@ def main() -> None:
     parser.add_argument("--memory-libs", default=None, metavar="LIBS",
                         help="measure memory for these contestants only, comma-separated (default: every one; each "
                              "measurement is a fresh subprocess, which pays the imports again)")
+    parser.add_argument("--thp", action="store_true",
+                        help="every contestant with PyTorch's transparent-huge-page CPU allocation "
+                             "(THP_MEM_ALLOC_ENABLE=1; the script restarts itself with it set)")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
     parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
                         "htaf/benchmarks/<name>.json, read by htaf.benchmarks.load)")
     parser.add_argument("--markdown", default=None, metavar="JSON", help="print a --json report as a Markdown table")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.thp and os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
+        # PyTorch reads the variable at its first allocation: restart with it (the memory subprocesses inherit it)
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"})
     if args.markdown:
         with open(args.markdown) as f:
             print(markdown(json.load(f)))
