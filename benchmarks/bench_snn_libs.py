@@ -37,12 +37,14 @@ subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after buildi
 first step); on CUDA,
 ``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them.
 
-Allocation: by default PyTorch takes every CPU buffer from glibc, which maps a large buffer (above 32 MB, e.g.
-each ``[T, B, ...]`` tensor at long ``T``) fresh from the kernel on every step and pays a page fault per 4 KiB
-page the first time it is written. ``--thp`` runs every contestant with PyTorch's transparent-huge-page
-allocation instead (``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised as huge
-pages; the script restarts itself with the variable set, since PyTorch reads it once per process). The report
-records both settings (``thp_mem_alloc_enable``, and the kernel's ``transparent_hugepage`` mode).
+Allocation (``--allocator``, the same for every contestant, recorded in the report with the kernel's
+transparent-huge-page mode): ``default`` leaves it to glibc, which maps every buffer above 32 MB (e.g. each
+``[T*B, ...]`` tensor at long ``T``) afresh from the kernel and unmaps it when freed, so the first write to each
+4 KiB page of it takes a page fault, at every step; ``retain`` (``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:
+glibc.malloc.trim_threshold=...``) serves every buffer from the heap and never returns freed memory to the kernel, so
+later steps reuse pages already mapped; ``thp`` is PyTorch's transparent-huge-page allocation
+(``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised as huge pages). Both are read once
+when a process starts, so the script restarts itself with them set (its memory subprocesses inherit them).
 
 Needs only torch and htaf; the other libraries are measured when importable (``snntorch``; ``spikingjelly``
 with ``loguru``). Examples::
@@ -386,6 +388,17 @@ def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> d
     return {lib: float((grad(lib) - ref).norm() / ref.norm()) for lib in libs if lib not in ("htaf", "floor")}
 
 
+#: ``--allocator`` choices: the environment each sets (read by glibc and PyTorch when a process starts)
+ALLOCATORS = {"default": {}, "retain": {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"},
+              "thp": {"THP_MEM_ALLOC_ENABLE": "1"}}
+
+
+def _allocator() -> str:
+    """The ``--allocator`` choice whose settings this process runs with (``default`` when none)."""
+    chosen = [name for name, env in ALLOCATORS.items() if env and all(os.environ.get(k) == v for k, v in env.items())]
+    return "+".join(chosen) or "default"
+
+
 def _thp_mode() -> str:
     """The kernel's transparent-huge-page mode (``always``, ``madvise`` or ``never``), or ``unknown``."""
     try:
@@ -404,6 +417,7 @@ def machine() -> dict[str, str]:
         pass
     info = {"cpu": cpu, "python": platform.python_version(), "torch": torch.__version__,
             "threads": str(torch.get_num_threads()),
+            "allocator": _allocator(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "unset"),
             "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
             "transparent_hugepage": _thp_mode()}
     if torch.cuda.is_available():
@@ -442,18 +456,21 @@ def main() -> None:
     parser.add_argument("--memory-libs", default=None, metavar="LIBS",
                         help="measure memory for these contestants only, comma-separated (default: every one; each "
                              "measurement is a fresh subprocess, which pays the imports again)")
-    parser.add_argument("--thp", action="store_true",
-                        help="every contestant with PyTorch's transparent-huge-page CPU allocation "
-                             "(THP_MEM_ALLOC_ENABLE=1; the script restarts itself with it set)")
+    parser.add_argument("--allocator", choices=sorted(ALLOCATORS), default=None,
+                        help="CPU allocation for every contestant: default (glibc's), retain (freed memory kept and "
+                             "reused: no page faults after the first step) or thp (PyTorch's transparent huge pages); "
+                             "the script restarts itself with it set (default: as this process was started)")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
     parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
                         "htaf/benchmarks/<name>.json, read by htaf.benchmarks.load)")
     parser.add_argument("--markdown", default=None, metavar="JSON", help="print a --json report as a Markdown table")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.thp and os.environ.get("THP_MEM_ALLOC_ENABLE") != "1":
-        # PyTorch reads the variable at its first allocation: restart with it (the memory subprocesses inherit it)
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "THP_MEM_ALLOC_ENABLE": "1"})
+    if args.allocator is not None and _allocator() != args.allocator:
+        # glibc reads its tunables when the process starts and PyTorch its variable at the first allocation: restart
+        # with the chosen settings alone (the memory subprocesses inherit them)
+        env = {k: v for k, v in os.environ.items() if not any(k in e for e in ALLOCATORS.values())}
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**env, **ALLOCATORS[args.allocator]})
     if args.markdown:
         with open(args.markdown) as f:
             print(markdown(json.load(f)))

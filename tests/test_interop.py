@@ -79,7 +79,7 @@ def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
 
     Every contestant is built, checked and timed; memory (a fresh subprocess each, most of this test's time when
     measured for all) is measured for htaf and the strongest baseline, the same code path for every contestant.
-    ``--thp`` restarts the script with PyTorch's transparent-huge-page allocation, which the report records."""
+    ``--allocator thp`` restarts the script with PyTorch's transparent-huge-page allocation, which the report records."""
     import json
     import os
     import subprocess
@@ -91,9 +91,10 @@ def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     subprocess.run([sys.executable, str(root / "benchmarks" / "bench_snn_libs.py"), "--devices", "cpu", "--T", "2",
                     "--channels", "2", "--batch", "2", "--rounds", "1", "--steps", "1", "--warmup", "0",
-                    "--check", "--thp", "--memory-libs", "htaf,spikingjelly_hoisted", "--json", str(out)], check=True, capture_output=True, text=True, env=env, cwd=root)
+                    "--check", "--allocator", "thp", "--memory-libs", "htaf,spikingjelly_hoisted", "--json", str(out)], check=True, capture_output=True, text=True, env=env, cwd=root)
     report = json.loads(out.read_text())
-    assert report["machine"]["thp_mem_alloc_enable"] == "1" and report["machine"]["transparent_hugepage"]
+    assert report["machine"]["allocator"] == "thp" and report["machine"]["thp_mem_alloc_enable"] == "1"
+    assert report["machine"]["transparent_hugepage"]
     libs = {row["library"] for row in report["results"]}
     assert "htaf" in libs
     assert all(row["ms_per_step"] > 0 for row in report["results"])
