@@ -24,8 +24,10 @@ Contestants:
   single-step ``Conv2d -> BatchNorm2d`` stem whose output is broadcast over ``T``). Same function as htaf's
   (batch-norm statistics over ``B`` equal those over ``T`` identical copies).
 * ``floor``: not a spiking library: htaf's network with every LIF replaced by the identity, i.e. the
-  convolutions, batch norm, pooling, linear layers, loss and Adam alone (with the stem hoisted as in htaf). No spiking library can train this network faster than this on the same machine (the LIF
-  recurrence can only add to it); ``ms(htaf) / ms(floor)`` is how far htaf's step is from the floor.
+  convolutions, batch norm, pooling, linear layers, loss and Adam alone (with the stem hoisted as in htaf): the
+  cost of the layers every library shares, which the LIF recurrence adds to. ``ms(htaf) / ms(floor)`` is how far
+  htaf's step is from it; not a strict bound on a CPU at long ``T``, where the measured ratio moves with the
+  allocation setting and the load (it has measured below 1).
 
 snnTorch's ``Leaky`` integrates ``U_t = beta U_{t-1} + I_t`` (no ``1/tau`` on the input) and detaches its
 (one-step delayed) reset; the factor ``1/2`` is folded into the weights of the layer before every ``Leaky``
@@ -37,14 +39,16 @@ subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after buildi
 first step); on CUDA,
 ``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them.
 
-Allocation (``--allocator``, the same for every contestant, recorded in the report with the kernel's
-transparent-huge-page mode): ``default`` leaves it to glibc, which maps every buffer above 32 MB (e.g. each
-``[T*B, ...]`` tensor at long ``T``) afresh from the kernel and unmaps it when freed, so the first write to each
-4 KiB page of it takes a page fault, at every step; ``retain`` (``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:
-glibc.malloc.trim_threshold=...``) serves every buffer from the heap and never returns freed memory to the kernel, so
-later steps reuse pages already mapped; ``thp`` is PyTorch's transparent-huge-page allocation
-(``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised as huge pages). Both are read once
-when a process starts, so the script restarts itself with them set (its memory subprocesses inherit them).
+Allocation (``--allocator``, Linux with glibc; the same for every contestant, recorded in the report with the
+kernel's transparent-huge-page mode): ``default`` leaves it to glibc, which maps large buffers (32 MiB and more
+once its threshold has grown, e.g. each ``[T*B, ...]`` tensor at long ``T``) afresh from the kernel and unmaps them
+when freed, so the first write to each 4 KiB page takes a page fault, at every step; ``retain`` (the environment
+variable ``GLIBC_TUNABLES`` set to ``glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295``) serves every
+buffer from glibc's heap and keeps freed memory, so later steps reuse pages already mapped; ``thp`` is PyTorch's
+transparent-huge-page allocation (``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised
+as huge pages). glibc reads its tunables when a process starts and PyTorch its variable at its first allocation, so
+the script restarts itself with the chosen setting alone (its memory subprocesses inherit it); elsewhere than glibc
+the ``retain`` setting has no effect.
 
 Needs only torch and htaf; the other libraries are measured when importable (``snntorch``; ``spikingjelly``
 with ``loguru``). Examples::
@@ -393,10 +397,14 @@ ALLOCATORS = {"default": {}, "retain": {"GLIBC_TUNABLES": "glibc.malloc.mmap_max
               "thp": {"THP_MEM_ALLOC_ENABLE": "1"}}
 
 
+_ALLOCATOR_KEYS = sorted({key for env in ALLOCATORS.values() for key in env})
+
+
 def _allocator() -> str:
-    """The ``--allocator`` choice whose settings this process runs with (``default`` when none)."""
-    chosen = [name for name, env in ALLOCATORS.items() if env and all(os.environ.get(k) == v for k, v in env.items())]
-    return "+".join(chosen) or "default"
+    """The ``--allocator`` choice this process runs with: the one whose settings its environment holds exactly
+    (``default``: none of them set), else ``custom``."""
+    current = {key: os.environ[key] for key in _ALLOCATOR_KEYS if key in os.environ}
+    return next((name for name, env in ALLOCATORS.items() if env == current), "custom")
 
 
 def _thp_mode() -> str:
@@ -458,7 +466,7 @@ def main() -> None:
                              "measurement is a fresh subprocess, which pays the imports again)")
     parser.add_argument("--allocator", choices=sorted(ALLOCATORS), default=None,
                         help="CPU allocation for every contestant: default (glibc's), retain (freed memory kept and "
-                             "reused: no page faults after the first step) or thp (PyTorch's transparent huge pages); "
+                             "reused after the first step) or thp (PyTorch's transparent huge pages); "
                              "the script restarts itself with it set (default: as this process was started)")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
     parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
@@ -468,9 +476,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.allocator is not None and _allocator() != args.allocator:
         # glibc reads its tunables when the process starts and PyTorch its variable at the first allocation: restart
-        # with the chosen settings alone (the memory subprocesses inherit them)
-        env = {k: v for k, v in os.environ.items() if not any(k in e for e in ALLOCATORS.values())}
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**env, **ALLOCATORS[args.allocator]})
+        # (with the interpreter's own options) under the chosen settings alone; the memory subprocesses inherit them
+        env = {k: v for k, v in os.environ.items() if k not in _ALLOCATOR_KEYS}
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**env, **ALLOCATORS[args.allocator]})
     if args.markdown:
         with open(args.markdown) as f:
             print(markdown(json.load(f)))
