@@ -37,7 +37,9 @@ Times: milliseconds per step, the median over interleaved rounds (every round ti
 after warm-up. Memory: on the CPU, the peak resident-set growth over a few training steps, measured in a fresh
 subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after building, minus the RSS before the
 first step); on CUDA,
-``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them.
+``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them. Page faults: the
+median number of minor page faults per step in the timed rounds (``getrusage``'s ``ru_minflt``, every thread of the
+process; a first write to a page not yet mapped), the cost the allocation setting below moves.
 
 Allocation (``--allocator``, Linux with glibc; the same for every contestant, recorded in the report with the
 kernel's transparent-huge-page mode): ``default`` leaves it to glibc, which maps large buffers (32 MiB and more
@@ -293,26 +295,42 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _minor_faults() -> int | None:
+    """This process's minor page faults so far (every thread's; ``None`` where the OS does not count them): a first
+    write to a page the kernel has not yet mapped, e.g. of a freshly mapped buffer."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_steps(libs: list[str], T: int, channels: int, batch: int, device: torch.device,
-               rounds: int, steps: int, warmup: int) -> dict[str, float]:
-    """Median ms per step of each library over ``rounds`` interleaved rounds of ``steps`` steps."""
+               rounds: int, steps: int, warmup: int) -> dict[str, dict[str, float | None]]:
+    """Per library, over ``rounds`` interleaved rounds of ``steps`` steps: the median ``ms`` per step and the median
+    minor page ``faults`` per step (``None`` where the OS does not count them)."""
     steppers = {lib: trainer(lib, T, channels, batch, device) for lib in libs}
     for step in steppers.values():
         for _ in range(warmup):
             step()
     _sync(device)
     samples: dict[str, list[float]] = {lib: [] for lib in libs}
+    faults: dict[str, list[float]] = {lib: [] for lib in libs}
     for r in range(rounds):
         order = libs if r % 2 == 0 else libs[::-1]
         for lib in order:
             step = steppers[lib]
             _sync(device)
+            before = _minor_faults()
             start = time.perf_counter()
             for _ in range(steps):
                 step()
             _sync(device)
             samples[lib].append(1e3 * (time.perf_counter() - start) / steps)
-    return {lib: statistics.median(v) for lib, v in samples.items()}
+            if before is not None:
+                faults[lib].append((_minor_faults() - before) / steps)
+    return {lib: {"ms": statistics.median(samples[lib]),
+                  "faults": statistics.median(faults[lib]) if faults[lib] else None} for lib in libs}
 
 
 def _status_bytes(field: str) -> int:
@@ -441,11 +459,14 @@ def markdown(report: dict) -> str:
     head = (f"{m['cpu']}" + (f", {m['gpu']}" if "gpu" in m else "") + f"; {c['threads']} CPU thread(s); "
             f"python {m['python']}, torch {m['torch']}, snnTorch {m['snntorch']}, SpikingJelly {m['spikingjelly']}; "
             f"C={c['channels']}, batch {c['batch']}, median of {c['rounds']} interleaved rounds")
-    lines = [head, "", "| device | T | library | ms / step | htaf faster by | peak memory (MiB) |", "|---|---|---|---|---|---|"]
+    lines = [head, "", "| device | T | library | ms / step | htaf faster by | peak memory (MiB) | page faults / step |",
+             "|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         mem = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        faults = r.get("page_faults_per_step")  # reports before the count have none
+        faults = "-" if faults is None else f"{faults:.0f}"
         lines.append(f"| {r['device']} | {r['T']} | {r['library']} | {r['ms_per_step']:.1f} | "
-                     f"{r['htaf_speedup']:.2f}x | {mem} |")
+                     f"{r['htaf_speedup']:.2f}x | {mem} | {faults} |")
     return "\n".join(lines)
 
 
@@ -510,19 +531,22 @@ def main() -> None:
 
     load_before = os.getloadavg()
     rows = []
-    print(f"{'device':6} {'T':>3} {'library':16} {'ms/step':>9} {'htaf speed-up':>13} {'peak MiB':>9}")
+    print(f"{'device':6} {'T':>3} {'library':16} {'ms/step':>9} {'htaf speed-up':>13} {'peak MiB':>9} {'faults/step':>11}")
     for device in devices:
         dev = torch.device(device)
         for T in Ts:
-            ms = time_steps(libs, T, args.channels, args.batch, dev, args.rounds, args.steps, args.warmup)
+            timed = time_steps(libs, T, args.channels, args.batch, dev, args.rounds, args.steps, args.warmup)
+            ms = {lib: timed[lib]["ms"] for lib in libs}
             for lib in libs:
                 mem = None if args.no_memory or lib not in memory_libs else memory_in_subprocess(
                     lib, T, args.channels, args.batch, device, args.threads)
                 ratio = ms[lib] / ms["htaf"] if "htaf" in ms else float("nan")
                 rows.append({"device": device, "T": T, "library": lib, "ms_per_step": ms[lib],
-                             "htaf_speedup": ratio, "peak_mib": mem})
+                             "htaf_speedup": ratio, "peak_mib": mem, "page_faults_per_step": timed[lib]["faults"]})
                 mem_s = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
-                print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s}", flush=True)
+                faults = timed[lib]["faults"]
+                faults_s = f"{faults:11.0f}" if faults is not None else f"{'-':>11}"
+                print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s} {faults_s}", flush=True)
     load_after = os.getloadavg()
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_after}; cores: {os.cpu_count()}")
     if args.json:

@@ -100,3 +100,27 @@ def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
     assert all(row["ms_per_step"] > 0 for row in report["results"])
     assert all((row["peak_mib"] is not None) == (row["library"] in ("htaf", "spikingjelly_hoisted"))
                for row in report["results"])
+    assert all(row["page_faults_per_step"] >= 0 for row in report["results"])  # counted on Linux
+
+
+def test_the_library_benchmark_counts_the_page_faults_of_a_fresh_buffer():
+    """The page-fault count the benchmark reports sees a first write to freshly mapped memory: filling a new 64 MiB
+    buffer (mapped afresh by glibc, far above its threshold) takes about one fault per 4 KiB page (at least one per
+    2 MiB where huge pages back it), refilling it none."""
+    import os
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_snn_libs.py"
+    spec = importlib.util.spec_from_file_location("bench_snn_libs", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pages = 64 * 2**20 // 4096
+    before = bench._minor_faults()
+    buffer = torch.empty(64 * 2**20, dtype=torch.uint8)
+    buffer.fill_(1)
+    first = bench._minor_faults() - before
+    buffer.fill_(2)
+    again = bench._minor_faults() - before - first
+    huge = bench._thp_mode() == "always" or os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
+    assert (1 if huge else pages // 8) <= first <= 2 * pages and again < pages // 100, (first, again)

@@ -54,7 +54,8 @@ def path(name: str) -> Path:
 def load(name: str) -> dict[str, Any]:
     """The JSON result ``name`` (see :func:`available`) as a dict: for ``snn_libs_*``, ``machine`` (CPU or GPU,
     library versions, threads), ``config`` (channels, batch, rounds, steps) and ``results`` (one row per device,
-    ``T`` and library: ``ms_per_step``, ``peak_mib``, ...)."""
+    ``T`` and library: ``ms_per_step``, ``peak_mib``, ``page_faults_per_step`` (the median minor page faults per step;
+    reports measured before the benchmark counted them have none), ...)."""
     return json.loads(_entry(name).read_text(encoding="utf-8"))
 
 
