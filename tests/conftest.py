@@ -1,11 +1,12 @@
-"""Shared test set-up: no test writes into the repository, and tiny models run on one thread."""
+"""Shared test set-up: no test writes into the repository, and tiny models run on one thread.
+
+torch and htaf are imported where a fixture needs them, not here: pytest-xdist's controller process, which runs no
+test, then starts its workers without paying their import first (about 2 s of the suite's wall time).
+"""
 
 import os
 
 import pytest
-import torch
-
-from htaf import train
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +15,8 @@ def isolated_results(tmp_path, monkeypatch):
     monkeypatch.setenv("HTAF_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.delenv("HTAF_PROFILE", raising=False)
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -23,6 +26,8 @@ def isolated_results(tmp_path, monkeypatch):
 @pytest.fixture
 def count_fits(monkeypatch):
     """The configs of the runs that really train (``train.fit`` calls), in order."""
+    from htaf import train
+
     fitted = []
     real_fit = train.fit
 
