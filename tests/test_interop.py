@@ -124,3 +124,9 @@ def test_the_library_benchmark_counts_the_page_faults_of_a_fresh_buffer():
     again = bench._minor_faults() - before - first
     huge = bench._thp_mode() == "always" or os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
     assert (1 if huge else pages // 8) <= first <= 2 * pages and again < pages // 100, (first, again)
+    # the report's Markdown table shows the count, and a dash for reports measured before the benchmark counted
+    counted = bench.markdown(htaf.benchmarks.load("snn_libs_cpu_xeon_faults_default")).splitlines()
+    assert counted[2].endswith("| page faults / step |")
+    assert counted[-1] == "| cpu | 32 | floor | 886.4 | 0.77x | - | 137990 |"
+    before = bench.markdown(htaf.benchmarks.load("snn_libs_cpu_idle")).splitlines()
+    assert before[4] == "| cpu | 4 | htaf | 107.4 | 1.00x | 296 | - |"
