@@ -39,7 +39,7 @@ subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after buildi
 first step); on CUDA,
 ``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them. Page faults: the
 median number of minor page faults per step in the timed rounds (``getrusage``'s ``ru_minflt``, every thread of the
-process; a first write to a page not yet mapped), the cost the allocation setting below moves.
+process; mostly first touches of pages not yet mapped), the cost the allocation setting below moves.
 
 Allocation (``--allocator``, Linux with glibc; the same for every contestant, recorded in the report with the
 kernel's transparent-huge-page mode): ``default`` leaves it to glibc, which maps large buffers (32 MiB and more
@@ -72,7 +72,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from typing import Callable, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -296,8 +296,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _minor_faults() -> int | None:
-    """This process's minor page faults so far (every thread's; ``None`` where the OS does not count them): a first
-    write to a page the kernel has not yet mapped, e.g. of a freshly mapped buffer."""
+    """This process's minor page faults so far (every thread's; ``None`` where the OS does not count them): mostly
+    first touches of pages not yet mapped, e.g. of a freshly mapped buffer."""
     try:
         import resource
     except ImportError:  # not on Unix
@@ -305,8 +305,15 @@ def _minor_faults() -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+class Timed(TypedDict):
+    """One contestant's timing: the median milliseconds and minor page faults per step."""
+
+    ms: float
+    faults: float | None
+
+
 def time_steps(libs: list[str], T: int, channels: int, batch: int, device: torch.device,
-               rounds: int, steps: int, warmup: int) -> dict[str, dict[str, float | None]]:
+               rounds: int, steps: int, warmup: int) -> dict[str, Timed]:
     """Per library, over ``rounds`` interleaved rounds of ``steps`` steps: the median ``ms`` per step and the median
     minor page ``faults`` per step (``None`` where the OS does not count them)."""
     steppers = {lib: trainer(lib, T, channels, batch, device) for lib in libs}
@@ -327,10 +334,11 @@ def time_steps(libs: list[str], T: int, channels: int, batch: int, device: torch
                 step()
             _sync(device)
             samples[lib].append(1e3 * (time.perf_counter() - start) / steps)
-            if before is not None:
-                faults[lib].append((_minor_faults() - before) / steps)
-    return {lib: {"ms": statistics.median(samples[lib]),
-                  "faults": statistics.median(faults[lib]) if faults[lib] else None} for lib in libs}
+            after = _minor_faults()
+            if before is not None and after is not None:
+                faults[lib].append((after - before) / steps)
+    return {lib: Timed(ms=statistics.median(samples[lib]),
+                       faults=statistics.median(faults[lib]) if faults[lib] else None) for lib in libs}
 
 
 def _status_bytes(field: str) -> int:
@@ -463,10 +471,10 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         mem = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
-        faults = r.get("page_faults_per_step")  # reports before the count have none
-        faults = "-" if faults is None else f"{faults:.0f}"
+        counted = r.get("page_faults_per_step")  # reports measured before the count have none
+        faults_s = "-" if counted is None else f"{counted:.0f}"
         lines.append(f"| {r['device']} | {r['T']} | {r['library']} | {r['ms_per_step']:.1f} | "
-                     f"{r['htaf_speedup']:.2f}x | {mem} | {faults} |")
+                     f"{r['htaf_speedup']:.2f}x | {mem} | {faults_s} |")
     return "\n".join(lines)
 
 
@@ -544,8 +552,8 @@ def main() -> None:
                 rows.append({"device": device, "T": T, "library": lib, "ms_per_step": ms[lib],
                              "htaf_speedup": ratio, "peak_mib": mem, "page_faults_per_step": timed[lib]["faults"]})
                 mem_s = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
-                faults = timed[lib]["faults"]
-                faults_s = f"{faults:11.0f}" if faults is not None else f"{'-':>11}"
+                counted = timed[lib]["faults"]
+                faults_s = f"{counted:11.0f}" if counted is not None else f"{'-':>11}"
                 print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s} {faults_s}", flush=True)
     load_after = os.getloadavg()
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_after}; cores: {os.cpu_count()}")

@@ -48,7 +48,7 @@ def pytest_configure(config):
         os.environ[name] = "1"
 
 
-#: the longest tests (a notebook each, 4-15 s): first among the slow ones
+#: the longest tests (most of them a notebook each, 4-15 s): first among the slow ones
 LONGEST = "test_notebooks.py"
 
 
@@ -56,6 +56,6 @@ def pytest_collection_modifyitems(config, items):
     """The slow tests first, the notebooks' ahead of the other slow ones (stable order otherwise). pytest-xdist's
     worksteal hands each worker a block of the queue and an idle worker takes the back half of a busy one's (the fast
     tests); the last two tests queued on a worker cannot be taken, so the longest must not be queued last: with the
-    notebooks first the workers finished within 2 s of each other (within 9 s, the notebooks after the other slow
+    notebooks first the workers finished within 2-3 s of each other (within 9 s, the notebooks after the other slow
     tests), and the suite's wall time is close to its total time divided by the workers."""
     items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.path.name != LONGEST))
