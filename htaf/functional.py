@@ -70,7 +70,7 @@ def htaf(x: torch.Tensor, alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA) ->
     alpha = check_positive("alpha", alpha)
     beta = check_positive("beta", beta)
     _kernels.check_htaf_fits(alpha, beta, x.dtype)
-    return _kernels._HTAFFunction.apply(x, alpha, beta)
+    return _kernels.apply(_kernels._HTAFFunction, x, alpha, beta)
 
 
 def htaf_grad(x: torch.Tensor, alpha: float = HTAF_ALPHA, beta: float = HTAF_BETA) -> torch.Tensor:

@@ -159,13 +159,13 @@ class Surrogate:
         """Exact step forward, this surrogate's derivative backward (see :func:`htaf.functional.spike`)."""
         check_float_tensor(x, "spike")
         self.check_dtype(x.dtype)
-        return _kernels._SpikeFunction.apply(x, self, False)
+        return _kernels.apply(_kernels._SpikeFunction, x, self, False)
 
     def sign_spike(self, x: torch.Tensor) -> torch.Tensor:
         """Exact sign forward, twice this surrogate's derivative backward."""
         check_float_tensor(x, "sign_spike")
         self.check_dtype(x.dtype)
-        return _kernels._SpikeFunction.apply(x, self, True)
+        return _kernels.apply(_kernels._SpikeFunction, x, self, True)
 
     __call__ = spike
 

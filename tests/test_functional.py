@@ -295,3 +295,30 @@ def test_huge_alpha_is_fine_in_float64():
     assert y.tolist() == [0.0, 0.5, 1.0]
     (g,) = torch.autograd.grad(y.sum(), x)
     assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("call", ["htaf", "spike", "sign_spike"])
+def test_eager_calls_take_the_classic_form_with_the_same_values_and_gradients(call):
+    """In eager mode the autograd functions run in their classic form (``forward(ctx, ...)``: no per-call binding of
+    default arguments); forward values, gradients and second derivatives equal the separate form's bit for bit, and
+    the separate form still serves torch.func's transforms."""
+    from htaf import _kernels, surrogates
+
+    function, args = ((_kernels._HTAFFunction, (4.0, 1.0)) if call == "htaf" else
+                      (_kernels._SpikeFunction, (surrogates.get("htaf"), call == "sign_spike")))
+    public = {"htaf": F.htaf, "spike": lambda x: F.spike(x, "htaf"),
+              "sign_spike": lambda x: surrogates.get("htaf").sign_spike(x)}[call]
+    x = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_()
+    y = public(x)
+    assert type(y.grad_fn) is _kernels._CLASSIC[function]._backward_cls
+    assert type(y.grad_fn).__name__ == f"{function.__name__}Backward"
+    x_ref = x.detach().clone().requires_grad_()
+    y_ref = function.apply(x_ref, *args)  # the separate form
+    assert type(y_ref.grad_fn) is function._backward_cls and torch.equal(y, y_ref)
+    (g,) = torch.autograd.grad((y * x).sum(), x, create_graph=True)
+    (g_ref,) = torch.autograd.grad((y_ref * x_ref).sum(), x_ref, create_graph=True)
+    assert torch.equal(g, g_ref)
+    assert torch.equal(torch.autograd.grad(g.sum(), x)[0], torch.autograd.grad(g_ref.sum(), x_ref)[0])
+    # torch.func differentiates with grad mode on, as create_graph does (the backward's differentiable branch)
+    expected = torch.autograd.grad(public(x).sum(), x, create_graph=True)[0]
+    assert torch.equal(torch.func.grad(lambda z: public(z).sum())(x.detach()), expected)
