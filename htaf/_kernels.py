@@ -220,8 +220,9 @@ _wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_
 
 
 def apply(function: type[torch.autograd.Function], x: torch.Tensor, *args):
-    """``function.apply(x, *args)``: in its classic form (:func:`_classic`) in plain eager mode, as written under
-    ``torch.compile`` and for the tensors of torch.func's transforms (or where torch cannot tell them apart)."""
+    """``function.apply(x, *args)``: the classic form (:func:`_classic`) in plain eager mode; ``function`` itself (the
+    separate ``setup_context`` form) under ``torch.compile``, for the tensors of torch.func's transforms, and where
+    this torch cannot tell those tensors apart."""
     if torch.compiler.is_compiling() or _wrapped is None or _wrapped(x):
         return function.apply(x, *args)
     return _CLASSIC[function].apply(x, *args)

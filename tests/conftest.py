@@ -39,6 +39,23 @@ def count_fits(monkeypatch):
     return fitted
 
 
+@pytest.fixture
+def benchmark_script():
+    """A script of the repository's ``benchmarks/`` folder imported as a module: ``benchmark_script("bench_snn_libs")``
+    (the folder is not a package, and the scripts are not installed)."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 def pytest_configure(config):
     """Every process the tests start (pytest-xdist's workers, the notebooks' kernels, the command-line runs) computes
     on one thread: pytest-xdist already runs one worker per core, and a kernel or subprocess on every core beside

@@ -99,18 +99,15 @@ def test_provenance_groups_runs_by_setup(tmp_path):
     assert results.provenance_markdown("cpu", results_dir=tmp_path).splitlines()[2] == "| exp | X | 1 | 2 | 2 |"
 
 
-def test_the_profile_cost_benchmark_retrains_a_sample_and_scales_the_recorded_time(tmp_path, monkeypatch):
+def test_the_profile_cost_benchmark_retrains_a_sample_and_scales_the_recorded_time(tmp_path, monkeypatch,
+                                                                                   benchmark_script):
     """benchmarks/bench_profile_cost.py at toy size: one smoke run, retrained on one thread in a scratch folder,
     reproduces its committed metric exactly, and the estimate is the recorded total scaled by the sample's ratio."""
-    import importlib.util
-
     import htaf
 
     monkeypatch.setenv("HTAF_CHECKPOINTS", str(tmp_path / "checkpoints"))
     record = htaf.run("mlp", "smoke", results_dir=tmp_path / "results")
-    spec = importlib.util.spec_from_file_location("bench_profile_cost", ROOT / "benchmarks" / "bench_profile_cost.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("bench_profile_cost")
     found = bench.measure(1, results_dir=tmp_path / "results", profile="smoke")
     assert found["sampled"] == 1 and found["same_metric"] == 1 and found["runs"][0]["hash"] == record["hash"]
     (stratum,) = found["strata"]

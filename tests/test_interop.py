@@ -103,17 +103,6 @@ def test_library_benchmark_runs_with_whatever_is_installed(tmp_path):
     assert all(row["page_faults_per_step"] >= 0 for row in report["results"])  # counted on Linux
 
 
-def _bench_snn_libs():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_snn_libs.py"
-    spec = importlib.util.spec_from_file_location("bench_snn_libs", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
 #: a buffer of 64 MiB mapped afresh with mmap (neither glibc's nor PyTorch's allocation settings reach it): 16384
 #: pages of 4 KiB, or 32 where transparent huge pages back it
 FRESH_BYTES, PAGE = 64 * 2**20, 4096
@@ -133,12 +122,12 @@ def _fewest_faults(bench) -> int:
     return FRESH_BYTES // 2**21 if bench._thp_mode() in ("always", "unknown") else FRESH_BYTES // PAGE // 2
 
 
-def test_the_library_benchmark_counts_the_page_faults_of_fresh_memory(monkeypatch):
+def test_the_library_benchmark_counts_the_page_faults_of_fresh_memory(monkeypatch, benchmark_script):
     """The page-fault count the benchmark reports sees the first touch of freshly mapped memory, in the timed rounds
     and per step: a stand-in contestant whose step maps and writes a new 64 MiB buffer faults at every step, one that
     rewrites a buffer it keeps does not; the report's Markdown table shows the count, and a dash for reports measured
     before the benchmark counted."""
-    bench = _bench_snn_libs()
+    bench = benchmark_script("bench_snn_libs")
     if bench._minor_faults() is None:
         pytest.skip("this OS does not count page faults")
     kept = bytearray(FRESH_BYTES)
