@@ -115,10 +115,10 @@ def sweep_runs(experiment: str, sweeps: Iterable[str], results_dir=None, profile
         grid = grids[sweep]
         wanted += [(sweep, dict(zip(grid, values))) for values in itertools.product(*grid.values())]
     configs = experiments.resolve_configs(experiment, profile, [given for _, given in wanted], validate=False)
-    found = {r["hash"]: r for r in results.iter_records(experiment, profile, results_dir)}
+    digests = [results.config_hash(experiment, config) for config in configs]
+    found = results.read_records(experiment, profile, digests, results_dir)
     rows, missing = [], []
-    for (sweep, given), config in zip(wanted, configs):
-        digest = results.config_hash(experiment, config)
+    for (sweep, given), config, digest in zip(wanted, configs, digests):
         record = found.get(digest)
         if record is None:
             missing.append(digest)

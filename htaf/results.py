@@ -33,7 +33,7 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ __all__ = [
     "result_path", "checkpoint_path", "lock_path", "atomic_write", "write_json", "read_json", "read_result",
     "recorded_time", "json_safe", "quarantine", "refuse_links", "check_writable", "HeldLock", "run_lock", "device_name",
     "environment", "environment_summary", "PROVENANCE_KEYS", "cell", "iter_records", "records",
-    "load", "load_history", "table", "migrate",
+    "read_records", "load", "load_history", "table", "migrate",
 ]
 
 #: version of the results-file format; :func:`migrate` brings older files up to it
@@ -578,6 +578,28 @@ def iter_records(experiment: str, profile: str, results_dir: str | os.PathLike |
 def records(experiment: str, profile: str, results_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Every finished run of ``experiment`` under ``profile``, sorted by hash (:func:`iter_records` as a list)."""
     return list(iter_records(experiment, profile, results_dir))
+
+
+def read_records(experiment: str, profile: str, digests: Iterable[str],
+                 results_dir: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The finished runs of ``experiment`` under ``profile`` whose hashes are ``digests``: ``{hash: record}``, sorted
+    by hash, reading those files only (a chapter or finding that needs some runs of a folder of thousands reads
+    those). A hash with no results file is absent; a file that is not a readable results file is skipped with a
+    :class:`ResultsWarning` naming it, as :func:`iter_records` does.
+
+    >>> read_records("no_such_experiment", "smoke", ["0123456789abcdef"])
+    {}
+    """
+    found = {}
+    for digest in sorted(set(digests)):
+        path = result_path(experiment, profile, digest, results_dir)
+        if not os.path.lexists(path):
+            continue
+        try:
+            found[digest] = read_result(path)
+        except CorruptResultError as error:
+            warnings.warn(f"skipped {error}", ResultsWarning, stacklevel=2)
+    return found
 
 
 def _summary_row(record: dict[str, Any]) -> dict[str, Any]:

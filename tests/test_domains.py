@@ -37,6 +37,24 @@ def test_randman_is_deterministic_from_its_seed():
     assert np.array_equal(state, np.random.get_state()[1])
 
 
+def test_randman_computes_a_manifold_s_reference_range_once_with_the_same_trains():
+    """The splits share each manifold's rescaling (its range over the reference points): computed once, kept, and the
+    trains are those computed from scratch."""
+    kwargs = {**SMALL, "seed": 5}
+    randman._reference_range.cache_clear()
+    train = randman.generate("train", **kwargs)
+    computed = randman._reference_range.cache_info().misses
+    assert computed == kwargs.get("classes", randman.DEFAULTS["classes"]) * kwargs.get("spikes", 1)
+    test = randman.generate("test", **kwargs)
+    assert randman._reference_range.cache_info().misses == computed  # none computed again
+    randman._reference_range.cache_clear()
+    assert all(torch.equal(a, b) for a, b in zip(test + train, randman.generate("test", **kwargs)
+                                                  + randman.generate("train", **kwargs)))
+    low, _ = randman._reference_range(5, 0, 0, kwargs["channels"], kwargs["dim"], 2.0)
+    with pytest.raises(ValueError, match="read-only"):
+        low[0] = 0.0  # a caller cannot change what the next split reads
+
+
 def test_randman_shapes_one_spike_per_channel_and_balanced_classes():
     x, y = randman.generate("train", channels=7, classes=10, dim=2, T=13, n_train=103)
     assert x.shape == (103, 13, 7) and x.dtype == torch.float32 and y.dtype == torch.int64

@@ -290,6 +290,19 @@ def test_missing_runs_are_an_error_not_a_verdict(tmp_path):
         findings.sweep_runs("snn", ["main"], tmp_path / "results")
 
 
+def test_a_sweep_s_runs_are_read_from_their_own_files_only(monkeypatch):
+    """The evidence of a claim is read run by run: the files of the sweeps asked for, not every run of the folder."""
+    from htaf import results
+
+    reads = []
+    real = results.read_result
+    monkeypatch.setattr(results, "read_result", lambda path: reads.append(path) or real(path))
+    frame = findings.sweep_runs("dhn", ["depth"], RESULTS)
+    stored = len(list((RESULTS / "dhn" / "cpu").glob("*.json")))
+    assert len(reads) == frame["hash"].nunique() == len(frame) < stored
+    assert sorted(path.stem for path in reads) == sorted(frame["hash"])
+
+
 def test_the_landing_page_and_the_readme_give_the_short_answer_and_link_to_the_page():
     import re
 

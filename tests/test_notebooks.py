@@ -50,10 +50,38 @@ def test_every_notebook_is_collected():
     assert EXPERIMENTS, "no experiment notebooks found"
 
 
-@pytest.mark.parametrize("notebook", THEORY, ids=_ids(THEORY))
-def test_theory_notebook_reproduces_exactly(notebook):
-    proc = run_nbval([notebook], "--nbval")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-8000:]
+def _notebook(path: Path, *sources: str, outputs: list | None = None) -> Path:
+    """A notebook at ``path`` with one code cell per source (the first stores ``outputs``)."""
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    if outputs:
+        cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text) for text in outputs]
+        cells[0].execution_count = 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_theory_notebooks_reproduce_exactly(tmp_path):
+    """Every output of every theory chapter reproduces (nbval), the chapters in one kernel (tests/_nbval_one_kernel.py:
+    each would otherwise start its own, about 2.5 s of start and imports). Probe notebooks around them show what
+    sharing the kernel keeps from nbval: a notebook whose stored output is not what it prints fails, and a notebook
+    finds no name, environment variable, working folder or figure an earlier one left, in the same kernel process."""
+    pid = tmp_path / "kernel.pid"
+    leaves = _notebook(tmp_path / "leaves" / "leaves.ipynb",
+                       "import os\nimport matplotlib.pyplot as plt\nLEFT = 1\nos.environ['HTAF_LEFT'] = '1'\n"
+                       f"os.chdir('/')\n_ = plt.figure()\nopen({str(pid)!r}, 'w').write(str(os.getpid()))")
+    differs = _notebook(tmp_path / "differs" / "differs.ipynb", "print('computed')", outputs=["stored\n"])
+    checks = _notebook(tmp_path / "checks" / "checks.ipynb",
+                       "import os\nimport matplotlib.pyplot as plt\nassert 'LEFT' not in dir()\n"
+                       f"assert 'HTAF_LEFT' not in os.environ\nassert os.getcwd() == {str(tmp_path / 'checks')!r}\n"
+                       f"assert not plt.get_fignums()\nassert open({str(pid)!r}).read() == str(os.getpid())")
+    tests = str(Path(__file__).parent)
+    proc = run_nbval([leaves, differs, *THEORY, checks], "-p", "_nbval_one_kernel", "--nbval",
+                     env={"PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))})
+    report = (proc.stdout + proc.stderr)[-8000:]
+    cells = sum(cell.cell_type == "code" for notebook in THEORY for cell in nbformat.read(notebook, 4).cells)
+    # one failure, the planted one (nbval names files outside its root folder by cell only)
+    assert f"1 failed, {cells + 2} passed" in proc.stdout and "'stored\\n' == 'computed\\n'" in proc.stdout, report
 
 
 class SharedKernel:

@@ -196,3 +196,21 @@ def test_table_reads_each_results_file_once(monkeypatch):
     monkeypatch.setattr(results, "read_result", lambda path: reads.append(path) or real(path))
     frame = results.table("mlp", "smoke")
     assert len(frame) == 2 and len(reads) == 2 and "seed" in frame.columns
+
+
+def test_read_records_reads_the_runs_asked_for_and_only_those(monkeypatch):
+    from htaf import results, train
+
+    digests = [train.run("mlp", "smoke", epochs=1, seed=seed)["hash"] for seed in (0, 1, 2)]
+    broken = results.result_path("mlp", "smoke", "0" * results.HASH_LENGTH)
+    broken.write_text("{")  # not a results file
+    reads = []
+    real = results.read_result
+    monkeypatch.setattr(results, "read_result", lambda path: reads.append(path) or real(path))
+    wanted = [digests[2], digests[0], "f" * results.HASH_LENGTH, digests[0]]  # unordered, one missing, one twice
+    found = results.read_records("mlp", "smoke", wanted)
+    assert list(found) == sorted([digests[0], digests[2]]) and all(found[h]["hash"] == h for h in found)
+    assert len(reads) == 2  # neither the third run nor the broken file was opened
+    with pytest.warns(results.ResultsWarning, match="not valid JSON"):
+        assert results.read_records("mlp", "smoke", [broken.stem, digests[1]]) == {digests[1]: real(
+            results.result_path("mlp", "smoke", digests[1]))}

@@ -41,6 +41,7 @@ Classes are balanced (their sizes differ by at most one) and the samples are shu
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -137,16 +138,29 @@ def _embed(points: np.ndarray, params) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _reference_range(seed: int, label: int, manifold: int, channels: int, dim: int, alpha: float):
+    """The minimum and maximum of each coordinate of a manifold over its reference points (read-only arrays).
+
+    They depend on the seed and the manifold only, not on the split: kept once computed, the reference set's
+    embedding (most of the work for splits of a few hundred samples per class) is not computed again for the other
+    split or another size.
+    """
+    reference = np.random.default_rng([seed, 1, label]).random((REFERENCE_POINTS, dim))
+    ref = _embed(reference, _manifold_params(seed, label, manifold, channels, dim, alpha))
+    low, high = ref.min(axis=0), ref.max(axis=0)
+    low.flags.writeable = high.flags.writeable = False
+    return low, high
+
+
 def spike_times(label: int, points: np.ndarray, *, channels: int = DEFAULTS["channels"], dim: int = DEFAULTS["dim"],
                 alpha: float = DEFAULTS["alpha"], spikes: int = DEFAULTS["spikes"], seed: int = 0) -> np.ndarray:
     """Noise-free firing times in ``[0, 1]``, ``(n, spikes, channels)``, of class ``label`` at intrinsic ``points``."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, dim)
-    reference = np.random.default_rng([seed, 1, label]).random((REFERENCE_POINTS, dim))
     out = np.empty((points.shape[0], spikes, channels))
     for m in range(spikes):
         params = _manifold_params(seed, label, m, channels, dim, alpha)
-        ref = _embed(reference, params)
-        low, high = ref.min(axis=0), ref.max(axis=0)
+        low, high = _reference_range(int(seed), int(label), m, int(channels), int(dim), float(alpha))
         out[:, m] = np.clip((_embed(points, params) - low) / np.maximum(high - low, 1e-12), 0.0, 1.0)
     return out
 

@@ -134,7 +134,7 @@ def run_records(frames: "dict[tuple[str, str], pd.DataFrame]", profile: str | No
     wanted: dict[str, set[str]] = {}
     for (name, _), frame in frames.items():
         wanted.setdefault(name, set()).update(frame["hash"])
-    return {name: [r for r in results.records(name, resolve_profile(profile)) if r["hash"] in hashes]
+    return {name: list(results.read_records(name, resolve_profile(profile), hashes).values())
             for name, hashes in wanted.items()}
 
 

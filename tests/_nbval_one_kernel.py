@@ -1,0 +1,59 @@
+"""A pytest plugin for nbval (``-p _nbval_one_kernel``, with this folder on ``PYTHONPATH``): the notebooks of one nbval
+run share one kernel, as the experiment chapters share one per pytest-xdist worker (tests/test_notebooks.py).
+
+nbval 0.11 starts a kernel for every notebook file and stops it after the file's last cell. Here the first notebook's
+kernel stays for the next ones, which saves each of them the kernel's start and its first imports (torch, SymPy, SciPy,
+matplotlib: about 2.5 s a notebook). Before each notebook the kernel is brought back to how the first one found it: the
+user namespace cleared (``%reset -f``), the environment variables those of the kernel's start, open figures closed, the
+working folder the notebook's (as when Jupyter opens it). Imported modules stay loaded, with their settings. A kernel
+that nbval stopped (a cell that timed out) is replaced by a new one for the next notebook. nbval compares every cell's
+outputs as it always does.
+"""
+
+from __future__ import annotations
+
+import nbval.plugin
+
+_started = nbval.plugin.IPyNbFile.setup
+_kernel = None
+
+#: runs in the kernel before each notebook; the first time it records the kernel's environment in a module of its own
+#: (``%reset`` clears names, not modules)
+RESET = """%reset -f
+import os, sys, types
+_state = sys.modules.setdefault("_nbval_one_kernel_state", types.ModuleType("_nbval_one_kernel_state"))
+if not hasattr(_state, "environ"):
+    _state.environ = dict(os.environ)
+os.environ.clear()
+os.environ.update(_state.environ)
+os.chdir({folder!r})
+if "matplotlib.pyplot" in sys.modules:
+    sys.modules["matplotlib.pyplot"].close("all")
+del _state
+"""
+
+
+def _setup(self) -> None:
+    global _kernel
+    if _kernel is None or not _kernel.is_alive():
+        _started(self)  # a new kernel (and nbval's sanitize patterns)
+        _kernel = self.kernel
+    else:
+        self.kernel = _kernel
+        self.setup_sanitize_files()
+    msg_id = _kernel.execute_cell_input(RESET.format(folder=str(self.fspath.dirname)), allow_stdin=False)
+    _kernel.await_reply(msg_id, timeout=60)
+    _kernel.await_idle(msg_id, 60)
+
+
+def _teardown(self) -> None:
+    """The kernel stays for the next notebook (:func:`pytest_sessionfinish` stops it)."""
+
+
+nbval.plugin.IPyNbFile.setup = _setup
+nbval.plugin.IPyNbFile.teardown = _teardown
+
+
+def pytest_sessionfinish(session) -> None:
+    if _kernel is not None and _kernel.is_alive():
+        _kernel.stop()
