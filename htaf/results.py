@@ -585,13 +585,23 @@ def read_records(experiment: str, profile: str, digests: Iterable[str],
     """The finished runs of ``experiment`` under ``profile`` whose hashes are ``digests``: ``{hash: record}``, sorted
     by hash, reading those files only (a chapter or finding that needs some runs of a folder of thousands reads
     those). A hash with no results file is absent; a file that is not a readable results file is skipped with a
-    :class:`ResultsWarning` naming it, as :func:`iter_records` does.
+    :class:`ResultsWarning` naming it, as :func:`iter_records` does. A hash is :data:`HASH_LENGTH` lowercase hex
+    digits (:func:`config_hash`); anything else is refused before any file is opened, so no hash names a path outside
+    the folder.
 
     >>> read_records("no_such_experiment", "smoke", ["0123456789abcdef"])
     {}
+    >>> read_records("no_such_experiment", "smoke", ["../../secret"])
+    Traceback (most recent call last):
+    ...
+    ValueError: not a run hash: '../../secret' (16 lowercase hex digits, as config_hash gives)
     """
+    digests = set(digests)
+    for digest in digests:
+        if not (isinstance(digest, str) and len(digest) == HASH_LENGTH and set(digest) <= set("0123456789abcdef")):
+            raise ValueError(f"not a run hash: {digest!r} ({HASH_LENGTH} lowercase hex digits, as config_hash gives)")
     found = {}
-    for digest in sorted(set(digests)):
+    for digest in sorted(digests):
         path = result_path(experiment, profile, digest, results_dir)
         if not os.path.lexists(path):
             continue

@@ -211,6 +211,9 @@ def test_read_records_reads_the_runs_asked_for_and_only_those(monkeypatch):
     found = results.read_records("mlp", "smoke", wanted)
     assert list(found) == sorted([digests[0], digests[2]]) and all(found[h]["hash"] == h for h in found)
     assert len(reads) == 2  # neither the third run nor the broken file was opened
+    for bad in ("../" + digests[0], digests[0].upper(), None):  # a hash never names a path outside the folder
+        with pytest.raises(ValueError, match="not a run hash"):
+            results.read_records("mlp", "smoke", [digests[0], bad])
     with pytest.warns(results.ResultsWarning, match="not valid JSON"):
         assert results.read_records("mlp", "smoke", [broken.stem, digests[1]]) == {digests[1]: real(
             results.result_path("mlp", "smoke", digests[1]))}
