@@ -153,12 +153,22 @@ def config_hash(experiment: str, config: dict[str, Any], world_size: int = 1) ->
     return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
 
 
+def _run_hash(digest: str) -> str:
+    """``digest`` if it is a run hash (:data:`HASH_LENGTH` lowercase hex digits, as :func:`config_hash` gives), else a
+    ``ValueError``: a file name made from it then never names a path outside its folder."""
+    if not (isinstance(digest, str) and len(digest) == HASH_LENGTH and set(digest) <= set("0123456789abcdef")):
+        raise ValueError(f"not a run hash: {digest!r} ({HASH_LENGTH} lowercase hex digits, as config_hash gives)")
+    return digest
+
+
 def result_path(experiment: str, profile: str, digest: str, results_dir: str | os.PathLike | None = None) -> Path:
-    return results_root(results_dir).joinpath(experiment, profile, f"{digest}.json")
+    """The results file of run ``digest`` (a run hash, checked)."""
+    return results_root(results_dir).joinpath(experiment, profile, f"{_run_hash(digest)}.json")
 
 
 def checkpoint_path(experiment: str, profile: str, digest: str, results_dir: str | os.PathLike | None = None) -> Path:
-    return checkpoints_root(results_dir) / experiment / profile / f"{digest}.pt"
+    """The checkpoint of run ``digest`` (a run hash, checked)."""
+    return checkpoints_root(results_dir) / experiment / profile / f"{_run_hash(digest)}.pt"
 
 
 def lock_path(result: Path) -> Path:
@@ -585,9 +595,8 @@ def read_records(experiment: str, profile: str, digests: Iterable[str],
     """The finished runs of ``experiment`` under ``profile`` whose hashes are ``digests``: ``{hash: record}``, sorted
     by hash, reading those files only (a chapter or finding that needs some runs of a folder of thousands reads
     those). A hash with no results file is absent; a file that is not a readable results file is skipped with a
-    :class:`ResultsWarning` naming it, as :func:`iter_records` does. A hash is :data:`HASH_LENGTH` lowercase hex
-    digits (:func:`config_hash`); anything else is refused before any file is opened, so no hash names a path outside
-    the folder.
+    :class:`ResultsWarning` naming it, as :func:`iter_records` does. Anything but a run hash (:func:`result_path`
+    checks) is refused before any file is opened.
 
     >>> read_records("no_such_experiment", "smoke", ["0123456789abcdef"])
     {}
@@ -596,13 +605,9 @@ def read_records(experiment: str, profile: str, digests: Iterable[str],
     ...
     ValueError: not a run hash: '../../secret' (16 lowercase hex digits, as config_hash gives)
     """
-    digests = set(digests)
-    for digest in digests:
-        if not (isinstance(digest, str) and len(digest) == HASH_LENGTH and set(digest) <= set("0123456789abcdef")):
-            raise ValueError(f"not a run hash: {digest!r} ({HASH_LENGTH} lowercase hex digits, as config_hash gives)")
+    paths = {digest: result_path(experiment, profile, digest, results_dir) for digest in set(digests)}
     found = {}
-    for digest in sorted(digests):
-        path = result_path(experiment, profile, digest, results_dir)
+    for digest, path in sorted(paths.items()):
         if not os.path.lexists(path):
             continue
         try:

@@ -87,8 +87,9 @@ def test_interrupted_write_keeps_the_old_file_and_no_temporary(tmp_path):
 
 def test_checkpoints_live_in_a_hidden_folder_of_their_results_root(tmp_path, monkeypatch):
     monkeypatch.delenv("HTAF_CHECKPOINTS")
-    checkpoint = results.checkpoint_path("mlp", "smoke", "abc", tmp_path / "results")
-    assert checkpoint == tmp_path / "results" / ".checkpoints" / "mlp" / "smoke" / "abc.pt"
+    digest = "abc".ljust(results.HASH_LENGTH, "0")
+    checkpoint = results.checkpoint_path("mlp", "smoke", digest, tmp_path / "results")
+    assert checkpoint == tmp_path / "results" / ".checkpoints" / "mlp" / "smoke" / f"{digest}.pt"
     assert results.load("mlp", "smoke", tmp_path / "results").empty  # never read as results
 
 
@@ -214,6 +215,9 @@ def test_read_records_reads_the_runs_asked_for_and_only_those(monkeypatch):
     for bad in ("../" + digests[0], digests[0].upper(), None):  # a hash never names a path outside the folder
         with pytest.raises(ValueError, match="not a run hash"):
             results.read_records("mlp", "smoke", [digests[0], bad])
+        for path in (results.result_path, results.checkpoint_path):
+            with pytest.raises(ValueError, match="not a run hash"):
+                path("mlp", "smoke", bad)
     with pytest.warns(results.ResultsWarning, match="not valid JSON"):
         assert results.read_records("mlp", "smoke", [broken.stem, digests[1]]) == {digests[1]: real(
             results.result_path("mlp", "smoke", digests[1]))}
