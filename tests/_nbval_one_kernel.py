@@ -17,20 +17,21 @@ import nbval.plugin
 _started = nbval.plugin.IPyNbFile.setup
 _kernel = None
 
-#: runs in the kernel before each notebook; the first time it records the kernel's environment in a module of its own
-#: (``%reset`` clears names, not modules)
-RESET = """%reset -f
-import os, sys, types
-_state = sys.modules.setdefault("_nbval_one_kernel_state", types.ModuleType("_nbval_one_kernel_state"))
-if not hasattr(_state, "environ"):
-    _state.environ = dict(os.environ)
-os.environ.clear()
-os.environ.update(_state.environ)
-os.chdir({folder!r})
-if "matplotlib.pyplot" in sys.modules:
-    sys.modules["matplotlib.pyplot"].close("all")
-del _state
-"""
+
+def reset_cell(folder: str, environment: dict[str, str] | None = None) -> str:
+    """The source of the cell a shared kernel runs before each notebook (here, and in tests/test_notebooks.py's
+    ``execute``): the user namespace cleared (``%reset -f`` clears names, not modules), the environment variables
+    ``environment`` (``None``: those the kernel had when this cell first ran, recorded then in a module of its own),
+    open figures closed, the working folder ``folder``."""
+    if environment is None:
+        state = '"_nbval_one_kernel_state"'
+        restore = (f"_state = sys.modules.setdefault({state}, types.ModuleType({state}))\n"
+                   "if not hasattr(_state, 'environ'):\n    _state.environ = dict(os.environ)\n"
+                   "os.environ.clear()\nos.environ.update(_state.environ)\ndel _state\n")
+    else:
+        restore = f"os.environ.clear()\nos.environ.update({environment!r})\n"
+    return (f"%reset -f\nimport os, sys, types\n{restore}os.chdir({str(folder)!r})\n"
+            "if 'matplotlib.pyplot' in sys.modules:\n    sys.modules['matplotlib.pyplot'].close('all')")
 
 
 def _setup(self) -> None:
@@ -41,7 +42,7 @@ def _setup(self) -> None:
     else:
         self.kernel = _kernel
         self.setup_sanitize_files()
-    msg_id = _kernel.execute_cell_input(RESET.format(folder=str(self.fspath.dirname)), allow_stdin=False)
+    msg_id = _kernel.execute_cell_input(reset_cell(str(self.fspath.dirname)), allow_stdin=False)
     _kernel.await_reply(msg_id, timeout=60)
     _kernel.await_idle(msg_id, 60)
 
@@ -50,8 +51,10 @@ def _teardown(self) -> None:
     """The kernel stays for the next notebook (:func:`pytest_sessionfinish` stops it)."""
 
 
-nbval.plugin.IPyNbFile.setup = _setup
-nbval.plugin.IPyNbFile.teardown = _teardown
+def pytest_configure(config) -> None:
+    """Loaded as a plugin: nbval's notebooks share the kernel (importing this module changes nothing)."""
+    nbval.plugin.IPyNbFile.setup = _setup
+    nbval.plugin.IPyNbFile.teardown = _teardown
 
 
 def pytest_sessionfinish(session) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from _nbval_one_kernel import reset_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SANITIZE = ROOT / "book" / "nbval_sanitize.cfg"
@@ -168,11 +169,7 @@ def execute(kernel: SharedKernel, notebook: Path, passes: list[tuple[str, dict[s
         with client.setup_kernel():  # the kernel and its client exist: this only runs nbclient's set-up
             for name, env in passes:
                 environment = {**os.environ, **kernel.own_environment, **env}
-                nb.cells[-1].source = (
-                    "%reset -f\nimport os, sys\n"
-                    f"os.environ.clear()\nos.environ.update({environment!r})\n"
-                    f"os.chdir({str(notebook.parent)!r})\n"
-                    "if 'matplotlib.pyplot' in sys.modules:\n    sys.modules['matplotlib.pyplot'].close('all')")
+                nb.cells[-1].source = reset_cell(str(notebook.parent), environment)
                 for index, cell in [(len(cells), nb.cells[-1]), *enumerate(cells)]:
                     if cell.cell_type != "code":
                         continue
@@ -224,10 +221,7 @@ def test_a_notebook_in_the_shared_kernel_sees_nothing_an_earlier_one_left(shared
     """What one notebook defines, sets in the environment or changes in the working folder is gone for the next, the
     kernel's own settings (matplotlib's inline backend) stay; a notebook that fails leaves a restarted kernel behind."""
     def notebook(name, *sources):
-        path = tmp_path / name / f"{name}.ipynb"
-        path.parent.mkdir()
-        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
-        return path
+        return _notebook(tmp_path / name / f"{name}.ipynb", *sources)
 
     leaves = notebook("leaves", "import os\nLEFT = 1\nos.environ['HTAF_LEFT'] = '1'\nos.chdir('/')")
     fails = notebook("fails", "import os\nos.environ['HTAF_LEFT'] = '1'\nraise ValueError('planted')")
