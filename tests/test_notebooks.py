@@ -218,21 +218,28 @@ def test_findings_page_asserts_the_committed_cpu_results(notebook, tmp_path, sha
 
 
 def test_a_notebook_in_the_shared_kernel_sees_nothing_an_earlier_one_left(shared_kernel, tmp_path):
-    """What one notebook defines, sets in the environment or changes in the working folder is gone for the next, the
-    kernel's own settings (matplotlib's inline backend) stay; a notebook that fails leaves a restarted kernel behind."""
+    """What one notebook defines, sets in the environment or changes in the working folder is gone for the next (its
+    garbage too), the kernel's own settings (matplotlib's inline backend) stay; a notebook that fails leaves a restarted
+    kernel behind."""
     def notebook(name, *sources):
         return _notebook(tmp_path / name / f"{name}.ipynb", *sources)
 
-    leaves = notebook("leaves", "import os\nLEFT = 1\nos.environ['HTAF_LEFT'] = '1'\nos.chdir('/')")
+    # a reference cycle, watched through a weak reference that a module of its own keeps: the reset frees it before it
+    # freezes what is left (gc.freeze), so what a notebook no longer holds does not pile up in the kernel
+    cycle = ("import sys, types, weakref\nclass Node:\n    pass\nnode = Node()\nnode.self = node\n"
+             "sys.modules.setdefault('_probe', types.ModuleType('_probe')).node = weakref.ref(node)")
+    leaves = notebook("leaves", "import os\nLEFT = 1\nos.environ['HTAF_LEFT'] = '1'\nos.chdir('/')", cycle)
     fails = notebook("fails", "import os\nos.environ['HTAF_LEFT'] = '1'\nraise ValueError('planted')")
     checks = notebook("checks", "import os\nassert 'LEFT' not in dir()\nassert 'HTAF_LEFT' not in os.environ\n"
                                 f"assert os.getcwd() == {str(tmp_path / 'checks')!r}\n"
                                 "assert os.environ['HTAF_PASS'] == 'yes'\n"
                                 "import matplotlib\nassert 'inline' in matplotlib.get_backend()")
+    freed = notebook("freed", "import sys\nassert sys.modules['_probe'].node() is None, 'a cycle outlived its notebook'")
     # a figure a cell shows is drawn, as in a kernel of its own: a title matplotlib cannot typeset fails the cell
     bad_figure = notebook("bad_figure", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
                                         "ax.set_title(r'$\\foo$')\nfig")
     execute(shared_kernel, leaves, [("first", {}), ("second", {})])
+    execute(shared_kernel, freed, [("freed", {})])
     execute(shared_kernel, checks, [("check", {"HTAF_PASS": "yes"})])
     process = shared_kernel.pid()
     with pytest.raises(pytest.fail.Exception, match="planted"):
