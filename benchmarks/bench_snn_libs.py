@@ -48,9 +48,11 @@ when freed, so the first write to each 4 KiB page takes a page fault, at every s
 variable ``GLIBC_TUNABLES`` set to ``glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295``) serves every
 buffer from glibc's heap and keeps freed memory, so later steps reuse pages already mapped; ``thp`` is PyTorch's
 transparent-huge-page allocation (``THP_MEM_ALLOC_ENABLE=1``: buffers of 2 MB or more aligned to 2 MB and advised
-as huge pages). glibc reads its tunables when a process starts and PyTorch its variable at its first allocation, so
-the script restarts itself with the chosen setting alone (its memory subprocesses inherit it); elsewhere than glibc
-the ``retain`` setting has no effect.
+as huge pages); ``htaf`` is :func:`htaf.memory.enable_cpu_cache` (the environment variable ``HTAF_CPU_CACHE=1``, read by
+this script): PyTorch's CPU tensors of 1 MiB or more are kept, when freed, for the next request of that size, so later
+steps reuse the same pages without the heap's fragmentation. glibc reads its tunables when a process starts and
+PyTorch its variable at its first allocation, so the script restarts itself with the chosen setting alone (its memory
+subprocesses inherit it); elsewhere than glibc the ``retain`` setting has no effect.
 
 Needs only torch and htaf; the other libraries are measured when importable (``snntorch``; ``spikingjelly``
 with ``loguru``). Examples::
@@ -420,7 +422,7 @@ def check_same_function(T: int, channels: int, batch: int, libs: list[str]) -> d
 
 #: ``--allocator`` choices: the environment each sets (read by glibc and PyTorch when a process starts)
 ALLOCATORS = {"default": {}, "retain": {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295"},
-              "thp": {"THP_MEM_ALLOC_ENABLE": "1"}}
+              "thp": {"THP_MEM_ALLOC_ENABLE": "1"}, "htaf": {"HTAF_CPU_CACHE": "1"}}
 
 
 _ALLOCATOR_KEYS = sorted({key for env in ALLOCATORS.values() for key in env})
@@ -442,6 +444,12 @@ def _thp_mode() -> str:
         return "unknown"
 
 
+def _htaf_cpu_cache() -> str:
+    """``on`` when htaf's caching allocator serves this process (``--allocator htaf``), else ``off``."""
+    memory = sys.modules.get("htaf.memory")
+    return "on" if memory is not None and memory.cpu_cache_stats()["enabled"] else "off"
+
+
 def machine() -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -453,7 +461,7 @@ def machine() -> dict[str, str]:
             "threads": str(torch.get_num_threads()),
             "allocator": _allocator(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "unset"),
             "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
-            "transparent_hugepage": _thp_mode()}
+            "transparent_hugepage": _thp_mode(), "htaf_cpu_cache": _htaf_cpu_cache()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     for lib in ("htaf", "snntorch", "spikingjelly"):
@@ -495,7 +503,8 @@ def main() -> None:
                              "measurement is a fresh subprocess, which pays the imports again)")
     parser.add_argument("--allocator", choices=sorted(ALLOCATORS), default=None,
                         help="CPU allocation for every contestant: default (glibc's), retain (freed memory kept and "
-                             "reused after the first step) or thp (PyTorch's transparent huge pages); "
+                             "reused after the first step), thp (PyTorch's transparent huge pages) or htaf "
+                             "(htaf.memory's caching allocator: freed buffers of 1 MiB or more kept for reuse); "
                              "the script restarts itself with it set (default: as this process was started)")
     parser.add_argument("--check", action="store_true", help="compare the networks' outputs first")
     parser.add_argument("--json", default=None, help="write the results to this file (the results the book quotes: "
@@ -508,6 +517,10 @@ def main() -> None:
         # (with the interpreter's own options) under the chosen settings alone; the memory subprocesses inherit them
         env = {k: v for k, v in os.environ.items() if k not in _ALLOCATOR_KEYS}
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**env, **ALLOCATORS[args.allocator]})
+    if os.environ.get("HTAF_CPU_CACHE") == "1":  # --allocator htaf: before any contestant allocates
+        import htaf.memory
+
+        htaf.memory.enable_cpu_cache()
     if args.markdown:
         with open(args.markdown) as f:
             print(markdown(json.load(f)))

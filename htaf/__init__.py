@@ -25,12 +25,12 @@ from . import functional, nn, surrogates  # noqa: E402
 
 __all__ = [
     "functional", "nn", "surrogates", "theory", "plotting", "metrics", "stats", "data", "experiments", "results",
-    "benchmarks", "run", "sweep", "reproduce", "__version__",
+    "benchmarks", "memory", "run", "sweep", "reproduce", "__version__",
 ]
 
 _LAZY_MODULES = {
     "theory", "plotting", "metrics", "stats", "data", "experiments", "results", "train", "models", "distributed",
-    "engine", "reproduction", "benchmarks",
+    "engine", "reproduction", "benchmarks", "memory",
 }
 _LAZY_FUNCTIONS = {"run": "train", "sweep": "train", "reproduce": "reproduction"}
 

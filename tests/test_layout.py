@@ -147,7 +147,8 @@ def test_core_dependencies_run_one_way():
 #: lower layers, or of its own layer without a cycle. ``htaf.x.*`` stands for every module of the package ``htaf.x``.
 LAYERS: list[set[str]] = [
     {"htaf._errors", "htaf._validation", "htaf._kernels", "htaf._symbolic", "htaf._paths", "htaf._extras", "htaf.distributed",
-     "htaf.benchmarks"},  # no model, no torch module; optional packages; the shipped benchmark results
+     "htaf.benchmarks", "htaf.memory"},  # no model, no torch module; optional packages; the shipped benchmark results;
+    # the CPU caching allocator
     {"htaf.surrogates"},  # the surrogate-gradient zoo
     {"htaf.functional"},  # htaf, spike, sign, ... as functions
     {"htaf.nn", "htaf._binary", "htaf._lif"},  # units and layers; the LIF kernel engine
