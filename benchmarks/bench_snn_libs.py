@@ -36,7 +36,9 @@ snnTorch's ``Leaky`` integrates ``U_t = beta U_{t-1} + I_t`` (no ``1/tau`` on th
 Times: milliseconds per step, the median over interleaved rounds (every round times each contestant in turn),
 after warm-up. Memory: on the CPU, the peak resident-set growth over a few training steps, measured in a fresh
 subprocess per contestant (the RSS high-water mark ``VmHWM``, reset after building, minus the RSS before the
-first step); on CUDA,
+first step), so a contestant's one-time costs in its first step count too (for htaf, compiling its LIF kernels);
+``--memory-warm`` adds ``peak_mib_warm``, measured the same way in a process that first ran one step of another
+instance of the network and handed its memory back (the training's own memory, as CUDA's figure is); on CUDA,
 ``torch.cuda.max_memory_allocated`` during the steps minus the memory allocated before them. Page faults: the
 median number of minor page faults per step in the timed rounds (``getrusage``'s ``ru_minflt``, every thread of the
 process; mostly first touches of pages not yet mapped), the cost the allocation setting below moves.
@@ -361,8 +363,36 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def peak_memory(lib: str, T: int, channels: int, batch: int, device: torch.device, steps: int = 3) -> float:
-    """Peak memory growth (MiB) over ``steps`` training steps, in this (fresh) process."""
+def _hand_back(device: torch.device) -> None:
+    """Give the memory of freed tensors back: to htaf's CPU cache's owner (the system) when it is on, glibc's free heap
+    memory to the kernel (``malloc_trim``), CUDA's cached blocks to the driver."""
+    import gc
+
+    gc.collect()
+    memory = sys.modules.get("htaf.memory")
+    if memory is not None:
+        memory.empty_cpu_cache()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def peak_memory(lib: str, T: int, channels: int, batch: int, device: torch.device, steps: int = 3,
+                warm: bool = False) -> float:
+    """Peak memory growth (MiB) over ``steps`` training steps, in this (fresh) process. ``warm``: first one step of
+    another instance of the same network at the same size, whose memory is then handed back (:func:`_hand_back`), so
+    that what the process pays once (imports, JIT compilation such as htaf's compiled LIF kernels, library caches) is
+    not counted: the memory the training itself needs."""
+    if warm:
+        first = trainer(lib, T, channels, batch, device)
+        first()
+        del first
+        _hand_back(device)
     step = trainer(lib, T, channels, batch, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -382,8 +412,10 @@ def peak_memory(lib: str, T: int, channels: int, batch: int, device: torch.devic
     return (_status_bytes("VmHWM") - base) / 2**20
 
 
-def memory_in_subprocess(lib: str, T: int, channels: int, batch: int, device: str, threads: int) -> float | None:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_memory", lib, "--T", str(T), "--channels", str(channels),
+def memory_in_subprocess(lib: str, T: int, channels: int, batch: int, device: str, threads: int,
+                         warm: bool = False) -> float | None:
+    cmd = [sys.executable, os.path.abspath(__file__), "--_memory", lib, *(["--_memory-warm"] if warm else []),
+           "--T", str(T), "--channels", str(channels),
            "--batch", str(batch), "--devices", device, "--threads", str(threads)]
     env = dict(os.environ)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -479,6 +511,8 @@ def markdown(report: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         mem = "-" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        if r.get("peak_mib_warm") is not None:  # --memory-warm
+            mem += f" ({r['peak_mib_warm']:.0f} warm)"
         counted = r.get("page_faults_per_step")  # reports measured before the count have none
         faults_s = "-" if counted is None else f"{counted:.0f}"
         lines.append(f"| {r['device']} | {r['T']} | {r['library']} | {r['ms_per_step']:.1f} | "
@@ -501,6 +535,9 @@ def main() -> None:
     parser.add_argument("--memory-libs", default=None, metavar="LIBS",
                         help="measure memory for these contestants only, comma-separated (default: every one; each "
                              "measurement is a fresh subprocess, which pays the imports again)")
+    parser.add_argument("--memory-warm", action="store_true",
+                        help="also measure each contestant's memory after the process's one-time costs (a step of "
+                             "another instance of the network first, its memory handed back): peak_mib_warm")
     parser.add_argument("--allocator", choices=sorted(ALLOCATORS), default=None,
                         help="CPU allocation for every contestant: default (glibc's), retain (freed memory kept and "
                              "reused after the first step), thp (PyTorch's transparent huge pages) or htaf "
@@ -511,6 +548,7 @@ def main() -> None:
                         "htaf/benchmarks/<name>.json, read by htaf.benchmarks.load)")
     parser.add_argument("--markdown", default=None, metavar="JSON", help="print a --json report as a Markdown table")
     parser.add_argument("--_memory", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_memory-warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.allocator is not None and _allocator() != args.allocator:
         # glibc reads its tunables when the process starts and PyTorch its variable at the first allocation: restart
@@ -528,7 +566,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     if args._memory:
-        print(peak_memory(args._memory, int(args.T), args.channels, args.batch, torch.device(args.devices)))
+        print(peak_memory(args._memory, int(args.T), args.channels, args.batch, torch.device(args.devices),
+                          warm=args._memory_warm))
         return
 
     if args.devices == "auto":
@@ -559,12 +598,17 @@ def main() -> None:
             timed = time_steps(libs, T, args.channels, args.batch, dev, args.rounds, args.steps, args.warmup)
             ms = {lib: timed[lib]["ms"] for lib in libs}
             for lib in libs:
-                mem = None if args.no_memory or lib not in memory_libs else memory_in_subprocess(
-                    lib, T, args.channels, args.batch, device, args.threads)
+                measured = not args.no_memory and lib in memory_libs
+                mem = memory_in_subprocess(lib, T, args.channels, args.batch, device, args.threads) if measured else None
                 ratio = ms[lib] / ms["htaf"] if "htaf" in ms else float("nan")
                 rows.append({"device": device, "T": T, "library": lib, "ms_per_step": ms[lib],
                              "htaf_speedup": ratio, "peak_mib": mem, "page_faults_per_step": timed[lib]["faults"]})
+                if args.memory_warm:
+                    rows[-1]["peak_mib_warm"] = memory_in_subprocess(
+                        lib, T, args.channels, args.batch, device, args.threads, warm=True) if measured else None
                 mem_s = f"{mem:9.1f}" if mem is not None else f"{'-':>9}"
+                if rows[-1].get("peak_mib_warm") is not None:
+                    mem_s += f" ({rows[-1]['peak_mib_warm']:.0f} warm)"
                 counted = timed[lib]["faults"]
                 faults_s = f"{counted:11.0f}" if counted is not None else f"{'-':>11}"
                 print(f"{device:6} {T:3d} {lib:16} {ms[lib]:9.2f} {ratio:12.2f}x {mem_s} {faults_s}", flush=True)

@@ -15,9 +15,12 @@ needs_compiler = pytest.mark.skipif("not __import__('htaf.memory').memory.cpu_ca
                                     reason="the CPU caching allocator needs a C++ compiler and PyTorch's headers")
 
 
-def _run(code: str, tmp_path) -> dict:
-    """The JSON the last line of ``code``'s output holds, run in a fresh Python (its own htaf cache folder)."""
-    env = {"HTAF_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "PATH": __import__("os").environ["PATH"]}
+def _run(code: str) -> dict:
+    """The JSON the last line of ``code``'s output holds, run in a fresh Python (the run's htaf cache folder:
+    tests/conftest.py)."""
+    import os
+
+    env = {key: os.environ[key] for key in ("HTAF_CACHE", "OMP_NUM_THREADS", "PATH")}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -40,7 +43,7 @@ def test_min_bytes_must_be_a_positive_integer(bad):
 
 
 @needs_compiler
-def test_the_cache_reuses_freed_large_buffers_without_page_faults_and_changes_no_value(tmp_path):
+def test_the_cache_reuses_freed_large_buffers_without_page_faults_and_changes_no_value():
     """In one fresh process: a small convolutional network trained for three steps without the cache, then with it,
     ends with the same weights bit for bit (the cache moves where tensors live, never what they hold); a freed 64 MiB
     buffer comes back for the next request of its size without a page fault (glibc maps it afresh each time: 16 384
@@ -78,7 +81,7 @@ def test_the_cache_reuses_freed_large_buffers_without_page_faults_and_changes_no
         print(json.dumps({"same_weights": plain_weights == cached_weights, "trained": trained, "plain": plain,
                           "cached": cached, "same_buffer": first == second, "stats": stats,
                           "emptied": htaf.memory.cpu_cache_stats()}))
-    """, tmp_path)
+    """)
     assert out["same_weights"] and out["trained"]["hits"] > 0 and out["trained"]["min_bytes"] == 1 << 20, out
     assert out["plain"] > 10_000, out  # 16 384 pages of 4 KiB, each written for the first time
     assert out["cached"] < 100 and out["same_buffer"], out

@@ -64,7 +64,9 @@ def snn_margins(name: str) -> list[dict[str, Any]]:
     result ``name`` that measured them (``benchmarks/bench_snn_libs.py --libs ...,floor``): one row per device and
     ``T`` with ``threads``, ``htaf (ms)``, ``strongest variant`` (the fastest library other than htaf and the floor),
     ``htaf faster by`` (its time over htaf's), ``strongest / floor`` and ``htaf / floor`` (time ratios) and
-    ``htaf least memory`` (htaf's peak below every variant's; ``None`` where peak memory was not measured).
+    ``htaf least memory`` (htaf's peak below every variant's; ``None`` where peak memory was not measured), and where
+    the report measured it (``--memory-warm``) ``htaf least memory (warm)``, the same after the process's one-time
+    costs.
 
     >>> row = snn_margins("snn_libs_cpu_hoisted_idle")[0]
     >>> row["T"], row["strongest variant"], round(row["htaf faster by"], 2), row["htaf least memory"]
@@ -84,5 +86,7 @@ def snn_margins(name: str) -> list[dict[str, Any]]:
                      "htaf / floor": htaf["ms_per_step"] / floor["ms_per_step"],
                      "htaf least memory": None if htaf["peak_mib"] is None
                      else all(htaf["peak_mib"] < row["peak_mib"] for row in variants)})
+        if htaf.get("peak_mib_warm") is not None:  # measured after the process's one-time costs (--memory-warm)
+            rows[-1]["htaf least memory (warm)"] = all(htaf["peak_mib_warm"] < row["peak_mib_warm"] for row in variants)
     return rows
 
