@@ -187,28 +187,47 @@ def _cache_folder() -> Path:
     return Path(os.environ.get("HTAF_CACHE") or platformdirs.user_cache_dir("htaf", appauthor=False))
 
 
+def _check_own(path: Path) -> None:
+    """Refuse to load code from ``path`` (the compiled library, or its folder) unless this user owns it and no one else
+    can write it: a library planted there would run in every process that turns the cache on."""
+    if not hasattr(os, "getuid"):
+        return
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"htaf.memory: {path} is not this user's alone (owner uid {info.st_uid}, mode "
+                           f"{info.st_mode & 0o777:o}); delete it, or point $HTAF_CACHE at a folder only you can write")
+
+
+def _library_path() -> Path:
+    """Where the compiled allocator for this PyTorch lives: named by the hash of its source, PyTorch's version and C++
+    ABI."""
+    tag = hashlib.sha256(f"{_SOURCE}{torch.__version__}{int(torch._C._GLIBCXX_USE_CXX11_ABI)}".encode()).hexdigest()
+    return _cache_folder() / "cpu_cache" / f"htaf_cpu_cache_{tag[:16]}.so"
+
+
 def _build() -> Path:
-    """The compiled allocator for this PyTorch (compiled once, then reused): a file named by the hash of its source,
-    PyTorch's version and C++ ABI, written under a temporary name and renamed, so concurrent processes never load a
-    half-written one."""
+    """The compiled allocator for this PyTorch (:func:`_library_path`; compiled once, then reused), written under a
+    temporary name and renamed, so concurrent processes never load a half-written one."""
     from torch.utils import cpp_extension
 
-    abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-    tag = hashlib.sha256(f"{_SOURCE}{torch.__version__}{abi}".encode()).hexdigest()[:16]
-    folder = _cache_folder() / "cpu_cache"
-    library = folder / f"htaf_cpu_cache_{tag}.so"
+    library = _library_path()
+    folder = library.parent
     if library.is_file():
+        _check_own(folder)
+        _check_own(library)
         return library
     compiler = _compiler()
     if compiler is None or not cpu_cache_available():
         raise RuntimeError("htaf.memory.enable_cpu_cache needs a C++ compiler (g++ or clang++, or $CXX) and PyTorch's "
                            "C++ headers, on Linux or macOS; install one (e.g. apt-get install g++) or leave the cache "
                            "off")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_own(folder)
     torch_lib = Path(torch.__file__).parent / "lib"
     with tempfile.TemporaryDirectory(dir=folder) as work:
         source, built = Path(work, "cpu_cache.cpp"), Path(work, library.name)
         source.write_text(_SOURCE)
+        abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
         command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
                    *(f"-I{p}" for p in cpp_extension.include_paths()), str(source), f"-L{torch_lib}", "-lc10",
                    f"-Wl,-rpath,{torch_lib}", "-o", str(built)]

@@ -100,3 +100,19 @@ def test_a_missing_compiler_is_one_clear_error(monkeypatch, tmp_path):
     assert not htaf.memory.cpu_cache_available()
     with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):
         htaf.memory._build()
+
+
+def test_a_library_others_can_write_is_not_loaded(monkeypatch, tmp_path):
+    """A compiled allocator that someone else could have replaced (a group- or world-writable file) is refused before
+    it is loaded, with the file and the fix named."""
+    import os
+
+    import htaf.memory
+
+    monkeypatch.setenv("HTAF_CACHE", str(tmp_path))
+    planted = htaf.memory._library_path()
+    planted.parent.mkdir(mode=0o700, parents=True)
+    planted.write_bytes(b"not a library")
+    os.chmod(planted, 0o666)
+    with pytest.raises(RuntimeError, match="is not this user's alone"):
+        htaf.memory._build()
