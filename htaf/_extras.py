@@ -17,7 +17,7 @@ import sys
 
 from htaf._errors import PicklableError
 
-__all__ = ["INSTALL", "MissingDependencyError", "available", "require"]
+__all__ = ["INSTALL", "MissingDependencyError", "available", "cxx_compiler", "require"]
 
 #: module -> the command that installs it
 INSTALL: dict[str, str] = {
@@ -27,6 +27,16 @@ INSTALL: dict[str, str] = {
     "snntorch": "pip install --no-deps snntorch==1.0.0",
     "spikingjelly": "pip install --no-deps spikingjelly==2.0.0 loguru==0.7.3",
 }
+
+
+def cxx_compiler() -> str | None:
+    """The path of the C++ compiler that htaf's compiled parts use (``torch.compile``'s LIF kernels,
+    :mod:`htaf.memory`'s allocator): ``$CXX`` if set and found, else the first of ``g++``, ``c++``, ``clang++`` on the
+    ``PATH``; ``None`` when there is none."""
+    import os
+    import shutil
+
+    return next(filter(None, map(shutil.which, (os.environ.get("CXX", "g++"), "g++", "c++", "clang++"))), None)
 
 
 class MissingDependencyError(PicklableError, ImportError):

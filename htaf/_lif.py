@@ -209,12 +209,11 @@ def compiled_available() -> bool:
     """True when the ``"compiled"`` backend can run here: ``torch.compile`` with inductor and a C++ compiler."""
     global _COMPILER_OK
     if _COMPILER_OK is None:
-        import shutil
+        from htaf._extras import cxx_compiler
 
         try:
             import torch._inductor  # noqa: F401
-            _COMPILER_OK = hasattr(torch, "compile") and any(
-                shutil.which(c) for c in (__import__("os").environ.get("CXX", "g++"), "g++", "c++", "clang++"))
+            _COMPILER_OK = hasattr(torch, "compile") and cxx_compiler() is not None
         except Exception:
             _COMPILER_OK = False
     return _COMPILER_OK

@@ -32,7 +32,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ import threading
 from pathlib import Path
 
 import torch
+
+from htaf._extras import cxx_compiler
 
 __all__ = ["cpu_cache_available", "cpu_cache_stats", "empty_cpu_cache", "enable_cpu_cache"]
 
@@ -165,19 +166,15 @@ void htaf_cpu_cache_stats(int64_t* out) {
 _STATS = ("in_use_bytes", "cached_bytes", "peak_bytes", "hits", "misses", "min_bytes")
 _LOCK = threading.Lock()
 _LIBRARY: ctypes.CDLL | None = None
-_ENABLED = False
-
-
-def _compiler() -> str | None:
-    return next((shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "c++", "clang++") if shutil.which(c)),
-                None)
+#: PyTorch's C++ ABI, which the compiled allocator must match
+_CXX11_ABI = int(torch._C._GLIBCXX_USE_CXX11_ABI)
 
 
 def cpu_cache_available() -> bool:
     """True where :func:`enable_cpu_cache` can work: Linux or macOS, PyTorch's C++ headers and a C++ compiler."""
     from torch.utils import cpp_extension
 
-    return (sys.platform.startswith(("linux", "darwin")) and _compiler() is not None
+    return (sys.platform.startswith(("linux", "darwin")) and cxx_compiler() is not None
             and any(Path(p, "c10", "core", "CPUAllocator.h").is_file() for p in cpp_extension.include_paths()))
 
 
@@ -201,7 +198,7 @@ def _check_own(path: Path) -> None:
 def _library_path() -> Path:
     """Where the compiled allocator for this PyTorch lives: named by the hash of its source, PyTorch's version and C++
     ABI."""
-    tag = hashlib.sha256(f"{_SOURCE}{torch.__version__}{int(torch._C._GLIBCXX_USE_CXX11_ABI)}".encode()).hexdigest()
+    tag = hashlib.sha256(f"{_SOURCE}{torch.__version__}{_CXX11_ABI}".encode()).hexdigest()
     return _cache_folder() / "cpu_cache" / f"htaf_cpu_cache_{tag[:16]}.so"
 
 
@@ -216,7 +213,7 @@ def _build() -> Path:
         _check_own(folder)
         _check_own(library)
         return library
-    compiler = _compiler()
+    compiler = cxx_compiler()
     if compiler is None or not cpu_cache_available():
         raise RuntimeError("htaf.memory.enable_cpu_cache needs a C++ compiler (g++ or clang++, or $CXX) and PyTorch's "
                            "C++ headers, on Linux or macOS; install one (e.g. apt-get install g++) or leave the cache "
@@ -227,8 +224,7 @@ def _build() -> Path:
     with tempfile.TemporaryDirectory(dir=folder) as work:
         source, built = Path(work, "cpu_cache.cpp"), Path(work, library.name)
         source.write_text(_SOURCE)
-        abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
-        command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", f"-D_GLIBCXX_USE_CXX11_ABI={_CXX11_ABI}",
                    *(f"-I{p}" for p in cpp_extension.include_paths()), str(source), f"-L{torch_lib}", "-lc10",
                    f"-Wl,-rpath,{torch_lib}", "-o", str(built)]
         done = subprocess.run(command, capture_output=True, text=True)
@@ -243,7 +239,7 @@ def enable_cpu_cache(min_bytes: int = 1 << 20) -> None:
     """Make PyTorch keep freed CPU buffers of at least ``min_bytes`` bytes (default 1 MiB) for reuse, in this process
     (see the module docstring). Compiles the allocator the first time (a few seconds). Calling it again changes
     ``min_bytes`` only."""
-    global _LIBRARY, _ENABLED
+    global _LIBRARY
     if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 1:
         raise ValueError(f"min_bytes must be a positive number of bytes, got {min_bytes!r}")
     with _LOCK:
@@ -253,7 +249,6 @@ def enable_cpu_cache(min_bytes: int = 1 << 20) -> None:
             library.htaf_cpu_cache_stats.argtypes = [ctypes.POINTER(ctypes.c_int64)]
             _LIBRARY = library
         _LIBRARY.htaf_cpu_cache_install(min_bytes)
-        _ENABLED = True
 
 
 def empty_cpu_cache() -> None:
@@ -270,4 +265,4 @@ def cpu_cache_stats() -> dict[str, int | bool]:
         return {"enabled": False}
     values = (ctypes.c_int64 * len(_STATS))()
     _LIBRARY.htaf_cpu_cache_stats(values)
-    return {"enabled": _ENABLED, **dict(zip(_STATS, map(int, values)))}
+    return {"enabled": True, **dict(zip(_STATS, map(int, values)))}

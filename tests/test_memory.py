@@ -1,6 +1,6 @@
 """htaf.memory: the CPU caching allocator keeps freed large buffers for reuse, changes no computed value, and refuses
-what it cannot do with a message that says why. Each check runs in a fresh process: installing the allocator is for
-the life of a process, and the pytest worker's other tests must keep PyTorch's own."""
+what it cannot do with a message that says why. The checks that turn it on run in a fresh process: installing the
+allocator is for the life of a process, and the pytest worker's other tests must keep PyTorch's own."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_a_missing_compiler_is_one_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setenv("HTAF_CACHE", str(tmp_path))
     monkeypatch.setenv("CXX", "no-such-compiler")
-    monkeypatch.setattr(htaf.memory.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     assert not htaf.memory.cpu_cache_available()
     with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler"):
         htaf.memory._build()
